@@ -1,0 +1,5 @@
+//! placeholder crate doc (written last)
+pub mod config;
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/assignment_messages.rs"));
+}
