@@ -1,0 +1,118 @@
+//! `exchange-simulator`: the deterministic Poloniex-style API of `cloner_worker::simulator`, as
+//! a process of its own. Prints one line, `exchange-simulator listening on http://ADDR`, once it
+//! accepts calls (and writes the port to `--port-file` if given); stops on SIGINT/SIGTERM.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+use cloner_worker::simulator::{self, SimulatorConfig};
+
+#[derive(Parser)]
+#[command(
+    name = "exchange-simulator",
+    version,
+    about = "A deterministic Poloniex-style public API for tests and demos."
+)]
+struct Args {
+    /// Address to listen on. Keep it on loopback: this is not a real exchange.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Port; 0 takes a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Write the bound port to this file once listening.
+    #[arg(long)]
+    port_file: Option<PathBuf>,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Comma-separated pairs that exist.
+    #[arg(long, value_delimiter = ',')]
+    pairs: Option<Vec<String>>,
+    /// Multiplies every pair's trade rate.
+    #[arg(long, default_value_t = 1.0)]
+    intensity: f64,
+    #[arg(long, default_value_t = 1000)]
+    page_limit: usize,
+    /// Longest window answered, in seconds.
+    #[arg(long, default_value_t = 30 * 86_400)]
+    max_window_secs: i64,
+    /// Calls allowed in any one second (429 beyond); 0 = no limit.
+    #[arg(long, default_value_t = 6)]
+    rate_limit: u32,
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Fractions of calls (0..1) that fail in each way.
+    #[arg(long, default_value_t = 0.0)]
+    error_rate: f64,
+    #[arg(long, default_value_t = 0.0)]
+    hang_rate: f64,
+    #[arg(long, default_value_t = 0.0)]
+    malformed_rate: f64,
+    #[arg(long, default_value_t = 0.0)]
+    oversized_rate: f64,
+    /// HTTP worker threads.
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    let args = Args::parse();
+    for (name, rate) in [
+        ("--error-rate", args.error_rate),
+        ("--hang-rate", args.hang_rate),
+        ("--malformed-rate", args.malformed_rate),
+        ("--oversized-rate", args.oversized_rate),
+    ] {
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&rate),
+            "{name} must be a fraction between 0 and 1, got {rate}"
+        );
+    }
+    let defaults = SimulatorConfig::default();
+    let config = SimulatorConfig {
+        seed: args.seed,
+        pairs: args.pairs.unwrap_or(defaults.pairs),
+        intensity: args.intensity,
+        page_limit: args.page_limit,
+        max_window_secs: args.max_window_secs,
+        rate_limit: args.rate_limit,
+        latency_ms: args.latency_ms,
+        error_rate: args.error_rate,
+        hang_rate: args.hang_rate,
+        malformed_rate: args.malformed_rate,
+        oversized_rate: args.oversized_rate,
+        workers: args.workers,
+    };
+    actix_rt::System::new().block_on(async move {
+        let addr = SocketAddr::new(args.host, args.port);
+        let handle =
+            simulator::start_on(config, addr).with_context(|| format!("binding {addr}"))?;
+        if let Some(path) = &args.port_file {
+            // Written whole or not at all: a reader never sees half a port.
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, handle.addr().port().to_string())
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        }
+        println!("exchange-simulator listening on {}", handle.base_url());
+        std::io::stdout().flush()?;
+        shutdown_signal().await;
+        log::info!("stopping; stats: {:?}", handle.stats());
+        handle.stop().await;
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

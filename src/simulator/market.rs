@@ -1,0 +1,358 @@
+//! The simulated market: every trade of every pair as a pure function of (seed, pair, time).
+//!
+//! Each pair has a trade rate that swings over the day and over a few hours (busy and calm
+//! periods). `C(s)`, the number of a pair's trades before second `s`, is the floor of a smooth,
+//! strictly increasing function, so it costs O(1) at any second; the trades dated `s` are those
+//! numbered `C(s) .. C(s+1)`, and a pair's trade ids are `base_id + number`: consecutive in time
+//! order, whatever windows are asked. A trade's other fields are hashed from its number.
+//!
+//! Pure and deterministic: no I/O, no clock, no global state. Prices are integers in units of
+//! 1e-8 and are formatted as decimal strings without ever passing through a float.
+
+use crate::simulator::SimulatorConfig;
+
+/// 2014-01-01 00:00:00 UTC: the market opens; there are no trades before it.
+pub const EPOCH: i64 = 1_388_534_400;
+
+/// Built-in pairs: (name, mean trades per second, base price in 1e-8 units).
+/// USDT_BTC swings between about 0.05 and 0.65 trades/s, so some of its hours hold more than a
+/// 1000-trade page and others do not; BTC_ETH stays under 700 an hour; the rest are calm.
+const PAIRS: &[(&str, f64, u64)] = &[
+    ("USDT_BTC", 0.35, 650_000_000_000),
+    ("USDT_ETH", 0.15, 20_000_000_000),
+    ("BTC_ETH", 0.10, 3_143_485),
+    ("BTC_XMR", 0.03, 1_500_000),
+    ("BTC_LTC", 0.02, 800_000),
+];
+
+/// For a pair not in the table but listed in the configuration.
+const OTHER_PAIR: (f64, u64) = (0.01, 100_000);
+
+/// The two swings of every pair's rate: (period in seconds, share of the mean rate). Their
+/// shares add up to 0.86 < 1, so the rate never drops below 14 % of its mean (strictly
+/// increasing `F`, robust to float rounding).
+const SWINGS: [(f64, f64); 2] = [(86_400.0, 0.56), (18_000.0, 0.30)];
+
+/// One trade, as the simulator serves it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SimTrade {
+    pub global_trade_id: i64,
+    pub trade_id: i64,
+    /// Unix seconds, UTC.
+    pub date: i64,
+    pub buy: bool,
+    pub rate: String,
+    pub amount: String,
+    pub total: String,
+}
+
+/// A pair's parameters, derived from (seed, pair).
+struct Model {
+    key: u64,
+    base_id: i64,
+    base_global_id: i64,
+    /// Mean trades per second.
+    lambda: f64,
+    /// (amplitude in trades/s, angular frequency, phase) of each swing.
+    swings: [(f64, f64, f64); 2],
+    /// F at the epoch, so that C(EPOCH) = 0.
+    offset: f64,
+    price: u64,
+}
+
+impl Model {
+    fn new(cfg: &SimulatorConfig, pair: &str) -> Option<Model> {
+        if !cfg.pairs.iter().any(|p| p == pair) {
+            return None;
+        }
+        let (lambda, price) = PAIRS
+            .iter()
+            .find(|(name, _, _)| *name == pair)
+            .map(|&(_, l, p)| (l, p))
+            .unwrap_or(OTHER_PAIR);
+        let lambda = lambda * cfg.intensity;
+        let key = splitmix64(cfg.seed ^ fnv1a(pair.as_bytes()));
+        let swings = std::array::from_fn(|i| {
+            let (period, share) = SWINGS[i];
+            let phase = unit(splitmix64(key ^ (i as u64 + 1))) * std::f64::consts::TAU;
+            (lambda * share, std::f64::consts::TAU / period, phase)
+        });
+        let mut model = Model {
+            key,
+            // Distinct, stable id ranges per pair, well inside int32 for decades of trades.
+            base_id: 1_000_000 + (fnv1a(pair.as_bytes()) % 4_000) as i64 * 1_000,
+            base_global_id: 100_000_000 + (key % 1_000) as i64,
+            lambda,
+            swings,
+            offset: 0.0,
+            price,
+        };
+        model.offset = model.f(0.0);
+        Some(model)
+    }
+
+    /// The smooth count: ∫ rate, with `t` seconds since the epoch.
+    fn f(&self, t: f64) -> f64 {
+        let mut v = self.lambda * t;
+        for (amp, omega, phase) in self.swings {
+            v += amp / omega * (omega * t + phase).sin();
+        }
+        v
+    }
+
+    /// Trades strictly before second `s`.
+    fn before(&self, s: i64) -> i64 {
+        if s <= EPOCH {
+            return 0;
+        }
+        (self.f((s - EPOCH) as f64) - self.offset).floor().max(0.0) as i64
+    }
+
+    /// The second of trade number `n`, searching down from `hi` (≥ its second) no lower than `lo`.
+    fn second_of(&self, n: i64, lo: i64, hi: i64) -> i64 {
+        // Gallop down from `hi`: trades come newest first, so the answer is usually close.
+        let (mut below, mut above) = (hi, hi + 1);
+        let mut step = 1;
+        while below > lo && self.before(below) > n {
+            above = below;
+            below = (hi - step).max(lo);
+            step *= 2;
+        }
+        // Invariant: before(below) <= n < before(above); find the last such `below`.
+        while above - below > 1 {
+            let mid = below + (above - below) / 2;
+            if self.before(mid) <= n {
+                below = mid;
+            } else {
+                above = mid;
+            }
+        }
+        below
+    }
+
+    fn trade(&self, n: i64, date: i64) -> SimTrade {
+        let h = splitmix64(self.key ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        // Price drifts slowly (±5 % over ~10 000 trades) with ±0.1 % noise per trade.
+        let drift = (n as f64 / 1_600.0).sin() * 0.05 + (unit(h >> 11) - 0.5) * 0.002;
+        let rate = ((self.price as f64) * (1.0 + drift)).round().max(1.0) as u64;
+        let amount = 10_000 + splitmix64(h) % 1_000_000_000;
+        let total = (rate as u128 * amount as u128 / 100_000_000) as u64;
+        SimTrade {
+            global_trade_id: self.base_global_id + n * 7,
+            trade_id: self.base_id + n,
+            date,
+            buy: h & 1 == 1,
+            rate: decimal(rate),
+            amount: decimal(amount),
+            total: decimal(total),
+        }
+    }
+}
+
+/// Whether the simulator knows `pair`.
+pub fn is_listed(cfg: &SimulatorConfig, pair: &str) -> bool {
+    cfg.pairs.iter().any(|p| p == pair)
+}
+
+/// Trades of `pair` dated within `[from, until]`; O(1). Zero for an unknown pair.
+pub fn count_in_window(cfg: &SimulatorConfig, pair: &str, from: i64, until: i64) -> u64 {
+    match Model::new(cfg, pair) {
+        Some(m) if from <= until => (m.before(until + 1) - m.before(from)) as u64,
+        _ => 0,
+    }
+}
+
+/// The newest `limit` trades of `pair` in `[from, until]`, newest first: what the API answers.
+pub fn newest_trades(
+    cfg: &SimulatorConfig,
+    pair: &str,
+    from: i64,
+    until: i64,
+    limit: usize,
+) -> Vec<SimTrade> {
+    let Some(m) = Model::new(cfg, pair) else {
+        return Vec::new();
+    };
+    if from > until {
+        return Vec::new();
+    }
+    let (first, end) = (m.before(from), m.before(until + 1));
+    let n = ((end - first) as usize).min(limit);
+    let mut trades = Vec::with_capacity(n);
+    let mut second = until;
+    for number in (end - n as i64..end).rev() {
+        second = m.second_of(number, from, second);
+        trades.push(m.trade(number, second));
+    }
+    trades
+}
+
+/// Every trade of `pair` in `[from, until]`, oldest first: the ground truth for tests.
+pub fn trades_in_window(cfg: &SimulatorConfig, pair: &str, from: i64, until: i64) -> Vec<SimTrade> {
+    let mut trades = newest_trades(cfg, pair, from, until, usize::MAX);
+    trades.reverse();
+    trades
+}
+
+/// `12345678901` → `"123.45678901"`: units of 1e-8 as a decimal string, exactly.
+pub fn decimal(units: u64) -> String {
+    format!("{}.{:08}", units / 100_000_000, units % 100_000_000)
+}
+
+/// Unix seconds → `"YYYY-MM-DD HH:MM:SS"` (UTC), as the API writes dates.
+pub fn format_utc(unix: i64) -> String {
+    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+pub(crate) fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// A hash → [0, 1).
+pub(crate) fn unit(h: u64) -> f64 {
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 1_540_166_400; // 2018-10-22
+
+    fn cfg() -> SimulatorConfig {
+        SimulatorConfig::default()
+    }
+
+    #[test]
+    fn ids_are_consecutive_in_time_order_and_dates_in_the_window() {
+        let trades = trades_in_window(&cfg(), "USDT_BTC", DAY, DAY + 7200);
+        assert!(trades.len() > 100);
+        for w in trades.windows(2) {
+            assert_eq!(w[1].trade_id, w[0].trade_id + 1);
+            assert!(w[1].date >= w[0].date);
+            assert!(w[1].global_trade_id > w[0].global_trade_id);
+        }
+        assert!(trades.iter().all(|t| (DAY..=DAY + 7200).contains(&t.date)));
+    }
+
+    #[test]
+    fn a_window_is_its_halves_joined() {
+        let c = cfg();
+        for (pair, from, until) in [
+            ("USDT_BTC", DAY, DAY + 3599),
+            ("BTC_XMR", DAY, DAY + 86_399),
+            ("BTC_ETH", DAY + 7, DAY + 8),
+        ] {
+            let whole = trades_in_window(&c, pair, from, until);
+            let mid = (from + until) / 2;
+            let mut halves = trades_in_window(&c, pair, from, mid);
+            halves.extend(trades_in_window(&c, pair, mid + 1, until));
+            assert_eq!(whole, halves, "{pair}");
+            assert_eq!(whole.len() as u64, count_in_window(&c, pair, from, until));
+        }
+    }
+
+    #[test]
+    fn newest_first_and_the_page_is_the_newest_trades() {
+        let c = cfg();
+        let all = trades_in_window(&c, "USDT_BTC", DAY, DAY + 86_399);
+        let page = newest_trades(&c, "USDT_BTC", DAY, DAY + 86_399, 1000);
+        assert_eq!(page.len(), 1000);
+        let mut newest: Vec<_> = all[all.len() - 1000..].to_vec();
+        newest.reverse();
+        assert_eq!(page, newest);
+    }
+
+    #[test]
+    fn some_busy_hours_exceed_a_page_and_some_do_not() {
+        let c = cfg();
+        let hours: Vec<u64> = (0..24)
+            .map(|h| count_in_window(&c, "USDT_BTC", DAY + h * 3600, DAY + h * 3600 + 3599))
+            .collect();
+        assert!(hours.iter().any(|&n| n >= 1000), "{hours:?}");
+        assert!(hours.iter().any(|&n| n < 1000), "{hours:?}");
+        let calm =
+            (0..24).map(|h| count_in_window(&c, "BTC_ETH", DAY + h * 3600, DAY + h * 3600 + 3599));
+        assert!(
+            calm.clone().all(|n| n > 0 && n < 1000),
+            "{:?}",
+            calm.collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn deterministic_per_seed_and_pair() {
+        let a = trades_in_window(&cfg(), "BTC_ETH", DAY, DAY + 600);
+        assert_eq!(a, trades_in_window(&cfg(), "BTC_ETH", DAY, DAY + 600));
+        let other = SimulatorConfig { seed: 7, ..cfg() };
+        assert_ne!(a, trades_in_window(&other, "BTC_ETH", DAY, DAY + 600));
+        let xmr = trades_in_window(&cfg(), "BTC_XMR", DAY, DAY + 600);
+        assert_ne!(
+            a.first().map(|t| t.trade_id),
+            xmr.first().map(|t| t.trade_id)
+        );
+    }
+
+    #[test]
+    fn total_is_rate_times_amount_in_integers() {
+        let units = |s: &str| {
+            let (int, frac) = s.split_once('.').unwrap();
+            assert_eq!(frac.len(), 8, "{s}");
+            int.parse::<u128>().unwrap() * 100_000_000 + frac.parse::<u128>().unwrap()
+        };
+        for t in trades_in_window(&cfg(), "USDT_BTC", DAY, DAY + 600) {
+            assert_eq!(
+                units(&t.total),
+                units(&t.rate) * units(&t.amount) / 100_000_000
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_pairs_and_pre_epoch_windows_are_empty() {
+        assert_eq!(count_in_window(&cfg(), "BTC_NOPE", DAY, DAY + 100), 0);
+        assert!(trades_in_window(&cfg(), "BTC_ETH", 0, EPOCH - 1).is_empty());
+        assert_eq!(count_in_window(&cfg(), "BTC_ETH", DAY + 1, DAY), 0);
+    }
+
+    #[test]
+    fn formats_dates_and_decimals() {
+        assert_eq!(format_utc(1_540_220_637), "2018-10-22 15:03:57");
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00");
+        assert_eq!(format_utc(951_868_799), "2000-02-29 23:59:59");
+        assert_eq!(decimal(283), "0.00000283");
+        assert_eq!(decimal(12_345_678_901), "123.45678901");
+        for t in [0, 86_399, 951_868_799, 1_540_220_637, 2_147_483_647] {
+            assert_eq!(crate::upstream::parse_utc_datetime(&format_utc(t)), Some(t));
+        }
+    }
+}

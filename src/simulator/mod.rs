@@ -1,0 +1,67 @@
+//! The exchange simulator: a deterministic stand-in for the Poloniex public API, served on a
+//! loopback port for tests, benchmarks and the demo (design.md §5).
+//!
+//! - [`market`]: the trades themselves, a pure function of (seed, pair, window).
+//! - [`server`]: the HTTP side: `returnTradeHistory` with the API's answers and errors, the rate
+//!   limit (429) with a violation counter, fault injection, and `/stats`.
+//!
+//! It must never be what production talks to, and it never reaches beyond loopback unless told.
+
+pub mod market;
+pub mod server;
+
+pub use server::{start, start_on, SimulatorHandle, Stats};
+
+use serde::{Deserialize, Serialize};
+
+/// What the simulator serves and how it misbehaves. Fault rates are fractions of calls, drawn
+/// deterministically from (seed, call number).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimulatorConfig {
+    /// Seeds the market and the fault draws.
+    pub seed: u64,
+    /// Pairs that exist; any other gets "Invalid currency pair.".
+    pub pairs: Vec<String>,
+    /// Multiplies every pair's trade rate.
+    pub intensity: f64,
+    /// Most trades one answer holds (the newest of the window).
+    pub page_limit: usize,
+    /// Longest window answered; longer ones get the one-month error.
+    pub max_window_secs: i64,
+    /// Calls allowed in any one second; 0 = no limit.
+    pub rate_limit: u32,
+    /// Added to every answer.
+    pub latency_ms: u64,
+    /// Fraction of calls answered 500/502/503.
+    pub error_rate: f64,
+    /// Fraction of calls never answered (held for an hour).
+    pub hang_rate: f64,
+    /// Fraction of calls answered with a truncated, non-JSON body.
+    pub malformed_rate: f64,
+    /// Fraction of calls answered with a body of more than 8 MiB.
+    pub oversized_rate: f64,
+    /// HTTP worker threads.
+    pub workers: usize,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        SimulatorConfig {
+            seed: 42,
+            pairs: ["BTC_ETH", "BTC_XMR", "BTC_LTC", "USDT_BTC", "USDT_ETH"]
+                .map(String::from)
+                .to_vec(),
+            intensity: 1.0,
+            page_limit: 1000,
+            max_window_secs: 30 * 86_400,
+            rate_limit: 6,
+            latency_ms: 0,
+            error_rate: 0.0,
+            hang_rate: 0.0,
+            malformed_rate: 0.0,
+            oversized_rate: 0.0,
+            workers: 2,
+        }
+    }
+}

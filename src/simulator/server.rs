@@ -1,0 +1,301 @@
+//! The simulator's HTTP side (actix-web): `GET /public?command=returnTradeHistory…`,
+//! `GET /stats`, `POST /stats/reset`, `GET /health`.
+//!
+//! Per call, in order: the rate check (429 past `rate_limit` calls in any one second, counted
+//! as a violation), then the injected faults, then the real answer. It must never block a
+//! server thread: latency and hangs are timers.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde::{Deserialize, Serialize};
+
+use super::market::{self, splitmix64, unit};
+use super::SimulatorConfig;
+
+/// Counters served by `/stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Every call to `/public`.
+    pub calls: u64,
+    /// Calls answered with trades (or a trade-level error), past the rate check and faults.
+    pub trade_history_calls: u64,
+    /// Calls past the rate limit (answered 429).
+    pub violations: u64,
+    /// Most calls seen in any one-second window.
+    pub peak_calls_per_second: u64,
+    pub errors_5xx: u64,
+    pub hangs: u64,
+    pub malformed: u64,
+    pub oversized: u64,
+    pub invalid_pair: u64,
+    pub window_too_long: u64,
+}
+
+struct Shared {
+    config: SimulatorConfig,
+    stats: Mutex<Stats>,
+    /// Instants of the calls of the last second, for the rate limit and the peak.
+    recent: Mutex<VecDeque<Instant>>,
+    /// Numbers calls, for deterministic fault draws.
+    call_number: AtomicU64,
+}
+
+/// A running simulator.
+pub struct SimulatorHandle {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: actix_web::dev::ServerHandle,
+}
+
+impl SimulatorHandle {
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn config(&self) -> &SimulatorConfig {
+        &self.shared.config
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.shared.stats.lock().unwrap().clone()
+    }
+
+    pub fn reset_stats(&self) {
+        *self.shared.stats.lock().unwrap() = Stats::default();
+    }
+
+    /// Stops accepting calls and waits for the server to finish (hung calls are dropped).
+    pub async fn stop(self) {
+        self.server.stop(false).await;
+    }
+}
+
+/// Starts a simulator on a free loopback port, on the current actix system.
+pub async fn start(config: SimulatorConfig) -> std::io::Result<SimulatorHandle> {
+    start_on(config, SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// Starts a simulator on `addr` (port 0: a free one), on the current actix system.
+pub fn start_on(config: SimulatorConfig, addr: SocketAddr) -> std::io::Result<SimulatorHandle> {
+    let workers = config.workers.max(1);
+    let shared = Arc::new(Shared {
+        config,
+        stats: Mutex::new(Stats::default()),
+        recent: Mutex::new(VecDeque::new()),
+        call_number: AtomicU64::new(0),
+    });
+    let state = web::Data::from(shared.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/public", web::get().to(public))
+            .route("/stats", web::get().to(stats))
+            .route("/stats/reset", web::post().to(reset))
+            .route("/health", web::get().to(|| async { "ok" }))
+    })
+    .workers(workers)
+    // Hung calls are dropped at stop, not waited for.
+    .shutdown_timeout(0)
+    .disable_signals()
+    .bind(addr)?;
+    let addr = server.addrs()[0];
+    let server = server.run();
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    Ok(SimulatorHandle {
+        addr,
+        shared,
+        server: handle,
+    })
+}
+
+async fn stats(state: web::Data<Shared>) -> HttpResponse {
+    HttpResponse::Ok().json(state.stats.lock().unwrap().clone())
+}
+
+async fn reset(state: web::Data<Shared>) -> HttpResponse {
+    *state.stats.lock().unwrap() = Stats::default();
+    HttpResponse::NoContent().finish()
+}
+
+fn api_error(message: &str) -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "error": message }))
+}
+
+enum Fault {
+    Hang,
+    ServerError(u16),
+    Malformed,
+    Oversized,
+}
+
+/// Draws this call's fault, if any, from (seed, call number).
+fn draw_fault(config: &SimulatorConfig, call: u64) -> Option<Fault> {
+    let r = unit(splitmix64(
+        config.seed ^ call.wrapping_mul(0xA24B_AED4_963E_E407),
+    ));
+    let mut edge = config.hang_rate;
+    if r < edge {
+        return Some(Fault::Hang);
+    }
+    edge += config.error_rate;
+    if r < edge {
+        return Some(Fault::ServerError([500, 502, 503][(call % 3) as usize]));
+    }
+    edge += config.malformed_rate;
+    if r < edge {
+        return Some(Fault::Malformed);
+    }
+    edge += config.oversized_rate;
+    (r < edge).then_some(Fault::Oversized)
+}
+
+/// Records a call; `true` if it is past the rate limit.
+fn over_the_limit(state: &Shared) -> bool {
+    let now = Instant::now();
+    let in_last_second = {
+        let mut recent = state.recent.lock().unwrap();
+        while recent
+            .front()
+            .is_some_and(|&t| now.duration_since(t) >= Duration::from_secs(1))
+        {
+            recent.pop_front();
+        }
+        recent.push_back(now);
+        recent.len() as u64
+    };
+    let limit = state.config.rate_limit as u64;
+    let mut stats = state.stats.lock().unwrap();
+    stats.calls += 1;
+    stats.peak_calls_per_second = stats.peak_calls_per_second.max(in_last_second);
+    let over = limit > 0 && in_last_second > limit;
+    if over {
+        stats.violations += 1;
+    }
+    over
+}
+
+async fn public(
+    state: web::Data<Shared>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let config = &state.config;
+    if over_the_limit(&state) {
+        let message = format!(
+            "Please do not make more than {} API calls per second.",
+            config.rate_limit
+        );
+        return HttpResponse::TooManyRequests().json(serde_json::json!({ "error": message }));
+    }
+    let call = state.call_number.fetch_add(1, Ordering::Relaxed);
+    let fault = draw_fault(config, call);
+    if let Some(Fault::Hang) = fault {
+        state.stats.lock().unwrap().hangs += 1;
+        actix_rt::time::sleep(Duration::from_secs(3600)).await;
+        return HttpResponse::GatewayTimeout().finish();
+    }
+    if config.latency_ms > 0 {
+        actix_rt::time::sleep(Duration::from_millis(config.latency_ms)).await;
+    }
+    match fault {
+        Some(Fault::ServerError(code)) => {
+            state.stats.lock().unwrap().errors_5xx += 1;
+            let status = actix_web::http::StatusCode::from_u16(code).expect("a valid status");
+            return HttpResponse::build(status)
+                .body("<html><body>upstream unavailable</body></html>");
+        }
+        Some(Fault::Malformed) => {
+            state.stats.lock().unwrap().malformed += 1;
+            return HttpResponse::Ok()
+                .content_type("application/json")
+                .body(r#"[{"globalTradeID":1,"tradeID":1,"date":"2018-10-22 15:0"#);
+        }
+        Some(Fault::Oversized) => {
+            state.stats.lock().unwrap().oversized += 1;
+            return HttpResponse::Ok()
+                .content_type("application/json")
+                .body(oversized_body());
+        }
+        _ => {}
+    }
+    trade_history(&state, &query)
+}
+
+fn trade_history(state: &Shared, query: &HashMap<String, String>) -> HttpResponse {
+    let config = &state.config;
+    if query.get("command").map(String::as_str) != Some("returnTradeHistory") {
+        return api_error("Invalid command.");
+    }
+    let pair = query.get("currencyPair").map(String::as_str).unwrap_or("");
+    if !market::is_listed(config, pair) {
+        state.stats.lock().unwrap().invalid_pair += 1;
+        return api_error("Invalid currency pair.");
+    }
+    let number = |key: &str| query.get(key).and_then(|v| v.parse::<i64>().ok());
+    let (Some(start), Some(end)) = (number("start"), number("end")) else {
+        return api_error("Please specify start and end as unix timestamps in seconds.");
+    };
+    if start > end {
+        return api_error("Please specify a start before the end.");
+    }
+    if end - start > config.max_window_secs {
+        state.stats.lock().unwrap().window_too_long += 1;
+        return api_error("Please specify a time window of no more than 1 month.");
+    }
+    state.stats.lock().unwrap().trade_history_calls += 1;
+    let trades = market::newest_trades(config, pair, start, end, config.page_limit);
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(to_json(&trades))
+}
+
+/// The API's trade objects, written by hand: a 1000-trade page is the hot path of benchmarks.
+fn to_json(trades: &[market::SimTrade]) -> String {
+    let mut out = String::with_capacity(trades.len() * 190 + 2);
+    out.push('[');
+    for (i, t) in trades.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(
+            out,
+            r#"{{"globalTradeID":{},"tradeID":{},"date":"{}","type":"{}","rate":"{}","amount":"{}","total":"{}","orderNumber":{}}}"#,
+            t.global_trade_id,
+            t.trade_id,
+            market::format_utc(t.date),
+            if t.buy { "buy" } else { "sell" },
+            t.rate,
+            t.amount,
+            t.total,
+            t.global_trade_id * 3 + 1,
+        );
+    }
+    out.push(']');
+    out
+}
+
+/// A well-formed trade list of more than 8 MiB: a body limit must stop it, not a parser.
+fn oversized_body() -> String {
+    let trade = r#"{"globalTradeID":1,"tradeID":1,"date":"2018-10-22 15:03:57","type":"buy","rate":"0.1","amount":"1","total":"0.1"}"#;
+    let n = (8 << 20) / trade.len() + 1;
+    let mut out = String::with_capacity(n * (trade.len() + 1) + 2);
+    out.push('[');
+    for i in 0..n {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(trade);
+    }
+    out.push(']');
+    out
+}

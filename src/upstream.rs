@@ -1,0 +1,458 @@
+//! The upstream: the Poloniex-style public API, `returnTradeHistory`, over awc.
+//!
+//! One call per [`Upstream::trade_history`]: no retries here (the caller retries, through the
+//! rate limiter). The answer is classified for the caller: a window's trades, a window too big
+//! for one call, or an error that is [`UpstreamError::Transient`] (worth another try) or
+//! [`UpstreamError::Permanent`] (not). Bodies are size-limited and every call has a timeout.
+//!
+//! It must never put an unvalidated pair into a URL (it takes a [`CurrencyPair`]) and never
+//! carry a decimal through a float: rate, amount and total stay the strings the API sent.
+
+use serde::Deserialize;
+use std::sync::Arc;
+
+use crate::config::UpstreamSettings;
+use crate::pair::CurrencyPair;
+use crate::proto::{cloned_entry, ClonedEntry};
+
+/// How much of an unexpected body goes into an error message.
+const BODY_EXCERPT: usize = 200;
+
+/// What one call says about a window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Window {
+    /// Every trade of the window, oldest first.
+    Complete(Vec<ClonedEntry>),
+    /// More trades than one call returns, or a window the API refuses as too long.
+    TooBig { reason: String },
+}
+
+/// A call that did not describe the window.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpstreamError {
+    /// Timeouts, connection failures, 429, 5xx, malformed or oversized bodies: try again later.
+    #[error("transient upstream failure: {0}")]
+    Transient(String),
+    /// The API refused the request for good (unknown pair, bad request) or answered nonsense.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl UpstreamError {
+    pub fn is_transient(&self) -> bool {
+        matches!(self, UpstreamError::Transient(_))
+    }
+}
+
+pub struct Upstream {
+    /// Not `Send`: one client per arbiter, shared by that arbiter's workers (one pool).
+    client: awc::Client,
+    /// Without a trailing `/`.
+    base_url: String,
+    page_limit: usize,
+    max_body_bytes: usize,
+}
+
+impl Upstream {
+    pub fn new(settings: &UpstreamSettings) -> Upstream {
+        let timeout = settings.request_timeout();
+        let connector = awc::Connector::new()
+            .timeout(timeout)
+            .rustls_0_23(Arc::new(tls_config()))
+            // Enough connections for every worker of a big pool to have its own.
+            .limit(1024);
+        let client = awc::Client::builder()
+            .connector(connector)
+            .timeout(timeout)
+            .add_default_header((
+                "User-Agent",
+                concat!("cloner-worker/", env!("CARGO_PKG_VERSION")),
+            ))
+            .finish();
+        Upstream {
+            client,
+            base_url: settings.base_url.trim_end_matches('/').to_string(),
+            page_limit: settings.page_limit,
+            max_body_bytes: settings.max_body_bytes,
+        }
+    }
+
+    /// The URL of one `returnTradeHistory` call; the pair is validated, the rest are numbers.
+    pub fn url(&self, pair: &CurrencyPair, from: i32, until: i32) -> String {
+        format!(
+            "{}/public?command=returnTradeHistory&currencyPair={pair}&start={from}&end={until}",
+            self.base_url
+        )
+    }
+
+    /// One call for the trades of `pair` in `[from, until]` (inclusive).
+    pub async fn trade_history(
+        &self,
+        pair: &CurrencyPair,
+        from: i32,
+        until: i32,
+    ) -> Result<Window, UpstreamError> {
+        let url = self.url(pair, from, until);
+        let mut response = self
+            .client
+            .get(&url)
+            .insert_header(("Accept", "application/json"))
+            .send()
+            .await
+            .map_err(|e| UpstreamError::Transient(format!("GET {url}: {e}")))?;
+        let status = response.status();
+        let body = response
+            .body()
+            .limit(self.max_body_bytes)
+            .await
+            .map_err(|e| match e {
+                awc::error::PayloadError::Overflow => UpstreamError::Transient(format!(
+                    "body larger than {} bytes",
+                    self.max_body_bytes
+                )),
+                e => UpstreamError::Transient(format!("reading the body of GET {url}: {e}")),
+            })?;
+        if status.as_u16() == 429 || status.is_server_error() {
+            return Err(UpstreamError::Transient(format!(
+                "HTTP {status}: {}",
+                excerpt(&body)
+            )));
+        }
+        if !status.is_success() {
+            return Err(UpstreamError::Permanent(format!(
+                "HTTP {status}: {}",
+                excerpt(&body)
+            )));
+        }
+        classify_body(&body, self.page_limit, from, until)
+    }
+}
+
+/// TLS for https upstreams: rustls with the ring provider and the Mozilla roots.
+fn tls_config() -> rustls::ClientConfig {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// A trade as the API sends it; strings are borrowed from the body where possible.
+#[derive(Deserialize)]
+struct RawTrade<'a> {
+    #[serde(rename = "tradeID")]
+    trade_id: i64,
+    #[serde(borrow)]
+    date: std::borrow::Cow<'a, str>,
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    rate: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    amount: std::borrow::Cow<'a, str>,
+    #[serde(borrow)]
+    total: std::borrow::Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Answer<'a> {
+    #[serde(borrow)]
+    Trades(Vec<RawTrade<'a>>),
+    Error {
+        error: String,
+    },
+}
+
+/// Classifies a 200 body for the window `[from, until]`; pure, so every branch is unit-tested.
+pub fn classify_body(
+    body: &[u8],
+    page_limit: usize,
+    from: i32,
+    until: i32,
+) -> Result<Window, UpstreamError> {
+    let answer: Answer = serde_json::from_slice(body).map_err(|e| {
+        UpstreamError::Transient(format!(
+            "answer is not a trade list nor an error object ({e}): {}",
+            excerpt(body)
+        ))
+    })?;
+    let trades = match answer {
+        Answer::Error { error } => {
+            let lower = error.to_ascii_lowercase();
+            return if lower.contains("time window") {
+                Ok(Window::TooBig { reason: error })
+            } else if lower.contains("per second")
+                || lower.contains("rate limit")
+                || lower.contains("too many")
+            {
+                Err(UpstreamError::Transient(error))
+            } else {
+                Err(UpstreamError::Permanent(error))
+            };
+        }
+        Answer::Trades(trades) => trades,
+    };
+    if trades.len() >= page_limit {
+        return Ok(Window::TooBig {
+            reason: format!("page limit of {page_limit} trades reached"),
+        });
+    }
+    // The API answers newest first; results go out oldest first.
+    trades
+        .iter()
+        .rev()
+        .map(|t| entry(t, from, until))
+        .collect::<Result<_, _>>()
+        .map(Window::Complete)
+}
+
+fn entry(t: &RawTrade, from: i32, until: i32) -> Result<ClonedEntry, UpstreamError> {
+    let bad = |what: String| UpstreamError::Permanent(format!("trade {}: {what}", t.trade_id));
+    let trade_id = i32::try_from(t.trade_id)
+        .map_err(|_| bad("tradeID does not fit the wire's int32".into()))?;
+    let date =
+        parse_utc_datetime(&t.date).ok_or_else(|| bad(format!("unreadable date {:?}", t.date)))?;
+    if date < from as i64 || date > until as i64 {
+        return Err(bad(format!(
+            "dated {} outside the window [{from}, {until}] asked for",
+            t.date
+        )));
+    }
+    let kind = match &*t.kind {
+        "buy" => cloned_entry::Type::Buy,
+        "sell" => cloned_entry::Type::Sell,
+        other => return Err(bad(format!("unknown type {other:?}"))),
+    };
+    Ok(ClonedEntry {
+        trade_id,
+        date: date as i32,
+        r#type: kind as i32,
+        rate: t.rate.to_string(),
+        amount: t.amount.to_string(),
+        total: t.total.to_string(),
+    })
+}
+
+/// `"YYYY-MM-DD HH:MM:SS"` (UTC) as unix seconds; `None` if it is not exactly that.
+pub fn parse_utc_datetime(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        let digits = &s[range];
+        digits
+            .bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| digits.parse().ok())?
+    };
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(BODY_EXCERPT)]);
+    if body.len() > BODY_EXCERPT {
+        format!("{text}… ({} bytes)", body.len())
+    } else {
+        text.into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"[{"globalTradeID": 394604821, "tradeID": 45205037, "date": "2018-10-22 15:03:57", "type": "sell", "rate": "0.03143485", "amount": "0.00009034", "total": "0.00000283", "orderNumber": 1}]"#;
+    const AT: i32 = 1_540_220_637;
+
+    fn complete(body: &str, from: i32, until: i32) -> Vec<ClonedEntry> {
+        match classify_body(body.as_bytes(), 1000, from, until) {
+            Ok(Window::Complete(e)) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn maps_the_documented_example_exactly() {
+        let entries = complete(EXAMPLE, AT - 10, AT + 10);
+        assert_eq!(
+            entries,
+            vec![ClonedEntry {
+                trade_id: 45205037,
+                date: AT,
+                r#type: cloned_entry::Type::Sell as i32,
+                rate: "0.03143485".into(),
+                amount: "0.00009034".into(),
+                total: "0.00000283".into(),
+            }]
+        );
+    }
+
+    #[test]
+    fn answers_oldest_first() {
+        let body = r#"[
+            {"tradeID": 3, "date": "2018-10-22 15:03:59", "type": "buy", "rate": "1", "amount": "2", "total": "2"},
+            {"tradeID": 2, "date": "2018-10-22 15:03:58", "type": "sell", "rate": "1", "amount": "1", "total": "1"}]"#;
+        let entries = complete(body, AT, AT + 5);
+        assert_eq!(
+            entries.iter().map(|e| e.trade_id).collect::<Vec<_>>(),
+            [2, 3]
+        );
+        assert_eq!(entries[1].r#type, cloned_entry::Type::Buy as i32);
+        assert!(
+            complete("[]", 0, 10).is_empty(),
+            "an empty window is complete"
+        );
+    }
+
+    #[test]
+    fn a_full_page_or_the_window_error_is_too_big() {
+        let page: Vec<String> = (0..3)
+            .map(|i| format!(r#"{{"tradeID": {i}, "date": "2018-10-22 15:03:57", "type": "buy", "rate": "1", "amount": "1", "total": "1"}}"#))
+            .collect();
+        let body = format!("[{}]", page.join(","));
+        assert!(matches!(
+            classify_body(body.as_bytes(), 3, AT, AT),
+            Ok(Window::TooBig { .. })
+        ));
+        assert!(
+            matches!(classify_body(body.as_bytes(), 4, AT, AT), Ok(Window::Complete(e)) if e.len() == 3)
+        );
+        let window = br#"{"error":"Please specify a time window of no more than 1 month."}"#;
+        assert_eq!(
+            classify_body(window, 1000, 0, 1),
+            Ok(Window::TooBig {
+                reason: "Please specify a time window of no more than 1 month.".into()
+            })
+        );
+    }
+
+    #[test]
+    fn error_objects_are_classified() {
+        assert_eq!(
+            classify_body(br#"{"error":"Invalid currency pair."}"#, 1000, 0, 1),
+            Err(UpstreamError::Permanent("Invalid currency pair.".into()))
+        );
+        let rate = classify_body(
+            br#"{"error":"Please do not make more than 6 API calls per second."}"#,
+            1000,
+            0,
+            1,
+        );
+        assert!(rate.unwrap_err().is_transient());
+    }
+
+    #[test]
+    fn malformed_bodies_are_transient_with_an_excerpt() {
+        for body in [
+            &b"[{\"tradeID\": 1, \"da"[..],
+            b"<html>bad gateway</html>",
+            b"",
+            b"{\"foo\": 1}",
+        ] {
+            let err = classify_body(body, 1000, 0, 1).unwrap_err();
+            assert!(err.is_transient(), "{err}");
+        }
+        let err = classify_body(b"<html>bad gateway</html>", 1000, 0, 1).unwrap_err();
+        assert!(err.to_string().contains("<html>bad gateway"), "{err}");
+    }
+
+    #[test]
+    fn nonsense_trades_are_permanent_errors() {
+        let one = |field: &str| {
+            let t = format!(
+                r#"[{{"tradeID": 7, "date": "2018-10-22 15:03:57", "type": "sell", "rate": "1", "amount": "1", "total": "1", {field}}}]"#
+            );
+            classify_body(t.replace(", }", "}").as_bytes(), 1000, AT, AT)
+        };
+        assert!(one("\"x\": 0").is_ok(), "unknown fields are ignored");
+        let bad = [
+            r#"[{"tradeID": 7, "date": "2018-13-22 15:03:57", "type": "sell", "rate": "1", "amount": "1", "total": "1"}]"#,
+            r#"[{"tradeID": 7, "date": "2018-10-22 15:03:57", "type": "hold", "rate": "1", "amount": "1", "total": "1"}]"#,
+            r#"[{"tradeID": 9999999999, "date": "2018-10-22 15:03:57", "type": "buy", "rate": "1", "amount": "1", "total": "1"}]"#,
+            r#"[{"tradeID": 7, "date": "2018-10-22 15:03:58", "type": "buy", "rate": "1", "amount": "1", "total": "1"}]"#,
+        ];
+        for body in bad {
+            let err = classify_body(body.as_bytes(), 1000, AT, AT).unwrap_err();
+            assert!(!err.is_transient(), "{body}: {err}");
+            assert!(err.to_string().starts_with("trade "), "{err}");
+        }
+        // Decimals must be strings: a number could already have lost digits in a float.
+        let float = r#"[{"tradeID": 7, "date": "2018-10-22 15:03:57", "type": "buy", "rate": 0.1, "amount": "1", "total": "1"}]"#;
+        assert!(classify_body(float.as_bytes(), 1000, AT, AT).is_err());
+    }
+
+    #[test]
+    fn parses_utc_datetimes() {
+        assert_eq!(parse_utc_datetime("1970-01-01 00:00:00"), Some(0));
+        assert_eq!(parse_utc_datetime("2018-10-22 15:03:57"), Some(AT as i64));
+        assert_eq!(parse_utc_datetime("2000-02-29 23:59:59"), Some(951_868_799));
+        assert_eq!(
+            parse_utc_datetime("2038-01-19 03:14:07"),
+            Some(i32::MAX as i64)
+        );
+        for bad in [
+            "2019-02-29 00:00:00",
+            "1900-02-29 00:00:00",
+            "2018-10-22T15:03:57",
+            "2018-10-22 24:00:00",
+            "2018-10-22 15:03",
+            "2018-1-022 15:03:57",
+            "+018-10-22 15:03:57",
+            "2018-04-31 00:00:00",
+            "",
+        ] {
+            assert_eq!(parse_utc_datetime(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn urls_carry_only_validated_parts() {
+        let mut s = crate::config::Settings::default().upstream;
+        s.base_url = "https://poloniex.com/".into();
+        let up = Upstream::new(&s);
+        let pair = CurrencyPair::parse("BTC_ETH").unwrap();
+        assert_eq!(
+            up.url(&pair, 1, 2),
+            "https://poloniex.com/public?command=returnTradeHistory&currencyPair=BTC_ETH&start=1&end=2"
+        );
+    }
+}
