@@ -1,0 +1,84 @@
+//! Boots the actor tree from [`Settings`] and registers its singletons as system services, in
+//! the order the original's application supervisor started them:
+//! `Queue` → `RateLimiter` → `WorkerManager` → `Registry` → `WorkerSupervisor` (→ workers).
+//!
+//! Start it once per actix `System`, from inside it. It must never block: it only starts actors.
+
+use actix::prelude::*;
+use actix::registry::SystemRegistry;
+
+use crate::chunk_task::TaskDeps;
+use crate::config::Settings;
+use crate::job::Job;
+use crate::queue::Queue;
+use crate::rate_limiter::{Rate, RateLimiter};
+use crate::registry::Registry;
+use crate::supervisor::WorkerSupervisor;
+use crate::worker::FaultHook;
+use crate::worker_manager::WorkerManager;
+
+/// The addresses of the singletons; each is also reachable with `X::from_registry()`.
+#[derive(Clone)]
+pub struct App {
+    pub queue: Addr<Queue<Job>>,
+    pub limiter: Addr<RateLimiter>,
+    pub manager: Addr<WorkerManager>,
+    pub registry: Addr<Registry>,
+    pub supervisor: Addr<WorkerSupervisor>,
+}
+
+/// Options that are not configuration: test hooks.
+#[derive(Default, Clone)]
+pub struct Hooks {
+    /// Makes chosen task attempts panic or hang (tests only).
+    pub fault: Option<FaultHook>,
+}
+
+impl App {
+    /// Starts the tree on the current arbiter. Panics if called twice in one `System` (the
+    /// system registry holds one of each singleton).
+    pub fn start(settings: &Settings, hooks: Hooks) -> App {
+        let queue = Queue::<Job>::new(settings.manager.queue_bound).start();
+        SystemRegistry::set(queue.clone());
+
+        let rate = if settings.rate_limiter.unlimited {
+            Rate::Unlimited
+        } else {
+            Rate::PerSecond(settings.default_rate)
+        };
+        let limiter = RateLimiter::new(rate, settings.rate_limiter.burst)
+            .expect("settings are validated")
+            .start();
+        SystemRegistry::set(limiter.clone());
+
+        let manager = WorkerManager::new(queue.clone(), settings.manager.max_attempts).start();
+        SystemRegistry::set(manager.clone());
+
+        let registry = Registry::default().start();
+        SystemRegistry::set(registry.clone());
+
+        let deps = TaskDeps::new(&settings.upstream, limiter.clone());
+        let supervisor = WorkerSupervisor::start_workers(
+            settings.n_workers,
+            deps,
+            settings.attempt_deadline(),
+            hooks.fault,
+        )
+        .start();
+        SystemRegistry::set(supervisor.clone());
+
+        log::info!(
+            "started {} workers; rate {rate} (burst {}); upstream {}",
+            settings.n_workers,
+            settings.rate_limiter.burst,
+            settings.upstream.base_url
+        );
+        App {
+            queue,
+            limiter,
+            manager,
+            registry,
+            supervisor,
+        }
+    }
+}

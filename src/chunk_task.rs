@@ -1,0 +1,106 @@
+//! The short-lived future a worker runs for one chunk — the original's Elixir `Task`.
+//!
+//! It validates the chunk, then for each try: waits for the rate limiter, calls the upstream
+//! once, and classifies the answer. Transient failures are retried with backoff and jitter, each
+//! try through the rate limiter again; permanent ones are answered at once.
+//!
+//! It always ends in a [`ClonedChunk`], except when the rate limiter is gone (shutdown), which
+//! is not the chunk's fault and must not be answered as if it were. It must never retry without
+//! going through the rate limiter.
+
+use std::rc::Rc;
+
+use actix::Addr;
+
+use crate::backoff::Backoff;
+use crate::chunk::{error_result, result, Describe};
+use crate::config::UpstreamSettings;
+use crate::pair::validate_chunk;
+use crate::proto::{cloned_chunk, ClonedChunk, TodoChunk};
+use crate::rate_limiter::{register, LimiterClosed, RateLimiter};
+use crate::upstream::{Upstream, UpstreamError, Window};
+
+/// What every task of one arbiter shares.
+pub struct TaskDeps {
+    /// The HTTP client; not `Send`, so one per arbiter, shared by its workers' tasks.
+    pub upstream: Upstream,
+    pub limiter: Addr<RateLimiter>,
+    pub backoff: Backoff,
+    /// Extra tries after a transient failure.
+    pub max_retries: u32,
+}
+
+impl TaskDeps {
+    pub fn new(settings: &UpstreamSettings, limiter: Addr<RateLimiter>) -> Rc<TaskDeps> {
+        Rc::new(TaskDeps {
+            upstream: Upstream::new(settings),
+            limiter,
+            backoff: Backoff::new(
+                std::time::Duration::from_millis(settings.backoff_base_ms),
+                std::time::Duration::from_millis(settings.backoff_max_ms),
+            ),
+            max_retries: settings.max_retries,
+        })
+    }
+}
+
+/// Clones one chunk: the answer, or `LimiterClosed` if the system is shutting down.
+pub async fn clone_chunk(
+    deps: Rc<TaskDeps>,
+    chunk: TodoChunk,
+) -> Result<ClonedChunk, LimiterClosed> {
+    let pair = match validate_chunk(&chunk) {
+        Ok(pair) => pair,
+        Err(invalid) => {
+            log::warn!("refusing chunk {}: {invalid}", Describe(&chunk));
+            return Ok(error_result(&chunk, format!("invalid chunk: {invalid}")));
+        }
+    };
+    // Seeded per task: jitter only has to decorrelate tasks, not be unpredictable.
+    let mut rng = fastrand::Rng::new();
+    let mut retry = 0;
+    loop {
+        register(&deps.limiter).await?;
+        let answer = deps
+            .upstream
+            .trade_history(&pair, chunk.from_unix_ts, chunk.until_unix_ts)
+            .await;
+        return Ok(match answer {
+            Ok(Window::Complete(entries)) => {
+                result(&chunk, cloned_chunk::Result::Complete, entries, "")
+            }
+            Ok(Window::TooBig { reason }) => result(
+                &chunk,
+                cloned_chunk::Result::WindowTooBig,
+                Vec::new(),
+                reason,
+            ),
+            Err(UpstreamError::Permanent(message)) => {
+                log::warn!("chunk {}: upstream refused it: {message}", Describe(&chunk));
+                error_result(&chunk, message)
+            }
+            Err(UpstreamError::Transient(message)) if retry < deps.max_retries => {
+                let delay = deps.backoff.delay(retry, &mut rng);
+                log::debug!(
+                    "chunk {}: try {} failed ({message}); again in {delay:?}",
+                    Describe(&chunk),
+                    retry + 1
+                );
+                retry += 1;
+                actix_rt::time::sleep(delay).await;
+                continue;
+            }
+            Err(UpstreamError::Transient(message)) => {
+                let tries = retry + 1;
+                log::warn!(
+                    "chunk {}: giving up after {tries} tries: {message}",
+                    Describe(&chunk)
+                );
+                error_result(
+                    &chunk,
+                    format!("upstream failed {tries} times; last: {message}"),
+                )
+            }
+        });
+    }
+}

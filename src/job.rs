@@ -1,0 +1,51 @@
+//! `Job`: one chunk on its way through the queue and the workers, with the channel its answer
+//! goes back on.
+//!
+//! The queue holds jobs, not bare chunks, so that an answer can find its caller and a retried
+//! chunk keeps its attempt count. A job must never be dropped before it is answered (see
+//! [`Job::answer`]).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::oneshot;
+
+use crate::proto::TodoChunk;
+
+/// Identifies a job across attempts; unique within the process.
+pub type JobId = u64;
+
+static NEXT_JOB_ID: AtomicU64 = AtomicU64::new(1);
+
+pub struct Job {
+    pub id: JobId,
+    pub chunk: TodoChunk,
+    /// Attempts already failed without an answer (panic, deadline, dead worker).
+    pub failed_attempts: u32,
+    /// Why the last attempt failed, for the final error message.
+    pub last_failure: Option<String>,
+    /// Where the answer goes: the `add_task` caller, or `None` for a chunk queued directly
+    /// (`Queue.add_to_queue`), whose answer goes to the manager's result sink.
+    pub reply: Option<oneshot::Sender<crate::proto::ClonedChunk>>,
+}
+
+impl Job {
+    pub fn new(chunk: TodoChunk, reply: Option<oneshot::Sender<crate::proto::ClonedChunk>>) -> Job {
+        Job {
+            id: NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed),
+            chunk,
+            failed_attempts: 0,
+            last_failure: None,
+            reply,
+        }
+    }
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("id", &self.id)
+            .field("chunk", &self.chunk)
+            .field("failed_attempts", &self.failed_attempts)
+            .finish_non_exhaustive()
+    }
+}

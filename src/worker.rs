@@ -1,0 +1,208 @@
+//! `Worker`: a supervised actor that clones one chunk at a time — the original's worker `n`.
+//!
+//! For each chunk it spawns a short-lived future (the Elixir `Task`, [`clone_chunk`]) under a
+//! deadline, with panics caught, and reports the outcome to the `WorkerManager`. A panicking
+//! task means the worker's state is suspect, so the worker stops and its supervisor restarts it
+//! (let it crash); the attempt is reported first so the chunk is retried.
+//!
+//! It must never drop a chunk silently: every `Run` ends in exactly one `AttemptFinished`, or in
+//! the worker stopping, which the manager learns of through the registry.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix::prelude::*;
+use futures_util::FutureExt;
+
+use crate::chunk::Describe;
+use crate::chunk_task::{clone_chunk, TaskDeps};
+use crate::job::JobId;
+use crate::proto::{ClonedChunk, TodoChunk};
+use crate::rate_limiter::LimiterClosed;
+use crate::registry::{RegisterWorker, Registry, WorkerStopped};
+use crate::worker_manager::{AttemptFinished, WorkerManager};
+
+/// Worker `n`, counted from 1.
+pub type WorkerId = usize;
+
+/// A fault a test injects into a task, by chunk and attempt (see [`FaultHook`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InjectedFault {
+    /// The task panics before calling the upstream.
+    Panic,
+    /// The task never finishes (until its deadline).
+    Hang,
+}
+
+/// Test hook: decides, per chunk and zero-based attempt, whether the task misbehaves.
+pub type FaultHook = Rc<dyn Fn(&TodoChunk, u32) -> Option<InjectedFault>>;
+
+/// How one attempt ended.
+#[derive(Debug)]
+pub enum AttemptOutcome {
+    /// The task produced the chunk's answer (any result kind).
+    Answered(ClonedChunk),
+    /// No answer: the task panicked, passed its deadline, or could not get a grant. Retry.
+    Failed { reason: String, panicked: bool },
+}
+
+pub struct Worker {
+    id: WorkerId,
+    deps: Rc<TaskDeps>,
+    /// Deadline of one attempt.
+    deadline: Duration,
+    hook: Option<FaultHook>,
+    /// The job being worked on; the same actor value lives on across restarts, so this is
+    /// cleared in `restarting`.
+    current: Option<JobId>,
+}
+
+impl Worker {
+    pub fn new(
+        id: WorkerId,
+        deps: Rc<TaskDeps>,
+        deadline: Duration,
+        hook: Option<FaultHook>,
+    ) -> Worker {
+        Worker {
+            id,
+            deps,
+            deadline,
+            hook,
+            current: None,
+        }
+    }
+}
+
+impl Actor for Worker {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        Registry::from_registry().do_send(RegisterWorker {
+            id: self.id,
+            addr: ctx.address(),
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        // Cancelled with the context: the spawned task, if any. The manager retries its chunk.
+        Registry::from_registry().do_send(WorkerStopped { id: self.id });
+    }
+}
+
+impl Supervised for Worker {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        log::warn!("worker {} restarting", self.id);
+        self.current = None;
+    }
+}
+
+/// Work on `chunk` (attempt number `attempt`, from 0) and report to the manager.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Run {
+    pub job: JobId,
+    pub chunk: TodoChunk,
+    pub attempt: u32,
+}
+
+impl Handler<Run> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, run: Run, ctx: &mut Context<Self>) {
+        if let Some(current) = self.current {
+            // The manager hands out one job per worker; refuse loudly rather than lose one.
+            log::error!(
+                "worker {} got job {} while busy with job {current}",
+                self.id,
+                run.job
+            );
+            let reason = format!("worker {} was busy", self.id);
+            WorkerManager::from_registry().do_send(AttemptFinished {
+                worker: self.id,
+                job: run.job,
+                outcome: AttemptOutcome::Failed {
+                    reason,
+                    panicked: false,
+                },
+            });
+            return;
+        }
+        self.current = Some(run.job);
+        let task = attempt(self.deps.clone(), run.chunk, run.attempt, self.hook.clone());
+        let deadline = self.deadline;
+        let job = run.job;
+        let fut = async move {
+            match actix_rt::time::timeout(deadline, AssertUnwindSafe(task).catch_unwind()).await {
+                Ok(Ok(Ok(answer))) => AttemptOutcome::Answered(answer),
+                Ok(Ok(Err(LimiterClosed))) => AttemptOutcome::Failed {
+                    reason: "the rate limiter stopped".into(),
+                    panicked: false,
+                },
+                Ok(Err(panic)) => AttemptOutcome::Failed {
+                    reason: format!("task panicked: {}", panic_message(&panic)),
+                    panicked: true,
+                },
+                Err(_) => AttemptOutcome::Failed {
+                    reason: format!("attempt passed its deadline of {deadline:?}"),
+                    panicked: false,
+                },
+            }
+        };
+        ctx.spawn(fut.into_actor(self).map(move |outcome, worker, ctx| {
+            worker.current = None;
+            let panicked = matches!(outcome, AttemptOutcome::Failed { panicked: true, .. });
+            if let AttemptOutcome::Failed { reason, .. } = &outcome {
+                log::warn!("worker {}: job {job} failed: {reason}", worker.id);
+            }
+            WorkerManager::from_registry().do_send(AttemptFinished {
+                worker: worker.id,
+                job,
+                outcome,
+            });
+            if panicked {
+                ctx.stop();
+            }
+        }));
+    }
+}
+
+/// One attempt: the fault hook, if any, then the real task.
+async fn attempt(
+    deps: Rc<TaskDeps>,
+    chunk: TodoChunk,
+    attempt: u32,
+    hook: Option<FaultHook>,
+) -> Result<ClonedChunk, LimiterClosed> {
+    match hook.and_then(|hook| hook(&chunk, attempt)) {
+        Some(InjectedFault::Panic) => panic!("injected fault for chunk {}", Describe(&chunk)),
+        Some(InjectedFault::Hang) => std::future::pending().await,
+        None => clone_chunk(deps, chunk).await,
+    }
+}
+
+fn panic_message(panic: &Box<dyn Any + Send>) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+/// Stops the worker, as if it had died (tests and the REPL). Its supervisor restarts it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Kill;
+
+impl Handler<Kill> for Worker {
+    type Result = ();
+
+    fn handle(&mut self, _: Kill, ctx: &mut Context<Self>) {
+        log::warn!("worker {} killed on request", self.id);
+        ctx.stop();
+    }
+}

@@ -1,0 +1,332 @@
+//! `WorkerManager`: hands queued chunks to free workers and answers `add_task` — the original's
+//! `WorkerManager` process.
+//!
+//! `add_task(chunk)` queues a [`Job`] in the [`Queue`] and answers the caller when a worker has
+//! produced the chunk's result; any number of callers wait at once. The manager keeps the free
+//! and busy workers; for every free worker it parks one taker on the queue, so a job goes to a
+//! worker the moment both exist (events, never a tick). An attempt that ends without an answer
+//! (the task panicked, passed its deadline, or its worker died) puts the job back at the front
+//! of the queue, up to `max_attempts`; after the last one the answer is `RANDOM_ERROR` with the
+//! reason.
+//!
+//! It must never lose a job: every job taken from the queue is either with a busy worker, back
+//! in the queue, or answered.
+
+use std::collections::{HashMap, VecDeque};
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use crate::chunk::{error_result, Describe};
+use crate::job::Job;
+use crate::proto::{ClonedChunk, TodoChunk};
+use crate::queue::{next_element, AddToQueue, Queue, QueueClosed, Requeue};
+use crate::worker::{AttemptOutcome, Run, Worker, WorkerId};
+
+/// Why `add_task` has no result to give.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskError {
+    /// The queue holds its bound: slow down and try again (back-pressure).
+    #[error("the queue is full ({bound} chunks waiting); try again when it drains")]
+    QueueFull { bound: usize },
+    /// The system shut down before the chunk was answered; it was not cloned.
+    #[error("the chunk was abandoned before it was answered (shutting down)")]
+    Aborted,
+}
+
+/// What becomes of answers to chunks queued without a caller (`Queue.add_to_queue`).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Unclaimed(pub ClonedChunk);
+
+pub struct WorkerManager {
+    queue: Addr<Queue<Job>>,
+    /// Attempts a job gets before it is answered with an error.
+    max_attempts: u32,
+    /// Running workers by id.
+    workers: HashMap<WorkerId, Addr<Worker>>,
+    /// Running workers without a job, longest idle first.
+    free: VecDeque<WorkerId>,
+    /// The job each busy worker holds.
+    busy: HashMap<WorkerId, Job>,
+    /// Takers parked on the queue; kept at most `free.len()`, so jobs are only taken for
+    /// workers that can run them (a surplus one, after a worker died, goes back to the queue).
+    takers: usize,
+    /// Gets answers nobody asked for; logged when unset.
+    unclaimed: Option<Recipient<Unclaimed>>,
+    stats: ManagerStats,
+}
+
+/// Counters for the REPL, metrics and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ManagerStats {
+    pub answered: u64,
+    pub failed_attempts: u64,
+    pub gave_up: u64,
+}
+
+impl WorkerManager {
+    pub fn new(queue: Addr<Queue<Job>>, max_attempts: u32) -> WorkerManager {
+        assert!(max_attempts > 0, "max_attempts must be at least 1");
+        WorkerManager {
+            queue,
+            max_attempts,
+            workers: HashMap::new(),
+            free: VecDeque::new(),
+            busy: HashMap::new(),
+            takers: 0,
+            unclaimed: None,
+            stats: ManagerStats::default(),
+        }
+    }
+
+    /// Parks a taker on the queue for every free worker that has none.
+    fn take_for_free_workers(&mut self, ctx: &mut Context<Self>) {
+        while self.takers < self.free.len() {
+            self.takers += 1;
+            let queue = self.queue.clone();
+            let take = async move { next_element(&queue).await };
+            ctx.spawn(take.into_actor(self).map(|taken, manager, ctx| {
+                manager.takers -= 1;
+                manager.on_taken(taken, ctx);
+            }));
+        }
+    }
+
+    fn on_taken(&mut self, taken: Result<Job, QueueClosed>, ctx: &mut Context<Self>) {
+        let job = match taken {
+            Ok(job) => job,
+            Err(QueueClosed) => {
+                log::error!("the queue stopped; no more work can be handed out");
+                return;
+            }
+        };
+        match self.free.pop_front() {
+            Some(worker) => self.dispatch(worker, job),
+            // The worker it was taken for died meanwhile.
+            None => self.queue.do_send(Requeue(job)),
+        }
+        self.take_for_free_workers(ctx);
+    }
+
+    fn dispatch(&mut self, worker: WorkerId, job: Job) {
+        let addr = self.workers.get(&worker).expect("free workers are running");
+        addr.do_send(Run {
+            job: job.id,
+            chunk: job.chunk.clone(),
+            attempt: job.failed_attempts,
+        });
+        self.busy.insert(worker, job);
+    }
+
+    /// An attempt of `job` ended without an answer: retry it, or answer with the error.
+    fn attempt_failed(&mut self, mut job: Job, reason: String) {
+        self.stats.failed_attempts += 1;
+        job.failed_attempts += 1;
+        if job.failed_attempts < self.max_attempts {
+            log::info!(
+                "chunk {}: attempt {} failed ({reason}); retrying",
+                Describe(&job.chunk),
+                job.failed_attempts
+            );
+            job.last_failure = Some(reason);
+            self.queue.do_send(Requeue(job));
+        } else {
+            self.stats.gave_up += 1;
+            let message = format!(
+                "no answer after {} attempts; last: {reason}",
+                job.failed_attempts
+            );
+            log::error!("chunk {}: {message}", Describe(&job.chunk));
+            let answer = error_result(&job.chunk, message);
+            self.answer(job, answer);
+        }
+    }
+
+    fn answer(&mut self, job: Job, answer: ClonedChunk) {
+        self.stats.answered += 1;
+        match job.reply {
+            Some(reply) => {
+                if reply.send(answer).is_err() {
+                    log::debug!(
+                        "chunk {}: its caller went away before the answer",
+                        Describe(&job.chunk)
+                    );
+                }
+            }
+            None => match &self.unclaimed {
+                Some(sink) => sink.do_send(Unclaimed(answer)),
+                None => log::info!(
+                    "chunk {} answered {} with {} entries (nobody waiting)",
+                    Describe(&job.chunk),
+                    crate::chunk::result_name(&answer),
+                    answer.entries.len()
+                ),
+            },
+        }
+    }
+}
+
+impl Default for WorkerManager {
+    /// For the system registry only; the service starts its manager with its configuration.
+    fn default() -> Self {
+        WorkerManager::new(Queue::<Job>::from_registry(), 3)
+    }
+}
+
+impl Actor for WorkerManager {
+    type Context = Context<Self>;
+}
+
+impl Supervised for WorkerManager {}
+
+/// Reachable as a named process: `WorkerManager::from_registry()`.
+impl SystemService for WorkerManager {}
+
+/// `WorkerManager.add_task(chunk)`: the chunk's result, when a worker has it.
+pub struct AddTask(pub TodoChunk);
+
+impl Message for AddTask {
+    type Result = Result<ClonedChunk, TaskError>;
+}
+
+impl Handler<AddTask> for WorkerManager {
+    type Result = ResponseFuture<Result<ClonedChunk, TaskError>>;
+
+    fn handle(&mut self, AddTask(chunk): AddTask, _: &mut Context<Self>) -> Self::Result {
+        let (reply, answer) = oneshot::channel();
+        let queue = self.queue.clone();
+        Box::pin(async move {
+            match queue.send(AddToQueue(Job::new(chunk, Some(reply)))).await {
+                Ok(Ok(())) => {}
+                Ok(Err(full)) => return Err(TaskError::QueueFull { bound: full.bound }),
+                Err(_) => return Err(TaskError::Aborted),
+            }
+            answer.await.map_err(|_| TaskError::Aborted)
+        })
+    }
+}
+
+/// From the registry: worker `id` is running (first start or restart).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WorkerUp {
+    pub id: WorkerId,
+    pub addr: Addr<Worker>,
+}
+
+impl Handler<WorkerUp> for WorkerManager {
+    type Result = ();
+
+    fn handle(&mut self, msg: WorkerUp, ctx: &mut Context<Self>) {
+        self.workers.insert(msg.id, msg.addr);
+        if !self.busy.contains_key(&msg.id) && !self.free.contains(&msg.id) {
+            self.free.push_back(msg.id);
+        }
+        self.take_for_free_workers(ctx);
+    }
+}
+
+/// From the registry: worker `id` stopped; its job, if any, is retried.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WorkerDown {
+    pub id: WorkerId,
+}
+
+impl Handler<WorkerDown> for WorkerManager {
+    type Result = ();
+
+    fn handle(&mut self, WorkerDown { id }: WorkerDown, _: &mut Context<Self>) {
+        self.workers.remove(&id);
+        self.free.retain(|&w| w != id);
+        if let Some(job) = self.busy.remove(&id) {
+            self.attempt_failed(job, format!("worker {id} died"));
+        }
+    }
+}
+
+/// From a worker: how its attempt of `job` ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AttemptFinished {
+    pub worker: WorkerId,
+    pub job: crate::job::JobId,
+    pub outcome: AttemptOutcome,
+}
+
+impl Handler<AttemptFinished> for WorkerManager {
+    type Result = ();
+
+    fn handle(&mut self, msg: AttemptFinished, ctx: &mut Context<Self>) {
+        // A report for a job the worker no longer holds (already failed over when the worker
+        // died) changes nothing: the job is being retried elsewhere.
+        if self.busy.get(&msg.worker).map(|job| job.id) != Some(msg.job) {
+            log::debug!("late report from worker {} for job {}", msg.worker, msg.job);
+            return;
+        }
+        let job = self.busy.remove(&msg.worker).expect("checked above");
+        if self.workers.contains_key(&msg.worker) {
+            self.free.push_back(msg.worker);
+        }
+        match msg.outcome {
+            AttemptOutcome::Answered(answer) => self.answer(job, answer),
+            AttemptOutcome::Failed { reason, .. } => self.attempt_failed(job, reason),
+        }
+        self.take_for_free_workers(ctx);
+    }
+}
+
+/// Where answers to chunks queued without a caller go (the REPL prints them; the Kafka side
+/// produces them).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetUnclaimedSink(pub Option<Recipient<Unclaimed>>);
+
+impl Handler<SetUnclaimedSink> for WorkerManager {
+    type Result = ();
+
+    fn handle(&mut self, SetUnclaimedSink(sink): SetUnclaimedSink, _: &mut Context<Self>) {
+        self.unclaimed = sink;
+    }
+}
+
+/// The state of one worker as the manager sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkerState {
+    Free,
+    Busy(TodoChunk),
+}
+
+/// The manager's view: workers by id, and counters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagerStatus {
+    pub workers: Vec<(WorkerId, WorkerState)>,
+    pub stats: ManagerStats,
+}
+
+#[derive(Message)]
+#[rtype(result = "ManagerStatus")]
+pub struct GetStatus;
+
+impl Handler<GetStatus> for WorkerManager {
+    type Result = MessageResult<GetStatus>;
+
+    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
+        let mut workers: Vec<_> = self
+            .free
+            .iter()
+            .map(|&id| (id, WorkerState::Free))
+            .chain(
+                self.busy
+                    .iter()
+                    .map(|(&id, job)| (id, WorkerState::Busy(job.chunk.clone()))),
+            )
+            .collect();
+        workers.sort_by_key(|(id, _)| *id);
+        MessageResult(ManagerStatus {
+            workers,
+            stats: self.stats.clone(),
+        })
+    }
+}
