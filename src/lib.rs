@@ -9,6 +9,7 @@ pub mod pair;
 pub mod queue;
 pub mod rate_limiter;
 pub mod registry;
+pub mod repl;
 pub mod simulator;
 pub mod supervisor;
 pub mod upstream;
