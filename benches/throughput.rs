@@ -1,0 +1,143 @@
+//! Chunks per second through `WorkerManager.add_task`, against an exchange simulator running in
+//! its own process, with the rate limit off: what our code costs per chunk.
+//!
+//! Two loads: small windows (a minute of a calm pair: a few trades each) and full pages (windows
+//! cut to hold 900–999 trades, just under the page limit, so each answer is COMPLETE with its
+//! whole page). Prints one line per load; targets (issue #2, 2 cores): ≥ 2000 chunks/s small,
+//! ≥ 300 chunks/s full.
+//!
+//! Run: `scripts/bench-throughput` (or `cargo bench --bench throughput`).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use actix::prelude::*;
+use futures_util::stream::{self, StreamExt};
+
+use cloner_worker::app::{App, Hooks};
+use cloner_worker::config::Settings;
+use cloner_worker::proto::{cloned_chunk, TodoChunk};
+use cloner_worker::simulator::{market, SimulatorConfig};
+use cloner_worker::worker_manager::AddTask;
+
+/// 2018-10-22 00:00:00 UTC.
+const DAY: i32 = 1_540_166_400;
+
+/// The simulator binary on a free port; killed on drop.
+struct SimulatorProcess {
+    child: Child,
+    base_url: String,
+}
+
+impl SimulatorProcess {
+    fn start() -> SimulatorProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_exchange-simulator"))
+            .args(["--port", "0", "--rate-limit", "0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("exchange-simulator starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("simulator says where it listens");
+        let base_url = line.trim().rsplit(' ').next().expect("a URL").to_string();
+        SimulatorProcess { child, base_url }
+    }
+}
+
+impl Drop for SimulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Windows of `pair` holding 900–999 trades each: a full page that still answers COMPLETE.
+fn full_page_windows(sim: &SimulatorConfig, pair: &str, n: usize) -> Vec<TodoChunk> {
+    let mut chunks = Vec::with_capacity(n);
+    let mut from = DAY as i64;
+    while chunks.len() < n {
+        // The longest window from `from` with fewer trades than a page.
+        let (mut lo, mut hi) = (from, from + 30 * 86_400);
+        while lo < hi {
+            let mid = lo + (hi - lo + 1) / 2;
+            if market::count_in_window(sim, pair, from, mid) < sim.page_limit as u64 {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        if market::count_in_window(sim, pair, from, lo) >= 900 {
+            chunks.push(TodoChunk {
+                currency_pair: pair.into(),
+                from_unix_ts: from as i32,
+                until_unix_ts: lo as i32,
+                task_dbid: chunks.len() as i32,
+            });
+        }
+        from = lo + 1;
+    }
+    chunks
+}
+
+fn small_windows(n: usize) -> Vec<TodoChunk> {
+    (0..n as i32)
+        .map(|i| TodoChunk {
+            currency_pair: "BTC_LTC".into(),
+            from_unix_ts: DAY + i * 60,
+            until_unix_ts: DAY + i * 60 + 59,
+            task_dbid: i,
+        })
+        .collect()
+}
+
+/// Pushes `chunks` through `add_task`, `in_flight` at a time; returns chunks/s and trades.
+async fn push(app: &App, chunks: Vec<TodoChunk>, in_flight: usize) -> (f64, usize) {
+    let n = chunks.len();
+    let start = Instant::now();
+    let trades: usize = stream::iter(chunks)
+        .map(|c| app.manager.send(AddTask(c)))
+        .buffer_unordered(in_flight)
+        .map(|answer| {
+            let answer = answer.expect("manager running").expect("answered");
+            assert_eq!(
+                answer.chunk_result,
+                cloned_chunk::Result::Complete as i32,
+                "{}",
+                answer.possible_error_message
+            );
+            answer.entries.len()
+        })
+        .fold(0, |sum, n| async move { sum + n })
+        .await;
+    (n as f64 / start.elapsed().as_secs_f64(), trades)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; there is nothing to filter.
+    let sim = SimulatorProcess::start();
+    let sim_config = SimulatorConfig::default();
+    let n_workers = 64;
+    let mut settings = Settings {
+        n_workers,
+        ..Settings::default()
+    };
+    settings.rate_limiter.unlimited = true;
+    settings.upstream.base_url = sim.base_url.clone();
+    settings.upstream.page_limit = sim_config.page_limit;
+
+    let full = full_page_windows(&sim_config, "USDT_BTC", 3_000);
+    let small = small_windows(30_000);
+    actix_rt::System::new().block_on(async move {
+        let app = App::start(&settings, Hooks::default());
+        // Warm-up: connections, allocator.
+        push(&app, small_windows(2_000), n_workers).await;
+        let (rate, trades) = push(&app, small, n_workers).await;
+        println!("small windows: {rate:>8.0} chunks/s  (30000 chunks, {trades} trades, {n_workers} workers)");
+        let (rate, trades) = push(&app, full, n_workers).await;
+        println!("full pages:    {rate:>8.0} chunks/s  (3000 chunks, {trades} trades, {:.0} trades/s)", rate * trades as f64 / 3000.0);
+        System::current().stop();
+    });
+    drop(sim);
+}
