@@ -1,0 +1,165 @@
+//! The wire schema against bytes written by hand from the protobuf encoding rules, so that a
+//! renumbered field, a changed type or a reordered enum cannot pass; plus round trips.
+//!
+//! A key byte is `field_number << 3 | wire_type` (0 = varint, 2 = length-delimited).
+
+use prost::Message;
+
+use cloner_worker::proto::{
+    cloned_chunk, cloned_entry, task_response, todo_task, ClonedChunk, ClonedEntry, TaskResponse,
+    TodoChunk, TodoTask,
+};
+
+/// TodoChunk{currency_pair: "BTC_ETH", from_unix_ts: 1540166400, until_unix_ts: 1540169999, task_dbid: 7}
+#[rustfmt::skip]
+const TODO_CHUNK: &[u8] = &[
+    0x0A, 0x07, b'B', b'T', b'C', b'_', b'E', b'T', b'H', // 1: currency_pair, string
+    0x10, 0x80, 0xA6, 0xB4, 0xDE, 0x05,                  // 2: from_unix_ts, varint 1540166400
+    0x18, 0x8F, 0xC2, 0xB4, 0xDE, 0x05,                  // 3: until_unix_ts, varint 1540169999
+    0x20, 0x07,                                          // 4: task_dbid, varint 7
+];
+
+/// ClonedEntry{trade_id: 45205037, date: 1540220637, type: BUY, rate: "0.1", amount: "2", total: "0.2"}
+#[rustfmt::skip]
+const CLONED_ENTRY: &[u8] = &[
+    0x08, 0xAD, 0x8C, 0xC7, 0x15,       // 1: trade_id, varint 45205037
+    0x10, 0xDD, 0xCD, 0xB7, 0xDE, 0x05, // 2: date, varint 1540220637
+    0x18, 0x01,                         // 3: type, enum BUY = 1
+    0x22, 0x03, b'0', b'.', b'1',       // 4: rate
+    0x2A, 0x01, b'2',                   // 5: amount
+    0x32, 0x03, b'0', b'.', b'2',       // 6: total
+];
+
+fn todo_chunk() -> TodoChunk {
+    TodoChunk {
+        currency_pair: "BTC_ETH".into(),
+        from_unix_ts: 1_540_166_400,
+        until_unix_ts: 1_540_169_999,
+        task_dbid: 7,
+    }
+}
+
+fn cloned_entry() -> ClonedEntry {
+    ClonedEntry {
+        trade_id: 45_205_037,
+        date: 1_540_220_637,
+        r#type: cloned_entry::Type::Buy as i32,
+        rate: "0.1".into(),
+        amount: "2".into(),
+        total: "0.2".into(),
+    }
+}
+
+#[test]
+fn todo_chunk_matches_hand_encoded_bytes() {
+    assert_eq!(TodoChunk::decode(TODO_CHUNK).unwrap(), todo_chunk());
+    assert_eq!(todo_chunk().encode_to_vec(), TODO_CHUNK);
+}
+
+#[test]
+fn cloned_entry_matches_hand_encoded_bytes() {
+    assert_eq!(ClonedEntry::decode(CLONED_ENTRY).unwrap(), cloned_entry());
+    assert_eq!(cloned_entry().encode_to_vec(), CLONED_ENTRY);
+    // SELL is the zero value: proto3 leaves it off the wire.
+    let sell = ClonedEntry {
+        r#type: cloned_entry::Type::Sell as i32,
+        ..cloned_entry()
+    };
+    assert!(!sell.encode_to_vec().windows(2).any(|w| w == [0x18, 0x00]));
+}
+
+#[test]
+fn cloned_chunk_matches_hand_encoded_bytes() {
+    let mut bytes = vec![0x08, 0x01]; // 1: chunk_result, enum WINDOW_TOO_BIG = 1
+    bytes.extend([0x12, TODO_CHUNK.len() as u8]); // 2: original_todo_chunk, message
+    bytes.extend(TODO_CHUNK);
+    for _ in 0..2 {
+        bytes.extend([0x1A, CLONED_ENTRY.len() as u8]); // 3: entries, repeated message
+        bytes.extend(CLONED_ENTRY);
+    }
+    bytes.extend([0x22, 0x02, b'h', b'i']); // 4: possible_error_message
+    let chunk = ClonedChunk {
+        chunk_result: cloned_chunk::Result::WindowTooBig as i32,
+        original_todo_chunk: Some(todo_chunk()),
+        entries: vec![cloned_entry(), cloned_entry()],
+        possible_error_message: "hi".into(),
+    };
+    assert_eq!(ClonedChunk::decode(&bytes[..]).unwrap(), chunk);
+    assert_eq!(chunk.encode_to_vec(), bytes);
+}
+
+#[test]
+fn enums_keep_their_numbers() {
+    assert_eq!(cloned_chunk::Result::Complete as i32, 0);
+    assert_eq!(cloned_chunk::Result::WindowTooBig as i32, 1);
+    assert_eq!(cloned_chunk::Result::RandomError as i32, 2);
+    assert_eq!(cloned_entry::Type::Sell as i32, 0);
+    assert_eq!(cloned_entry::Type::Buy as i32, 1);
+    assert_eq!(todo_task::TodoTaskOperation::Add as i32, 0);
+    assert_eq!(todo_task::TodoTaskOperation::Delete as i32, 1);
+    assert_eq!(task_response::Result::Complete as i32, 0);
+    assert_eq!(task_response::Result::TaskConflict as i32, 1);
+    assert_eq!(task_response::Result::Cancelled as i32, 2);
+}
+
+#[test]
+fn task_level_messages_match_hand_encoded_bytes() {
+    #[rustfmt::skip]
+    let todo_task: &[u8] = &[
+        0x08, 0x01,                   // 1: task_operation, DELETE
+        0x12, 0x02, b'u', b'1',       // 2: task_uuid
+        0x1A, 0x07, b'B', b'T', b'C', b'_', b'E', b'T', b'H', // 3: currency_pair
+        0x20, 0x80, 0xA6, 0xB4, 0xDE, 0x05, // 4: from_unix_ts
+        0x28, 0x8F, 0xC2, 0xB4, 0xDE, 0x05, // 5: until_unix_ts
+    ];
+    let task = TodoTask {
+        task_operation: todo_task::TodoTaskOperation::Delete as i32,
+        task_uuid: "u1".into(),
+        currency_pair: "BTC_ETH".into(),
+        from_unix_ts: 1_540_166_400,
+        until_unix_ts: 1_540_169_999,
+    };
+    assert_eq!(TodoTask::decode(todo_task).unwrap(), task);
+    assert_eq!(task.encode_to_vec(), todo_task);
+
+    let response: &[u8] = &[0x08, 0x02, 0x12, 0x02, b'u', b'1']; // CANCELLED, "u1"
+    let decoded = TaskResponse::decode(response).unwrap();
+    assert_eq!(decoded.task_result, task_response::Result::Cancelled as i32);
+    assert_eq!(decoded.todo_task_uuid, "u1");
+}
+
+#[test]
+fn round_trips_including_negative_and_extreme_values() {
+    let chunk = TodoChunk {
+        currency_pair: "USDT_BTC".into(),
+        from_unix_ts: -1,
+        until_unix_ts: i32::MAX,
+        task_dbid: i32::MIN,
+    };
+    assert_eq!(
+        TodoChunk::decode(&chunk.encode_to_vec()[..]).unwrap(),
+        chunk
+    );
+    let result = ClonedChunk {
+        chunk_result: cloned_chunk::Result::Complete as i32,
+        original_todo_chunk: Some(chunk),
+        entries: (0..1000)
+            .map(|i| ClonedEntry {
+                trade_id: i,
+                ..cloned_entry()
+            })
+            .collect(),
+        possible_error_message: String::new(),
+    };
+    assert_eq!(
+        ClonedChunk::decode(&result.encode_to_vec()[..]).unwrap(),
+        result
+    );
+}
+
+#[test]
+fn garbage_does_not_decode_as_a_chunk() {
+    // A length that runs past the end, and a wire type that does not exist.
+    assert!(TodoChunk::decode(&[0x0A, 0x10, b'B'][..]).is_err());
+    assert!(TodoChunk::decode(&[0x0F, 0x01][..]).is_err());
+}
