@@ -18,7 +18,7 @@ use futures_util::stream::{self, StreamExt};
 use cloner_worker::app::{App, Hooks};
 use cloner_worker::config::Settings;
 use cloner_worker::proto::{cloned_chunk, TodoChunk};
-use cloner_worker::simulator::{market, SimulatorConfig};
+use cloner_worker::simulator::{market, SimulatorConfig, Stats};
 use cloner_worker::worker_manager::AddTask;
 
 /// 2018-10-22 00:00:00 UTC.
@@ -137,6 +137,16 @@ fn main() {
         println!("small windows: {rate:>8.0} chunks/s  (30000 chunks, {trades} trades, {n_workers} workers)");
         let (rate, trades) = push(&app, full, n_workers).await;
         println!("full pages:    {rate:>8.0} chunks/s  (3000 chunks, {trades} trades, {:.0} trades/s)", rate * trades as f64 / 3000.0);
+        // The simulator's own count: every chunk above was one real HTTP call.
+        let stats: Stats = awc::Client::default()
+            .get(format!("{}/stats", settings.upstream.base_url))
+            .send()
+            .await
+            .expect("simulator stats")
+            .json()
+            .await
+            .expect("stats JSON");
+        println!("simulator:     {} calls served (35000 expected)", stats.calls);
         System::current().stop();
     });
     drop(sim);
