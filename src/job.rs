@@ -21,8 +21,6 @@ pub struct Job {
     pub chunk: TodoChunk,
     /// Attempts already failed without an answer (panic, deadline, dead worker).
     pub failed_attempts: u32,
-    /// Why the last attempt failed, for the final error message.
-    pub last_failure: Option<String>,
     /// Where the answer goes: the `add_task` caller, or `None` for a chunk queued directly
     /// (`Queue.add_to_queue`), whose answer goes to the manager's result sink.
     pub reply: Option<oneshot::Sender<crate::proto::ClonedChunk>>,
@@ -34,7 +32,6 @@ impl Job {
             id: NEXT_JOB_ID.fetch_add(1, Ordering::Relaxed),
             chunk,
             failed_attempts: 0,
-            last_failure: None,
             reply,
         }
     }

@@ -129,7 +129,6 @@ impl WorkerManager {
                 Describe(&job.chunk),
                 job.failed_attempts
             );
-            job.last_failure = Some(reason);
             self.queue.do_send(Requeue(job));
         } else {
             self.stats.gave_up += 1;
