@@ -96,8 +96,7 @@ async fn without_the_limiter_the_simulator_counts_violations() {
         ..SimulatorConfig::default()
     })
     .await;
-    let mut s = settings(&sim, 8, 50.0);
-    s.rate_limiter.unlimited = true;
+    let s = unlimited_settings(&sim, 8);
     let app = App::start(&s, Hooks::default());
     let answers = add_all(&app, hourly_chunks("BTC_ETH", DAY, 200, 0)).await;
     assert_eq!(answers.len(), 200);
@@ -149,8 +148,7 @@ async fn malformed_and_oversized_bodies_are_retried() {
         ..SimulatorConfig::default()
     };
     let sim = start_simulator(sim_config.clone()).await;
-    let mut s = settings(&sim, 4, 1.0);
-    s.rate_limiter.unlimited = true;
+    let s = unlimited_settings(&sim, 4);
     let app = App::start(&s, Hooks::default());
     let answers = add_all(&app, hourly_chunks("BTC_ETH", DAY, 40, 0)).await;
     for answer in &answers {
@@ -230,13 +228,9 @@ async fn a_malformed_chunk_never_reaches_the_upstream() {
 
 #[actix_rt::test]
 async fn a_panicking_task_is_retried_and_its_worker_restarted() {
-    let sim_config = SimulatorConfig {
-        rate_limit: 0,
-        ..SimulatorConfig::default()
-    };
+    let sim_config = no_rate_limit();
     let sim = start_simulator(sim_config.clone()).await;
-    let mut s = settings(&sim, 3, 1.0);
-    s.rate_limiter.unlimited = true;
+    let s = unlimited_settings(&sim, 3);
     // Chunk 13 panics on its first attempt only.
     let hooks = Hooks {
         fault: Some(Rc::new(|c: &TodoChunk, attempt| {
@@ -267,13 +261,8 @@ async fn a_panicking_task_is_retried_and_its_worker_restarted() {
 
 #[actix_rt::test]
 async fn a_chunk_that_always_panics_gets_an_error_after_max_attempts() {
-    let sim = start_simulator(SimulatorConfig {
-        rate_limit: 0,
-        ..SimulatorConfig::default()
-    })
-    .await;
-    let mut s = settings(&sim, 2, 1.0);
-    s.rate_limiter.unlimited = true;
+    let sim = start_simulator(no_rate_limit()).await;
+    let mut s = unlimited_settings(&sim, 2);
     s.manager.max_attempts = 3;
     let hooks = Hooks {
         fault: Some(Rc::new(|c: &TodoChunk, _| {
@@ -299,13 +288,9 @@ async fn a_chunk_that_always_panics_gets_an_error_after_max_attempts() {
 
 #[actix_rt::test]
 async fn an_attempt_past_its_deadline_is_retried() {
-    let sim_config = SimulatorConfig {
-        rate_limit: 0,
-        ..SimulatorConfig::default()
-    };
+    let sim_config = no_rate_limit();
     let sim = start_simulator(sim_config.clone()).await;
-    let mut s = settings(&sim, 2, 1.0);
-    s.rate_limiter.unlimited = true;
+    let mut s = unlimited_settings(&sim, 2);
     s.worker.attempt_deadline_ms = 200;
     let hooks = Hooks {
         fault: Some(Rc::new(|c: &TodoChunk, a| {
@@ -335,13 +320,9 @@ async fn an_attempt_past_its_deadline_is_retried() {
 
 #[actix_rt::test]
 async fn a_worker_killed_mid_chunk_loses_nothing() {
-    let sim_config = SimulatorConfig {
-        rate_limit: 0,
-        ..SimulatorConfig::default()
-    };
+    let sim_config = no_rate_limit();
     let sim = start_simulator(sim_config.clone()).await;
-    let mut s = settings(&sim, 2, 1.0);
-    s.rate_limiter.unlimited = true;
+    let mut s = unlimited_settings(&sim, 2);
     s.worker.attempt_deadline_ms = 60_000;
     // Chunk 0 hangs on its first attempt and says so, so we kill its worker mid-chunk.
     let (hanging, mut hung_now) = tokio::sync::mpsc::unbounded_channel();
@@ -393,13 +374,8 @@ async fn a_worker_killed_mid_chunk_loses_nothing() {
 
 #[actix_rt::test]
 async fn many_callers_each_get_exactly_their_answer() {
-    let sim = start_simulator(SimulatorConfig {
-        rate_limit: 0,
-        ..SimulatorConfig::default()
-    })
-    .await;
-    let mut s = settings(&sim, 4, 1.0);
-    s.rate_limiter.unlimited = true;
+    let sim = start_simulator(no_rate_limit()).await;
+    let s = unlimited_settings(&sim, 4);
     let app = App::start(&s, Hooks::default());
     // The same chunk twice, and distinct ones: each caller gets one answer for its own chunk.
     let mut chunks = hourly_chunks("BTC_XMR", DAY, 300, 0);

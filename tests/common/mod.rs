@@ -75,6 +75,22 @@ pub fn settings(sim: &SimulatorHandle, n_workers: usize, rate: f64) -> Settings 
     s
 }
 
+/// Like [`settings`] with the rate limiter off: for tests about something else, against a
+/// simulator without a rate limit.
+pub fn unlimited_settings(sim: &SimulatorHandle, n_workers: usize) -> Settings {
+    let mut s = settings(sim, n_workers, 1.0);
+    s.rate_limiter.unlimited = true;
+    s
+}
+
+/// The default simulator without its rate limit.
+pub fn no_rate_limit() -> SimulatorConfig {
+    SimulatorConfig {
+        rate_limit: 0,
+        ..SimulatorConfig::default()
+    }
+}
+
 pub async fn start_simulator(config: SimulatorConfig) -> SimulatorHandle {
     simulator::start(config).await.expect("simulator starts")
 }
