@@ -6,6 +6,9 @@
 //! whole page). Prints one line per load; targets (issue #2, 2 cores): ≥ 2000 chunks/s small,
 //! ≥ 300 chunks/s full.
 //!
+//! A third line runs 1000 small chunks with the limiter at 100 calls/s and prints the rate
+//! achieved: the limiter, not our code, should be the bottleneck.
+//!
 //! Run: `scripts/bench-throughput` (or `cargo bench --bench throughput`).
 
 use std::io::{BufRead, BufReader};
@@ -18,6 +21,7 @@ use futures_util::stream::{self, StreamExt};
 use cloner_worker::app::{App, Hooks};
 use cloner_worker::config::Settings;
 use cloner_worker::proto::{cloned_chunk, TodoChunk};
+use cloner_worker::rate_limiter::{Rate, SetRate};
 use cloner_worker::simulator::{market, SimulatorConfig, Stats};
 use cloner_worker::worker_manager::AddTask;
 
@@ -137,6 +141,18 @@ fn main() {
         println!("small windows: {rate:>8.0} chunks/s  (30000 chunks, {trades} trades, {n_workers} workers)");
         let (rate, trades) = push(&app, full, n_workers).await;
         println!("full pages:    {rate:>8.0} chunks/s  (3000 chunks, {trades} trades, {:.0} trades/s)", rate * trades as f64 / 3000.0);
+        // With the limiter on, the rate should be the bottleneck: achieved vs configured.
+        let rate = 100.0;
+        app.limiter.send(SetRate(Rate::PerSecond(rate))).await.unwrap().unwrap();
+        let n = 1_000;
+        let start = Instant::now();
+        push(&app, small_windows(n), n_workers).await;
+        // n grants span n - 1 intervals (the first is immediate).
+        let achieved = (n - 1) as f64 / start.elapsed().as_secs_f64();
+        println!(
+            "rate-limited:  {achieved:>8.2} calls/s  (configured {rate}; {:.2} % of it)",
+            achieved / rate * 100.0
+        );
         // The simulator's own count: every chunk above was one real HTTP call.
         let stats: Stats = awc::Client::default()
             .get(format!("{}/stats", settings.upstream.base_url))
@@ -146,7 +162,7 @@ fn main() {
             .json()
             .await
             .expect("stats JSON");
-        println!("simulator:     {} calls served (35000 expected)", stats.calls);
+        println!("simulator:     {} calls served (36000 expected)", stats.calls);
         System::current().stop();
     });
     drop(sim);
