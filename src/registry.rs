@@ -18,7 +18,7 @@ struct Entry {
     addr: Addr<Worker>,
     /// Whether the worker is running now (registered and not stopped since).
     up: bool,
-    /// Times it registered again after stopping.
+    /// Times it was restarted.
     restarts: u32,
 }
 
@@ -66,6 +66,8 @@ impl SystemService for Registry {}
 #[rtype(result = "()")]
 pub struct RegisterWorker {
     pub id: WorkerId,
+    /// Restarts of this worker so far (0 at first start).
+    pub incarnation: u32,
     pub addr: Addr<Worker>,
 }
 
@@ -73,25 +75,19 @@ impl Handler<RegisterWorker> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: RegisterWorker, _: &mut Context<Self>) {
-        let entry = self
-            .workers
-            .entry(msg.id)
-            .and_modify(|e| {
-                e.restarts += 1;
-                e.addr = msg.addr.clone();
-            })
-            .or_insert(Entry {
-                addr: msg.addr.clone(),
-                up: false,
-                restarts: 0,
-            });
-        entry.up = true;
-        if entry.restarts > 0 {
-            log::info!("worker {} is back (restart {})", msg.id, entry.restarts);
+        if msg.incarnation > 0 {
+            log::info!("worker {} is back (restart {})", msg.id, msg.incarnation);
         }
+        let entry = Entry {
+            addr: msg.addr.clone(),
+            up: true,
+            restarts: msg.incarnation,
+        };
+        self.workers.insert(msg.id, entry);
         WorkerManager::from_registry().do_send(WorkerUp {
             id: msg.id,
-            addr: msg.addr,
+            incarnation: msg.incarnation,
+            addr: msg.addr.recipient(),
         });
         self.wake_up_waiters();
     }
@@ -108,6 +104,7 @@ impl Handler<WorkerStopped> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: WorkerStopped, _: &mut Context<Self>) {
+        log::warn!("worker {} stopped; its supervisor restarts it", msg.id);
         if let Some(entry) = self.workers.get_mut(&msg.id) {
             entry.up = false;
         }

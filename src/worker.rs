@@ -57,6 +57,9 @@ pub struct Worker {
     /// The job being worked on; the same actor value lives on across restarts, so this is
     /// cleared in `restarting`.
     current: Option<JobId>,
+    /// Restarts so far. A `Run` sent to an earlier incarnation is stale: the manager failed its
+    /// job over when that incarnation stopped, so running it would only duplicate the work.
+    incarnation: u32,
 }
 
 impl Worker {
@@ -72,6 +75,7 @@ impl Worker {
             deadline,
             hook,
             current: None,
+            incarnation: 0,
         }
     }
 }
@@ -82,6 +86,7 @@ impl Actor for Worker {
     fn started(&mut self, ctx: &mut Context<Self>) {
         Registry::from_registry().do_send(RegisterWorker {
             id: self.id,
+            incarnation: self.incarnation,
             addr: ctx.address(),
         });
     }
@@ -94,24 +99,34 @@ impl Actor for Worker {
 
 impl Supervised for Worker {
     fn restarting(&mut self, _: &mut Context<Self>) {
-        log::warn!("worker {} restarting", self.id);
         self.current = None;
+        self.incarnation += 1;
     }
 }
 
-/// Work on `chunk` (attempt number `attempt`, from 0) and report to the manager.
+/// Work on `chunk` (attempt number `attempt`, from 0) and report to the manager. Addressed to
+/// one incarnation of the worker; a later one ignores it.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Run {
     pub job: JobId,
     pub chunk: TodoChunk,
     pub attempt: u32,
+    pub incarnation: u32,
 }
 
 impl Handler<Run> for Worker {
     type Result = ();
 
     fn handle(&mut self, run: Run, ctx: &mut Context<Self>) {
+        if run.incarnation != self.incarnation {
+            log::debug!(
+                "worker {}: job {} was for an earlier incarnation",
+                self.id,
+                run.job
+            );
+            return;
+        }
         if let Some(current) = self.current {
             // The manager hands out one job per worker; refuse loudly rather than lose one.
             log::error!(
@@ -154,9 +169,6 @@ impl Handler<Run> for Worker {
         ctx.spawn(fut.into_actor(self).map(move |outcome, worker, ctx| {
             worker.current = None;
             let panicked = matches!(outcome, AttemptOutcome::Failed { panicked: true, .. });
-            if let AttemptOutcome::Failed { reason, .. } = &outcome {
-                log::warn!("worker {}: job {job} failed: {reason}", worker.id);
-            }
             WorkerManager::from_registry().do_send(AttemptFinished {
                 worker: worker.id,
                 job,

@@ -21,7 +21,7 @@ use crate::chunk::{error_result, Describe};
 use crate::job::Job;
 use crate::proto::{ClonedChunk, TodoChunk};
 use crate::queue::{next_element, AddToQueue, Queue, QueueClosed, Requeue};
-use crate::worker::{AttemptOutcome, Run, Worker, WorkerId};
+use crate::worker::{AttemptOutcome, Run, WorkerId};
 
 /// Why `add_task` has no result to give.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,8 +43,8 @@ pub struct WorkerManager {
     queue: Addr<Queue<Job>>,
     /// Attempts a job gets before it is answered with an error.
     max_attempts: u32,
-    /// Running workers by id.
-    workers: HashMap<WorkerId, Addr<Worker>>,
+    /// Running workers by id, with the incarnation their `Run`s are addressed to.
+    workers: HashMap<WorkerId, (Recipient<Run>, u32)>,
     /// Running workers without a job, longest idle first.
     free: VecDeque<WorkerId>,
     /// The job each busy worker holds.
@@ -110,11 +110,12 @@ impl WorkerManager {
     }
 
     fn dispatch(&mut self, worker: WorkerId, job: Job) {
-        let addr = self.workers.get(&worker).expect("free workers are running");
+        let (addr, incarnation) = self.workers.get(&worker).expect("free workers are running");
         addr.do_send(Run {
             job: job.id,
             chunk: job.chunk.clone(),
             attempt: job.failed_attempts,
+            incarnation: *incarnation,
         });
         self.busy.insert(worker, job);
     }
@@ -124,7 +125,7 @@ impl WorkerManager {
         self.stats.failed_attempts += 1;
         job.failed_attempts += 1;
         if job.failed_attempts < self.max_attempts {
-            log::info!(
+            log::warn!(
                 "chunk {}: attempt {} failed ({reason}); retrying",
                 Describe(&job.chunk),
                 job.failed_attempts
@@ -211,14 +212,16 @@ impl Handler<AddTask> for WorkerManager {
 #[rtype(result = "()")]
 pub struct WorkerUp {
     pub id: WorkerId,
-    pub addr: Addr<Worker>,
+    pub incarnation: u32,
+    /// Where its work goes (a `Worker`; anything that takes `Run` in tests).
+    pub addr: Recipient<Run>,
 }
 
 impl Handler<WorkerUp> for WorkerManager {
     type Result = ();
 
     fn handle(&mut self, msg: WorkerUp, ctx: &mut Context<Self>) {
-        self.workers.insert(msg.id, msg.addr);
+        self.workers.insert(msg.id, (msg.addr, msg.incarnation));
         if !self.busy.contains_key(&msg.id) && !self.free.contains(&msg.id) {
             self.free.push_back(msg.id);
         }
@@ -265,7 +268,10 @@ impl Handler<AttemptFinished> for WorkerManager {
             return;
         }
         let job = self.busy.remove(&msg.worker).expect("checked above");
-        if self.workers.contains_key(&msg.worker) {
+        // A worker whose task panicked is stopping: it is free again when it is back (WorkerUp),
+        // not now, or the next job would go to an actor on its way down.
+        let stopping = matches!(msg.outcome, AttemptOutcome::Failed { panicked: true, .. });
+        if !stopping && self.workers.contains_key(&msg.worker) {
             self.free.push_back(msg.worker);
         }
         match msg.outcome {
@@ -327,5 +333,166 @@ impl Handler<GetStatus> for WorkerManager {
             workers,
             stats: self.stats.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::cloned_chunk;
+
+    /// Stands in for a worker: hands every `Run` it gets to the test.
+    struct Probe(tokio::sync::mpsc::UnboundedSender<Run>);
+
+    impl Actor for Probe {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<Run> for Probe {
+        type Result = ();
+
+        fn handle(&mut self, run: Run, _: &mut Context<Self>) {
+            self.0.send(run).unwrap();
+        }
+    }
+
+    fn chunk(id: i32) -> TodoChunk {
+        TodoChunk {
+            currency_pair: "BTC_ETH".into(),
+            from_unix_ts: 0,
+            until_unix_ts: 1,
+            task_dbid: id,
+        }
+    }
+
+    fn worker_ids(status: &ManagerStatus) -> Vec<(WorkerId, bool)> {
+        status
+            .workers
+            .iter()
+            .map(|(id, s)| (*id, *s == WorkerState::Free))
+            .collect()
+    }
+
+    #[actix_rt::test]
+    async fn a_worker_whose_task_panicked_gets_work_only_after_it_is_back() {
+        let queue = Queue::<Job>::new(10).start();
+        let manager = WorkerManager::new(queue, 3).start();
+        let (runs_tx, mut runs) = tokio::sync::mpsc::unbounded_channel();
+        let probe = Probe(runs_tx).start().recipient();
+        manager.do_send(WorkerUp {
+            id: 1,
+            incarnation: 0,
+            addr: probe.clone(),
+        });
+
+        let a = manager.send(AddTask(chunk(1)));
+        let b = manager.send(AddTask(chunk(2)));
+        let run = runs.recv().await.unwrap();
+        assert_eq!(
+            (run.chunk.task_dbid, run.attempt, run.incarnation),
+            (1, 0, 0)
+        );
+
+        let failed = AttemptOutcome::Failed {
+            reason: "task panicked: boom".into(),
+            panicked: true,
+        };
+        manager.do_send(AttemptFinished {
+            worker: 1,
+            job: run.job,
+            outcome: failed,
+        });
+        let status = manager.send(GetStatus).await.unwrap();
+        assert_eq!(
+            worker_ids(&status),
+            [],
+            "neither free nor busy while it stops"
+        );
+        assert_eq!(status.stats.failed_attempts, 1);
+
+        // Back as its next incarnation: it gets the failed chunk again first, addressed anew.
+        manager.do_send(WorkerDown { id: 1 });
+        manager.do_send(WorkerUp {
+            id: 1,
+            incarnation: 1,
+            addr: probe,
+        });
+        let retry = runs.recv().await.unwrap();
+        assert_eq!(
+            (retry.chunk.task_dbid, retry.attempt, retry.incarnation),
+            (1, 1, 1)
+        );
+        let answer = crate::chunk::result(&retry.chunk, cloned_chunk::Result::Complete, vec![], "");
+        let outcome = AttemptOutcome::Answered(answer.clone());
+        manager.do_send(AttemptFinished {
+            worker: 1,
+            job: retry.job,
+            outcome,
+        });
+        assert_eq!(a.await.unwrap(), Ok(answer));
+
+        let run_b = runs.recv().await.unwrap();
+        assert_eq!(run_b.chunk.task_dbid, 2);
+        let answer_b = crate::chunk::error_result(&run_b.chunk, "Invalid currency pair.");
+        let outcome = AttemptOutcome::Answered(answer_b.clone());
+        manager.do_send(AttemptFinished {
+            worker: 1,
+            job: run_b.job,
+            outcome,
+        });
+        assert_eq!(b.await.unwrap(), Ok(answer_b));
+    }
+
+    #[actix_rt::test]
+    async fn a_dead_worker_s_job_is_retried_and_a_late_report_ignored() {
+        let queue = Queue::<Job>::new(10).start();
+        let manager = WorkerManager::new(queue, 2).start();
+        let (runs_tx, mut runs) = tokio::sync::mpsc::unbounded_channel();
+        let probe = Probe(runs_tx).start().recipient();
+        manager.do_send(WorkerUp {
+            id: 7,
+            incarnation: 0,
+            addr: probe.clone(),
+        });
+        let answer = manager.send(AddTask(chunk(1)));
+        let first = runs.recv().await.unwrap();
+
+        manager.do_send(WorkerDown { id: 7 });
+        // A report from the dead incarnation changes nothing.
+        let late = AttemptOutcome::Answered(crate::chunk::error_result(&first.chunk, "late"));
+        manager.do_send(AttemptFinished {
+            worker: 7,
+            job: first.job,
+            outcome: late,
+        });
+        manager.do_send(WorkerUp {
+            id: 7,
+            incarnation: 1,
+            addr: probe,
+        });
+        let second = runs.recv().await.unwrap();
+        assert_eq!((second.attempt, second.incarnation), (1, 1));
+
+        // The last attempt dies too: the caller gets the error, with the reason.
+        manager.do_send(WorkerDown { id: 7 });
+        let answer = answer.await.unwrap().unwrap();
+        assert_eq!(
+            answer.chunk_result,
+            cloned_chunk::Result::RandomError as i32
+        );
+        assert_eq!(
+            answer.possible_error_message,
+            "no answer after 2 attempts; last: worker 7 died"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn a_full_queue_refuses_add_task() {
+        let queue = Queue::<Job>::new(1).start();
+        let manager = WorkerManager::new(queue, 1).start();
+        let waiting = manager.send(AddTask(chunk(1)));
+        let refused = manager.send(AddTask(chunk(2))).await.unwrap();
+        assert_eq!(refused, Err(TaskError::QueueFull { bound: 1 }));
+        drop(waiting);
     }
 }

@@ -260,6 +260,39 @@ async fn a_panicking_task_is_retried_and_its_worker_restarted() {
 }
 
 #[actix_rt::test]
+async fn many_panics_cost_exactly_one_attempt_each() {
+    // A third of the chunks panic on their first attempt while the queue is full of work: a
+    // worker on its way down must get no new job, and a restarted one must not run stale ones.
+    let sim_config = no_rate_limit();
+    let sim = start_simulator(sim_config.clone()).await;
+    let s = unlimited_settings(&sim, 3);
+    let hooks = Hooks {
+        fault: Some(Rc::new(|c: &TodoChunk, attempt| {
+            (c.task_dbid % 3 == 0 && attempt == 0).then_some(InjectedFault::Panic)
+        })),
+    };
+    let app = App::start(&s, hooks);
+    let answers = add_all(&app, hourly_chunks("BTC_ETH", DAY, 60, 0)).await;
+    for answer in &answers {
+        assert_eq!(
+            kind(answer),
+            cloned_chunk::Result::Complete,
+            "{}",
+            answer.possible_error_message
+        );
+        assert_matches_ground_truth(&sim_config, answer);
+    }
+    let stats = app.manager.send(GetStatus).await.unwrap().stats;
+    assert_eq!(stats.failed_attempts, 20, "{stats:?}");
+    let workers = wait_for_workers(&app, 3).await;
+    assert_eq!(
+        workers.iter().map(|w| w.restarts).sum::<u32>(),
+        20,
+        "{workers:?}"
+    );
+}
+
+#[actix_rt::test]
 async fn a_chunk_that_always_panics_gets_an_error_after_max_attempts() {
     let sim = start_simulator(no_rate_limit()).await;
     let mut s = unlimited_settings(&sim, 2);
