@@ -61,46 +61,37 @@ pub async fn clone_chunk(
     let mut retry = 0;
     loop {
         register(&deps.limiter).await?;
-        let answer = deps
-            .upstream
-            .trade_history(&pair, chunk.from_unix_ts, chunk.until_unix_ts)
-            .await;
-        return Ok(match answer {
+        let (from, until) = (chunk.from_unix_ts, chunk.until_unix_ts);
+        let failure = match deps.upstream.trade_history(&pair, from, until).await {
             Ok(Window::Complete(entries)) => {
-                result(&chunk, cloned_chunk::Result::Complete, entries, "")
+                return Ok(result(&chunk, cloned_chunk::Result::Complete, entries, ""));
             }
-            Ok(Window::TooBig { reason }) => result(
-                &chunk,
-                cloned_chunk::Result::WindowTooBig,
-                Vec::new(),
-                reason,
-            ),
+            Ok(Window::TooBig { reason }) => {
+                let too_big = cloned_chunk::Result::WindowTooBig;
+                return Ok(result(&chunk, too_big, Vec::new(), reason));
+            }
             Err(UpstreamError::Permanent(message)) => {
                 log::warn!("chunk {}: upstream refused it: {message}", Describe(&chunk));
-                error_result(&chunk, message)
+                return Ok(error_result(&chunk, message));
             }
-            Err(UpstreamError::Transient(message)) if retry < deps.max_retries => {
-                let delay = deps.backoff.delay(retry, &mut rng);
-                log::debug!(
-                    "chunk {}: try {} failed ({message}); again in {delay:?}",
-                    Describe(&chunk),
-                    retry + 1
-                );
-                retry += 1;
-                actix_rt::time::sleep(delay).await;
-                continue;
-            }
-            Err(UpstreamError::Transient(message)) => {
-                let tries = retry + 1;
-                log::warn!(
-                    "chunk {}: giving up after {tries} tries: {message}",
-                    Describe(&chunk)
-                );
-                error_result(
-                    &chunk,
-                    format!("upstream failed {tries} times; last: {message}"),
-                )
-            }
-        });
+            Err(UpstreamError::Transient(message)) => message,
+        };
+        if retry == deps.max_retries {
+            let tries = retry + 1;
+            log::warn!(
+                "chunk {}: giving up after {tries} tries: {failure}",
+                Describe(&chunk)
+            );
+            let message = format!("upstream failed {tries} times; last: {failure}");
+            return Ok(error_result(&chunk, message));
+        }
+        let delay = deps.backoff.delay(retry, &mut rng);
+        log::debug!(
+            "chunk {}: try {} failed ({failure}); again in {delay:?}",
+            Describe(&chunk),
+            retry + 1
+        );
+        retry += 1;
+        actix_rt::time::sleep(delay).await;
     }
 }

@@ -192,6 +192,28 @@ async fn an_unknown_pair_is_answered_at_once_without_retries() {
 }
 
 #[actix_rt::test]
+async fn transient_failures_that_outlive_every_retry_are_reported() {
+    let sim = start_simulator(SimulatorConfig {
+        error_rate: 1.0,
+        ..no_rate_limit()
+    })
+    .await;
+    let mut s = unlimited_settings(&sim, 1);
+    s.upstream.max_retries = 2;
+    let app = App::start(&s, Hooks::default());
+    let answer = add_all(&app, hourly_chunks("BTC_ETH", DAY, 1, 0))
+        .await
+        .remove(0);
+    assert_eq!(kind(&answer), cloned_chunk::Result::RandomError);
+    let message = &answer.possible_error_message;
+    assert!(
+        message.starts_with("upstream failed 3 times; last: HTTP 50"),
+        "{message}"
+    );
+    assert_eq!(sim.stats().calls, 3, "one call and two retries");
+}
+
+#[actix_rt::test]
 async fn a_malformed_chunk_never_reaches_the_upstream() {
     let sim = start_simulator(SimulatorConfig::default()).await;
     let app = App::start(&settings(&sim, 2, 50.0), Hooks::default());
