@@ -33,6 +33,26 @@ async fn add_all(app: &App, chunks: Vec<TodoChunk>) -> Vec<ClonedChunk> {
         .expect("every chunk answered in time")
 }
 
+/// Every answer is COMPLETE and equals the simulator's trades.
+fn assert_all_complete(sim: &SimulatorConfig, answers: &[ClonedChunk]) {
+    for answer in answers {
+        assert_eq!(
+            kind(answer),
+            cloned_chunk::Result::Complete,
+            "{}",
+            answer.possible_error_message
+        );
+        assert_matches_ground_truth(sim, answer);
+    }
+}
+
+/// Hooks that inject `fault` by chunk and attempt.
+fn fault_on(fault: impl Fn(&TodoChunk, u32) -> Option<InjectedFault> + 'static) -> Hooks {
+    Hooks {
+        fault: Some(Rc::new(fault)),
+    }
+}
+
 fn kind(answer: &ClonedChunk) -> cloned_chunk::Result {
     cloned_chunk::Result::try_from(answer.chunk_result).unwrap()
 }
@@ -119,15 +139,7 @@ async fn five_xx_and_hangs_are_retried_until_every_chunk_is_complete() {
     let app = App::start(&settings(&sim, 16, 200.0), Hooks::default());
     let chunks = hourly_chunks("BTC_ETH", DAY, 100, 0);
     let answers = add_all(&app, chunks).await;
-    for answer in &answers {
-        assert_eq!(
-            kind(answer),
-            cloned_chunk::Result::Complete,
-            "{}",
-            answer.possible_error_message
-        );
-        assert_matches_ground_truth(&sim_config, answer);
-    }
+    assert_all_complete(&sim_config, &answers);
     let stats = sim.stats();
     assert!(
         stats.errors_5xx > 0 && stats.hangs > 0,
@@ -151,15 +163,7 @@ async fn malformed_and_oversized_bodies_are_retried() {
     let s = unlimited_settings(&sim, 4);
     let app = App::start(&s, Hooks::default());
     let answers = add_all(&app, hourly_chunks("BTC_ETH", DAY, 40, 0)).await;
-    for answer in &answers {
-        assert_eq!(
-            kind(answer),
-            cloned_chunk::Result::Complete,
-            "{}",
-            answer.possible_error_message
-        );
-        assert_matches_ground_truth(&sim_config, answer);
-    }
+    assert_all_complete(&sim_config, &answers);
     let stats = sim.stats();
     assert!(stats.malformed > 0 && stats.oversized > 0, "{stats:?}");
 }
@@ -254,22 +258,12 @@ async fn a_panicking_task_is_retried_and_its_worker_restarted() {
     let sim = start_simulator(sim_config.clone()).await;
     let s = unlimited_settings(&sim, 3);
     // Chunk 13 panics on its first attempt only.
-    let hooks = Hooks {
-        fault: Some(Rc::new(|c: &TodoChunk, attempt| {
-            (c.task_dbid == 13 && attempt == 0).then_some(InjectedFault::Panic)
-        })),
-    };
+    let hooks = fault_on(|c: &TodoChunk, attempt| {
+        (c.task_dbid == 13 && attempt == 0).then_some(InjectedFault::Panic)
+    });
     let app = App::start(&s, hooks);
     let answers = add_all(&app, hourly_chunks("BTC_ETH", DAY, 20, 0)).await;
-    for answer in &answers {
-        assert_eq!(
-            kind(answer),
-            cloned_chunk::Result::Complete,
-            "{}",
-            answer.possible_error_message
-        );
-        assert_matches_ground_truth(&sim_config, answer);
-    }
+    assert_all_complete(&sim_config, &answers);
     let status = app.manager.send(GetStatus).await.unwrap();
     assert_eq!(status.stats.failed_attempts, 1);
     // The worker that ran chunk 13 stopped and came back: n_workers again, one restart.
@@ -288,22 +282,12 @@ async fn many_panics_cost_exactly_one_attempt_each() {
     let sim_config = no_rate_limit();
     let sim = start_simulator(sim_config.clone()).await;
     let s = unlimited_settings(&sim, 3);
-    let hooks = Hooks {
-        fault: Some(Rc::new(|c: &TodoChunk, attempt| {
-            (c.task_dbid % 3 == 0 && attempt == 0).then_some(InjectedFault::Panic)
-        })),
-    };
+    let hooks = fault_on(|c: &TodoChunk, attempt| {
+        (c.task_dbid % 3 == 0 && attempt == 0).then_some(InjectedFault::Panic)
+    });
     let app = App::start(&s, hooks);
     let answers = add_all(&app, hourly_chunks("BTC_ETH", DAY, 60, 0)).await;
-    for answer in &answers {
-        assert_eq!(
-            kind(answer),
-            cloned_chunk::Result::Complete,
-            "{}",
-            answer.possible_error_message
-        );
-        assert_matches_ground_truth(&sim_config, answer);
-    }
+    assert_all_complete(&sim_config, &answers);
     let stats = app.manager.send(GetStatus).await.unwrap().stats;
     assert_eq!(stats.failed_attempts, 20, "{stats:?}");
     let workers = wait_for_workers(&app, 3).await;
@@ -319,11 +303,7 @@ async fn a_chunk_that_always_panics_gets_an_error_after_max_attempts() {
     let sim = start_simulator(no_rate_limit()).await;
     let mut s = unlimited_settings(&sim, 2);
     s.manager.max_attempts = 3;
-    let hooks = Hooks {
-        fault: Some(Rc::new(|c: &TodoChunk, _| {
-            (c.task_dbid == 1).then_some(InjectedFault::Panic)
-        })),
-    };
+    let hooks = fault_on(|c: &TodoChunk, _| (c.task_dbid == 1).then_some(InjectedFault::Panic));
     let app = App::start(&s, hooks);
     let answers = add_all(&app, hourly_chunks("BTC_ETH", DAY, 4, 0)).await;
     assert_eq!(kind(&answers[1]), cloned_chunk::Result::RandomError);
@@ -347,21 +327,11 @@ async fn an_attempt_past_its_deadline_is_retried() {
     let sim = start_simulator(sim_config.clone()).await;
     let mut s = unlimited_settings(&sim, 2);
     s.worker.attempt_deadline_ms = 200;
-    let hooks = Hooks {
-        fault: Some(Rc::new(|c: &TodoChunk, a| {
-            (c.task_dbid == 2 && a == 0).then_some(InjectedFault::Hang)
-        })),
-    };
+    let hooks =
+        fault_on(|c: &TodoChunk, a| (c.task_dbid == 2 && a == 0).then_some(InjectedFault::Hang));
     let app = App::start(&s, hooks);
     let answers = add_all(&app, hourly_chunks("BTC_ETH", DAY, 4, 0)).await;
-    for answer in &answers {
-        assert_eq!(
-            kind(answer),
-            cloned_chunk::Result::Complete,
-            "{}",
-            answer.possible_error_message
-        );
-    }
+    assert_all_complete(&sim_config, &answers);
     assert_eq!(
         app.manager
             .send(GetStatus)
@@ -387,12 +357,7 @@ async fn a_worker_killed_mid_chunk_loses_nothing() {
             InjectedFault::Hang
         })
     };
-    let app = App::start(
-        &s,
-        Hooks {
-            fault: Some(Rc::new(hook)),
-        },
-    );
+    let app = App::start(&s, fault_on(hook));
     let chunks = hourly_chunks("BTC_ETH", DAY, 6, 0);
     let hung = chunks[0].clone();
     let answers = join_all(chunks.into_iter().map(|c| add_task(&app, c)));
@@ -410,15 +375,7 @@ async fn a_worker_killed_mid_chunk_loses_nothing() {
         actix_rt::time::timeout(TEST_DEADLINE, futures_util::future::join(answers, killer))
             .await
             .expect("answered in time");
-    for answer in &answers {
-        assert_eq!(
-            kind(answer),
-            cloned_chunk::Result::Complete,
-            "{}",
-            answer.possible_error_message
-        );
-        assert_matches_ground_truth(&sim_config, answer);
-    }
+    assert_all_complete(&sim_config, &answers);
     let status = app.manager.send(GetStatus).await.unwrap();
     assert_eq!(
         status.stats.failed_attempts, 1,
