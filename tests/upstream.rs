@@ -1,0 +1,154 @@
+//! The upstream client on its own, over HTTP against the simulator: how each kind of answer is
+//! classified (one call each, no retries).
+
+use cloner_worker::config::Settings;
+use cloner_worker::pair::CurrencyPair;
+use cloner_worker::simulator::{self, market, SimulatorConfig, SimulatorHandle};
+use cloner_worker::upstream::{Upstream, UpstreamError, Window};
+
+const DAY: i32 = 1_540_166_400; // 2018-10-22
+
+async fn simulator(config: SimulatorConfig) -> SimulatorHandle {
+    simulator::start(SimulatorConfig {
+        rate_limit: 0,
+        ..config
+    })
+    .await
+    .expect("simulator starts")
+}
+
+fn client(sim: &SimulatorHandle) -> Upstream {
+    let mut settings = Settings::default().upstream;
+    settings.base_url = sim.base_url();
+    settings.request_timeout_ms = 300;
+    Upstream::new(&settings)
+}
+
+fn pair(p: &str) -> CurrencyPair {
+    CurrencyPair::parse(p).unwrap()
+}
+
+#[actix_rt::test]
+async fn a_window_comes_back_complete_and_oldest_first() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let up = client(&sim);
+    let Ok(Window::Complete(entries)) = up.trade_history(&pair("BTC_ETH"), DAY, DAY + 3599).await
+    else {
+        panic!("complete expected");
+    };
+    let truth = market::trades_in_window(sim.config(), "BTC_ETH", DAY as i64, DAY as i64 + 3599);
+    let ids: Vec<i64> = entries.iter().map(|e| e.trade_id as i64).collect();
+    assert_eq!(ids, truth.iter().map(|t| t.trade_id).collect::<Vec<_>>());
+}
+
+#[actix_rt::test]
+async fn a_full_page_and_the_month_error_are_too_big() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let up = client(&sim);
+    let busy = up.trade_history(&pair("USDT_BTC"), DAY, DAY + 86_399).await;
+    assert!(
+        matches!(busy, Ok(Window::TooBig { ref reason }) if reason.contains("page limit")),
+        "{busy:?}"
+    );
+    let long = up
+        .trade_history(&pair("BTC_ETH"), DAY, DAY + 40 * 86_400)
+        .await;
+    assert!(
+        matches!(long, Ok(Window::TooBig { ref reason }) if reason.contains("1 month")),
+        "{long:?}"
+    );
+}
+
+#[actix_rt::test]
+async fn an_unknown_pair_is_permanent() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let answer = client(&sim)
+        .trade_history(&pair("BTC_NOPE"), DAY, DAY + 1)
+        .await;
+    assert_eq!(
+        answer,
+        Err(UpstreamError::Permanent("Invalid currency pair.".into()))
+    );
+}
+
+#[actix_rt::test]
+async fn faults_are_transient_and_say_what_happened() {
+    let cases: [(SimulatorConfig, &str); 4] = [
+        (
+            SimulatorConfig {
+                error_rate: 1.0,
+                ..Default::default()
+            },
+            "HTTP 50",
+        ),
+        (
+            SimulatorConfig {
+                malformed_rate: 1.0,
+                ..Default::default()
+            },
+            "not a trade list",
+        ),
+        (
+            SimulatorConfig {
+                oversized_rate: 1.0,
+                ..Default::default()
+            },
+            "body larger than",
+        ),
+        (
+            SimulatorConfig {
+                hang_rate: 1.0,
+                ..Default::default()
+            },
+            "GET ",
+        ),
+    ];
+    for (config, says) in cases {
+        let sim = simulator(config).await;
+        let answer = client(&sim)
+            .trade_history(&pair("BTC_ETH"), DAY, DAY + 60)
+            .await;
+        match answer {
+            Err(UpstreamError::Transient(message)) => {
+                assert!(message.contains(says), "{says}: {message}")
+            }
+            other => panic!("{says}: transient expected, got {other:?}"),
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_429_is_transient() {
+    let sim = simulator::start(SimulatorConfig {
+        rate_limit: 1,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let up = client(&sim);
+    assert!(up
+        .trade_history(&pair("BTC_ETH"), DAY, DAY + 60)
+        .await
+        .is_ok());
+    let second = up.trade_history(&pair("BTC_ETH"), DAY, DAY + 60).await;
+    assert!(
+        matches!(&second, Err(UpstreamError::Transient(m)) if m.contains("HTTP 429")),
+        "{second:?}"
+    );
+}
+
+#[actix_rt::test]
+async fn an_unreachable_upstream_is_transient_and_names_the_url() {
+    let sim = simulator(SimulatorConfig::default()).await;
+    let url = sim.base_url();
+    sim.stop().await;
+    let mut settings = Settings::default().upstream;
+    settings.base_url = url.clone();
+    let answer = Upstream::new(&settings)
+        .trade_history(&pair("BTC_ETH"), DAY, DAY + 1)
+        .await;
+    assert!(
+        matches!(&answer, Err(UpstreamError::Transient(m)) if m.contains(&url)),
+        "{answer:?}"
+    );
+}
