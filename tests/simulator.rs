@@ -98,6 +98,10 @@ async fn errors_come_as_the_api_sends_them() {
             "Please specify start and end",
         ),
         ("command=returnTicker".to_string(), "Invalid command."),
+        (
+            "command=returnTradeHistory&start=1&end=2".to_string(),
+            "Please specify a currencyPair.",
+        ),
     ];
     for (query, message) in cases {
         let (status, body) = get(&sim, &query).await;

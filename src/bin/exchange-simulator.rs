@@ -90,29 +90,38 @@ fn main() -> anyhow::Result<()> {
     };
     actix_rt::System::new().block_on(async move {
         let addr = SocketAddr::new(args.host, args.port);
+        // Handlers first: a signal right after the "listening" line must still stop us cleanly.
+        let stop = shutdown_signal();
         let handle =
             simulator::start_on(config, addr).with_context(|| format!("binding {addr}"))?;
         if let Some(path) = &args.port_file {
-            // Written whole or not at all: a reader never sees half a port.
-            let tmp = path.with_extension("tmp");
+            // Written whole or not at all: a reader never sees half a port. The temporary name
+            // extends the full name, so it never equals it whatever the extension.
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".partial");
+            let tmp = PathBuf::from(tmp);
             std::fs::write(&tmp, handle.addr().port().to_string())
                 .with_context(|| format!("writing {}", tmp.display()))?;
             std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
         }
         println!("exchange-simulator listening on {}", handle.base_url());
         std::io::stdout().flush()?;
-        shutdown_signal().await;
+        stop.await;
         log::info!("stopping; stats: {:?}", handle.stats());
         handle.stop().await;
         Ok(())
     })
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGINT and SIGTERM handlers now; the future resolves on either signal.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
     }
 }

@@ -31,7 +31,7 @@ pub struct SimulatorConfig {
     pub max_window_secs: i64,
     /// Calls allowed in any one second; 0 = no limit.
     pub rate_limit: u32,
-    /// Added to every answer.
+    /// Added to every answer past the rate check (a 429 comes at once).
     pub latency_ms: u64,
     /// Fraction of calls answered 500/502/503.
     pub error_rate: f64,

@@ -23,7 +23,7 @@ use super::SimulatorConfig;
 pub struct Stats {
     /// Every call to `/public`.
     pub calls: u64,
-    /// Calls answered with trades (or a trade-level error), past the rate check and faults.
+    /// Calls answered with trades: past the rate check, the faults and every API error.
     pub trade_history_calls: u64,
     /// Calls past the rate limit (answered 429).
     pub violations: u64,
@@ -236,7 +236,9 @@ fn trade_history(state: &Shared, query: &HashMap<String, String>) -> HttpRespons
     if query.get("command").map(String::as_str) != Some("returnTradeHistory") {
         return api_error("Invalid command.");
     }
-    let pair = query.get("currencyPair").map(String::as_str).unwrap_or("");
+    let Some(pair) = query.get("currencyPair").map(String::as_str) else {
+        return api_error("Please specify a currencyPair.");
+    };
     if !market::is_listed(config, pair) {
         state.stats.lock().unwrap().invalid_pair += 1;
         return api_error("Invalid currency pair.");
