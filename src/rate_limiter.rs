@@ -360,10 +360,12 @@ mod tests {
             let times = grant_times(&limiter, n).await;
             let allowed = rate as usize + burst as usize - 1;
             let most = max_in_one_second(&times);
-            // Never above the bound; below it only by the documented 2/1002 stretch.
-            let stretch = (rate * 2.0 / 1002.0).ceil() as usize;
+            // Never above the bound; below it only by the documented 2/1002 stretch and one
+            // grant of timer quantization (grants land on 1 ms ticks, and where the tick grid
+            // falls relative to the paused clock differs from run to run).
+            let shortfall = (rate * 2.0 / 1002.0).ceil() as usize + 1;
             assert!(
-                most <= allowed && most + stretch >= allowed,
+                most <= allowed && most + shortfall >= allowed,
                 "rate {rate} burst {burst}: {most}"
             );
             // Not slower than promised either: n grants take (n - burst) intervals, and timer
