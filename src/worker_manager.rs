@@ -356,6 +356,27 @@ mod tests {
         }
     }
 
+    /// A manager with one worker, `id`, played by a probe: the manager, the probe's address
+    /// (to bring the worker back) and the `Run`s it receives.
+    fn manager_with_probe(
+        max_attempts: u32,
+        id: WorkerId,
+    ) -> (
+        Addr<WorkerManager>,
+        Recipient<Run>,
+        tokio::sync::mpsc::UnboundedReceiver<Run>,
+    ) {
+        let manager = WorkerManager::new(Queue::<Job>::new(10).start(), max_attempts).start();
+        let (runs_tx, runs) = tokio::sync::mpsc::unbounded_channel();
+        let probe = Probe(runs_tx).start().recipient();
+        manager.do_send(WorkerUp {
+            id,
+            incarnation: 0,
+            addr: probe.clone(),
+        });
+        (manager, probe, runs)
+    }
+
     fn chunk(id: i32) -> TodoChunk {
         TodoChunk {
             currency_pair: "BTC_ETH".into(),
@@ -375,15 +396,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_worker_whose_task_panicked_gets_work_only_after_it_is_back() {
-        let queue = Queue::<Job>::new(10).start();
-        let manager = WorkerManager::new(queue, 3).start();
-        let (runs_tx, mut runs) = tokio::sync::mpsc::unbounded_channel();
-        let probe = Probe(runs_tx).start().recipient();
-        manager.do_send(WorkerUp {
-            id: 1,
-            incarnation: 0,
-            addr: probe.clone(),
-        });
+        let (manager, probe, mut runs) = manager_with_probe(3, 1);
 
         let a = manager.send(AddTask(chunk(1)));
         let b = manager.send(AddTask(chunk(2)));
@@ -445,15 +458,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_dead_worker_s_job_is_retried_and_a_late_report_ignored() {
-        let queue = Queue::<Job>::new(10).start();
-        let manager = WorkerManager::new(queue, 2).start();
-        let (runs_tx, mut runs) = tokio::sync::mpsc::unbounded_channel();
-        let probe = Probe(runs_tx).start().recipient();
-        manager.do_send(WorkerUp {
-            id: 7,
-            incarnation: 0,
-            addr: probe.clone(),
-        });
+        let (manager, probe, mut runs) = manager_with_probe(2, 7);
         let answer = manager.send(AddTask(chunk(1)));
         let first = runs.recv().await.unwrap();
 

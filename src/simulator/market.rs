@@ -62,7 +62,7 @@ struct Model {
 
 impl Model {
     fn new(cfg: &SimulatorConfig, pair: &str) -> Option<Model> {
-        if !cfg.pairs.iter().any(|p| p == pair) {
+        if !is_listed(cfg, pair) {
             return None;
         }
         let (lambda, price) = PAIRS
