@@ -149,3 +149,31 @@ fn killing_a_worker_from_the_console_brings_it_back() {
         "nothing runs after exit:\n{out}"
     );
 }
+
+#[test]
+fn a_bad_setting_stops_the_console_with_the_key_at_fault() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
+        .args(["repl", "--upstream", "ftp://example"])
+        .env("CLONER__N_WORKERS", "0")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("configuration key `n_workers`: must be between 1 and 1024, got 0"),
+        "{err}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
+        .args(["repl", "--upstream", "ftp://example"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("the binary runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("upstream.base_url") && err.contains("http://"),
+        "{err}"
+    );
+}

@@ -257,3 +257,17 @@ async fn fault_draws_are_deterministic_and_near_their_rate() {
         "{errors} of 200 at a 30 % rate"
     );
 }
+
+#[test]
+fn the_binary_refuses_a_fault_rate_outside_zero_to_one() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_exchange-simulator"))
+        .args(["--error-rate", "1.5"])
+        .output()
+        .expect("the binary runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--error-rate must be a fraction between 0 and 1, got 1.5"),
+        "{err}"
+    );
+}
