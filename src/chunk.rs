@@ -52,3 +52,72 @@ pub fn result_name(result: &ClonedChunk) -> String {
         Err(_) => format!("UNKNOWN({})", result.chunk_result),
     }
 }
+
+/// Why a Kafka message cannot become a chunk (it goes to the dead-letter topic).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Undecodable {
+    #[error("the message has no payload")]
+    NoPayload,
+    #[error("the payload is not a TodoChunk: {0}")]
+    NotATodoChunk(String),
+    #[error(transparent)]
+    Invalid(#[from] crate::pair::InvalidChunk),
+}
+
+/// Decodes and validates a `TodoChunk` as it arrives from Kafka.
+pub fn decode_todo_chunk(payload: Option<&[u8]>) -> Result<TodoChunk, Undecodable> {
+    use prost::Message as _;
+    let bytes = payload.ok_or(Undecodable::NoPayload)?;
+    let chunk = TodoChunk::decode(bytes).map_err(|e| Undecodable::NotATodoChunk(e.to_string()))?;
+    crate::pair::validate_chunk(&chunk)?;
+    Ok(chunk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost::Message as _;
+
+    fn encoded(pair: &str, from: i32, until: i32) -> Vec<u8> {
+        TodoChunk {
+            currency_pair: pair.into(),
+            from_unix_ts: from,
+            until_unix_ts: until,
+            task_dbid: 3,
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn a_valid_chunk_decodes() {
+        let chunk = decode_todo_chunk(Some(&encoded("BTC_ETH", 10, 20))).unwrap();
+        assert_eq!(
+            (chunk.from_unix_ts, chunk.until_unix_ts, chunk.task_dbid),
+            (10, 20, 3)
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_a_chunk_says_why() {
+        let cases: [(Option<Vec<u8>>, &str); 6] = [
+            (None, "no payload"),
+            (Some(vec![0xff, 0xff, 0xff]), "not a TodoChunk"),
+            (Some(encoded("", 10, 20)), "invalid currency pair"),
+            (
+                Some(encoded("BTC_ETH&x=1", 10, 20)),
+                "invalid currency pair",
+            ),
+            (Some(encoded("BTC_ETH", 20, 10)), "ends before it starts"),
+            (Some(encoded("BTC_ETH", -5, 10)), "before 1970"),
+        ];
+        for (payload, why) in cases {
+            let err = decode_todo_chunk(payload.as_deref())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(why),
+                "{payload:?}: {err:?} does not say {why:?}"
+            );
+        }
+    }
+}

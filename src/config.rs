@@ -4,6 +4,7 @@
 //! Every value is checked once, here, so the actors can trust what they are given; a bad value
 //! is reported with the key that holds it and what would be accepted.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -35,6 +36,9 @@ pub struct Settings {
     pub manager: ManagerSettings,
     pub worker: WorkerSettings,
     pub upstream: UpstreamSettings,
+    pub kafka: KafkaSettings,
+    pub topics: TopicSettings,
+    pub consumer: ConsumerSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -67,6 +71,134 @@ pub struct UpstreamSettings {
     pub max_retries: u32,
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
+}
+
+/// librdkafka properties, passed through as-is (see `config/default.toml`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct KafkaSettings {
+    /// For every client (consumer, producer, admin).
+    #[serde(flatten)]
+    pub common: BTreeMap<String, KafkaValue>,
+    /// For the consumer only; wins over `common`.
+    #[serde(default)]
+    pub consumer: BTreeMap<String, KafkaValue>,
+    /// For the producer only; wins over `common`.
+    #[serde(default)]
+    pub producer: BTreeMap<String, KafkaValue>,
+}
+
+/// A librdkafka property value as written in TOML or the environment; librdkafka takes strings.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum KafkaValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl std::fmt::Display for KafkaValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KafkaValue::Bool(b) => write!(f, "{b}"),
+            KafkaValue::Int(i) => write!(f, "{i}"),
+            KafkaValue::Float(x) => write!(f, "{x}"),
+            KafkaValue::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// Topic names, and the shape `topics create` gives them.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSettings {
+    pub todo: String,
+    pub finished: String,
+    pub dead_letter: String,
+    pub partitions: i32,
+    pub replication: i32,
+}
+
+/// The Kafka side of the service: intake bound, drain and delivery.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSettings {
+    pub max_in_flight: usize,
+    pub drain_grace_ms: u64,
+    pub delivery_timeout_ms: u64,
+}
+
+/// Which librdkafka client a property set is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KafkaRole {
+    Consumer,
+    Producer,
+    Admin,
+}
+
+impl KafkaSettings {
+    /// The librdkafka properties for `role`: `common`, then the role's own table, with every
+    /// name in librdkafka's dotted form. A property given twice in one table (as `a_b` and
+    /// `a.b`) is an error naming it.
+    pub fn properties(&self, role: KafkaRole) -> Result<BTreeMap<String, String>, ConfigError> {
+        fn add(
+            into: &mut BTreeMap<String, String>,
+            table: &BTreeMap<String, KafkaValue>,
+            key: &'static str,
+        ) -> Result<(), ConfigError> {
+            let mut seen = BTreeMap::new();
+            for (name, value) in table {
+                if matches!(name.as_str(), "consumer" | "producer") {
+                    continue;
+                }
+                let dotted = name.replace('_', ".");
+                if let Some(other) = seen.insert(dotted.clone(), name.clone()) {
+                    return Err(ConfigError::Invalid {
+                        key,
+                        problem: format!(
+                            "librdkafka property `{dotted}` is given twice, as `{other}` and `{name}`; keep one (the `_` form can be overridden from the environment)"
+                        ),
+                    });
+                }
+                into.insert(dotted, value.to_string());
+            }
+            Ok(())
+        }
+        let mut props = BTreeMap::new();
+        add(&mut props, &self.common, "kafka")?;
+        match role {
+            KafkaRole::Consumer => add(&mut props, &self.consumer, "kafka.consumer")?,
+            KafkaRole::Producer => add(&mut props, &self.producer, "kafka.producer")?,
+            KafkaRole::Admin => {}
+        }
+        Ok(props)
+    }
+
+    /// `bootstrap.servers`, for messages.
+    pub fn bootstrap_servers(&self) -> String {
+        self.properties(KafkaRole::Admin)
+            .ok()
+            .and_then(|p| p.get("bootstrap.servers").cloned())
+            .unwrap_or_default()
+    }
+
+    /// Sets a common property (`name` in dotted form), replacing any spelling of it.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.common
+            .retain(|k, _| k.replace('_', ".") != name.replace('_', "."));
+        self.common
+            .insert(name.to_string(), KafkaValue::Str(value.into()));
+    }
+}
+
+impl ConsumerSettings {
+    pub fn drain_grace(&self) -> Duration {
+        Duration::from_millis(self.drain_grace_ms)
+    }
+
+    pub fn delivery_timeout(&self) -> Duration {
+        Duration::from_millis(self.delivery_timeout_ms)
+    }
 }
 
 impl Default for Settings {
@@ -172,12 +304,72 @@ impl Settings {
                 ),
             );
         }
+        for role in [KafkaRole::Consumer, KafkaRole::Producer] {
+            self.kafka.properties(role)?;
+        }
+        let t = &self.topics;
+        for (key, name) in [
+            ("topics.todo", &t.todo),
+            ("topics.finished", &t.finished),
+            ("topics.dead_letter", &t.dead_letter),
+        ] {
+            if !valid_topic_name(name) {
+                return invalid(
+                    key,
+                    format!("{name:?} is not a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)"),
+                );
+            }
+        }
+        if t.todo == t.finished || t.todo == t.dead_letter {
+            return invalid(
+                "topics.todo",
+                format!(
+                    "must differ from topics.finished and topics.dead_letter, got {:?}",
+                    t.todo
+                ),
+            );
+        }
+        if t.partitions < 1 {
+            return invalid(
+                "topics.partitions",
+                format!("must be at least 1, got {}", t.partitions),
+            );
+        }
+        if t.replication < 1 {
+            return invalid(
+                "topics.replication",
+                format!("must be at least 1, got {}", t.replication),
+            );
+        }
+        let c = &self.consumer;
+        if c.max_in_flight == 0 || c.max_in_flight > self.manager.queue_bound {
+            return invalid(
+                "consumer.max_in_flight",
+                format!(
+                    "must be between 1 and manager.queue_bound ({}), got {}",
+                    self.manager.queue_bound, c.max_in_flight
+                ),
+            );
+        }
+        if c.delivery_timeout_ms == 0 {
+            return invalid("consumer.delivery_timeout_ms", "must be at least 1".into());
+        }
         Ok(())
     }
 
     pub fn attempt_deadline(&self) -> Duration {
         Duration::from_millis(self.worker.attempt_deadline_ms)
     }
+}
+
+/// Kafka's rule for topic names.
+fn valid_topic_name(name: &str) -> bool {
+    (1..=249).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 impl UpstreamSettings {
@@ -251,6 +443,84 @@ mod tests {
             assert!(
                 err.contains(named),
                 "{key}={value}: error {err:?} does not name {named}"
+            );
+        }
+    }
+
+    #[test]
+    fn kafka_properties_layer_and_take_librdkafka_names() {
+        let s = Settings::from_sources(
+            None,
+            env(&[
+                ("CLONER__KAFKA__BOOTSTRAP_SERVERS", "broker-1:9093"),
+                ("CLONER__KAFKA__SECURITY_PROTOCOL", "SASL_SSL"),
+                ("CLONER__KAFKA__CONSUMER__GROUP_ID", "cloners"),
+                ("CLONER__KAFKA__PRODUCER__LINGER_MS", "20"),
+            ]),
+        )
+        .unwrap();
+        let consumer = s.kafka.properties(KafkaRole::Consumer).unwrap();
+        assert_eq!(consumer["bootstrap.servers"], "broker-1:9093");
+        assert_eq!(consumer["security.protocol"], "SASL_SSL");
+        assert_eq!(consumer["group.id"], "cloners");
+        assert_eq!(consumer["session.timeout.ms"], "6000");
+        assert!(
+            !consumer.contains_key("linger.ms"),
+            "producer keys stay out"
+        );
+        let producer = s.kafka.properties(KafkaRole::Producer).unwrap();
+        assert_eq!(producer["linger.ms"], "20");
+        assert!(!producer.contains_key("group.id"));
+        assert_eq!(s.kafka.bootstrap_servers(), "broker-1:9093");
+    }
+
+    #[test]
+    fn dotted_kafka_names_are_accepted_in_files_but_not_twice() {
+        let dir = std::env::temp_dir().join(format!("cloner-config-kafka-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("kafka.toml");
+        std::fs::write(&file, "[kafka]\n\"ssl.ca.location\" = \"/ca.pem\"\n").unwrap();
+        let s = Settings::from_sources(Some(&file), env(&[])).unwrap();
+        assert_eq!(
+            s.kafka.properties(KafkaRole::Admin).unwrap()["ssl.ca.location"],
+            "/ca.pem"
+        );
+        let err = Settings::from_sources(
+            Some(&file),
+            env(&[("CLONER__KAFKA__SSL_CA_LOCATION", "/other.pem")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("ssl.ca.location") && err.contains("twice"),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn kafka_side_values_are_checked() {
+        let cases = [
+            ("CLONER__TOPICS__TODO", "bad topic", "topics.todo"),
+            ("CLONER__TOPICS__PARTITIONS", "0", "topics.partitions"),
+            (
+                "CLONER__CONSUMER__MAX_IN_FLIGHT",
+                "0",
+                "consumer.max_in_flight",
+            ),
+            (
+                "CLONER__CONSUMER__MAX_IN_FLIGHT",
+                "20000",
+                "consumer.max_in_flight",
+            ),
+        ];
+        for (key, value, named) in cases {
+            let err = Settings::from_sources(None, env(&[(key, value)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(named),
+                "{key}={value}: {err:?} does not name {named}"
             );
         }
     }

@@ -1,0 +1,161 @@
+//! librdkafka clients from configuration.
+//!
+//! Every property of the `[kafka]` tables goes to librdkafka as written; on top, the ones that
+//! the reliability contract (design.md §4) depends on are enforced here, whatever the
+//! configuration says: an idempotent producer with `acks=all`, and a consumer whose offsets are
+//! stored by the service only (after a chunk's result is acknowledged) and committed by
+//! librdkafka from that store.
+//!
+//! It must never hide a librdkafka error: each is returned with the property or broker at fault.
+
+use std::time::Duration;
+
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::{ClientConfig, FromClientConfig, FromClientConfigAndContext};
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::producer::FutureProducer;
+use rdkafka::ClientContext;
+
+use crate::config::{ConfigError, KafkaRole, KafkaSettings, Settings};
+
+/// Why a Kafka client could not be made or used.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaSetupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("librdkafka refused the {role:?} configuration: {source}; check the [kafka] tables")]
+    Client {
+        role: KafkaRole,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error(
+        "cannot reach Kafka at {bootstrap} within {timeout:?}: {source}. Is the broker up? Set kafka.bootstrap_servers (CLONER__KAFKA__BOOTSTRAP_SERVERS) to it; scripts/kafka-up starts a local one"
+    )]
+    Unreachable {
+        bootstrap: String,
+        timeout: Duration,
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    #[error(
+        "topic `{topic}` does not exist on {bootstrap}; create it with `cloner-worker topics create` (or the broker's own tools)"
+    )]
+    MissingTopic { topic: String, bootstrap: String },
+}
+
+/// The librdkafka configuration for `role`.
+pub fn client_config(
+    kafka: &KafkaSettings,
+    role: KafkaRole,
+) -> Result<ClientConfig, KafkaSetupError> {
+    let mut config = ClientConfig::new();
+    for (name, value) in kafka.properties(role)? {
+        config.set(name, value);
+    }
+    match role {
+        KafkaRole::Consumer => {
+            // Offsets are stored by the service once a chunk's result is acknowledged, in
+            // partition order; librdkafka commits what is stored, never what was merely read.
+            config.set("enable.auto.offset.store", "false");
+            config.set("enable.auto.commit", "true");
+        }
+        KafkaRole::Producer => {
+            config.set("enable.idempotence", "true");
+            config.set("acks", "all");
+        }
+        KafkaRole::Admin => {}
+    }
+    Ok(config)
+}
+
+/// The producer of results and dead letters; `delivery_timeout` bounds one delivery's retries.
+pub fn producer(settings: &Settings) -> Result<FutureProducer, KafkaSetupError> {
+    let mut config = client_config(&settings.kafka, KafkaRole::Producer)?;
+    config.set(
+        "message.timeout.ms",
+        settings.consumer.delivery_timeout_ms.to_string(),
+    );
+    FutureProducer::from_config(&config).map_err(|source| KafkaSetupError::Client {
+        role: KafkaRole::Producer,
+        source,
+    })
+}
+
+/// A consumer of type `T` (stream or base) with `context`.
+pub fn consumer<T, C>(kafka: &KafkaSettings, context: C) -> Result<T, KafkaSetupError>
+where
+    C: ConsumerContext,
+    T: FromClientConfigAndContext<C>,
+{
+    let config = client_config(kafka, KafkaRole::Consumer)?;
+    T::from_config_and_context(&config, context).map_err(|source| KafkaSetupError::Client {
+        role: KafkaRole::Consumer,
+        source,
+    })
+}
+
+pub fn admin(kafka: &KafkaSettings) -> Result<AdminClient<DefaultClientContext>, KafkaSetupError> {
+    let config = client_config(kafka, KafkaRole::Admin)?;
+    AdminClient::from_config(&config).map_err(|source| KafkaSetupError::Client {
+        role: KafkaRole::Admin,
+        source,
+    })
+}
+
+/// Asks the cluster for the metadata of `topics` (blocking, up to `timeout`): fails with an
+/// error that says what to do when the broker cannot be reached or a topic is missing.
+/// librdkafka itself would retry in silence forever.
+pub fn check_topics<C: ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    bootstrap: &str,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<(), KafkaSetupError> {
+    let metadata =
+        client
+            .fetch_metadata(None, timeout)
+            .map_err(|source| KafkaSetupError::Unreachable {
+                bootstrap: bootstrap.to_string(),
+                timeout,
+                source,
+            })?;
+    for topic in topics {
+        let found = metadata
+            .topics()
+            .iter()
+            .any(|t| t.name() == *topic && t.error().is_none() && !t.partitions().is_empty());
+        if !found {
+            return Err(KafkaSetupError::MissingTopic {
+                topic: topic.to_string(),
+                bootstrap: bootstrap.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reliability_properties_win_over_configuration() {
+        let mut settings = Settings::default();
+        settings
+            .kafka
+            .producer
+            .insert("acks".into(), crate::config::KafkaValue::Str("1".into()));
+        settings.kafka.consumer.insert(
+            "enable_auto_offset_store".into(),
+            crate::config::KafkaValue::Bool(true),
+        );
+        let producer = client_config(&settings.kafka, KafkaRole::Producer).unwrap();
+        assert_eq!(producer.get("acks"), Some("all"));
+        assert_eq!(producer.get("enable.idempotence"), Some("true"));
+        let consumer = client_config(&settings.kafka, KafkaRole::Consumer).unwrap();
+        assert_eq!(consumer.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(consumer.get("group.id"), Some("cloner-worker"));
+    }
+}

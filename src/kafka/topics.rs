@@ -1,0 +1,200 @@
+//! `cloner-worker topics create|delete|list`: the service's topics through the admin API.
+//!
+//! Creating a topic that exists is not an error (the command can run at every deploy). A broker
+//! that does not implement the admin API (librdkafka's mock cluster is one) gets an error that
+//! says so, within the request timeout, instead of a hang.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::config::Settings;
+use crate::kafka::client::{self, KafkaSetupError};
+
+/// How long one admin request may take.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why a topics command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicsError {
+    #[error(transparent)]
+    Setup(#[from] KafkaSetupError),
+    #[error(
+        "the broker at {bootstrap} does not support {operation} ({code}); create the topics with the broker's own tools (a local test broker, scripts/kafka-up, creates them itself)"
+    )]
+    Unsupported {
+        bootstrap: String,
+        operation: &'static str,
+        code: String,
+    },
+    #[error("{operation} failed at {bootstrap}: {source}")]
+    Request {
+        bootstrap: String,
+        operation: &'static str,
+        #[source]
+        source: KafkaError,
+    },
+    #[error("topic `{topic}`: {code}")]
+    Topic {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+}
+
+/// What became of one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopicOutcome {
+    Created,
+    AlreadyExisted,
+    Deleted,
+    DidNotExist,
+}
+
+/// The service's topics: todo, finished, dead letters.
+pub fn service_topics(settings: &Settings) -> [&str; 3] {
+    [
+        settings.topics.todo.as_str(),
+        settings.topics.finished.as_str(),
+        settings.topics.dead_letter.as_str(),
+    ]
+}
+
+fn options() -> AdminOptions {
+    AdminOptions::new()
+        .request_timeout(Some(ADMIN_TIMEOUT))
+        .operation_timeout(Some(ADMIN_TIMEOUT))
+}
+
+fn request_error(settings: &Settings, operation: &'static str, err: KafkaError) -> TopicsError {
+    let bootstrap = settings.kafka.bootstrap_servers();
+    match err.rdkafka_error_code() {
+        Some(
+            code @ (RDKafkaErrorCode::UnsupportedVersion
+            | RDKafkaErrorCode::UnsupportedFeature
+            | RDKafkaErrorCode::InvalidRequest),
+        ) => TopicsError::Unsupported {
+            bootstrap,
+            operation,
+            code: code.to_string(),
+        },
+        _ => TopicsError::Request {
+            bootstrap,
+            operation,
+            source: err,
+        },
+    }
+}
+
+/// Creates `names` with the configured partitions and replication.
+pub async fn create(
+    settings: &Settings,
+    names: &[&str],
+) -> Result<Vec<(String, TopicOutcome)>, TopicsError> {
+    let admin = client::admin(&settings.kafka)?;
+    let bootstrap = settings.kafka.bootstrap_servers();
+    client::check_topics(admin.inner(), &bootstrap, &[], ADMIN_TIMEOUT)?;
+    let new: Vec<NewTopic> = names
+        .iter()
+        .map(|name| {
+            NewTopic::new(
+                name,
+                settings.topics.partitions,
+                TopicReplication::Fixed(settings.topics.replication),
+            )
+        })
+        .collect();
+    let results = admin
+        .create_topics(&new, &options())
+        .await
+        .map_err(|e| request_error(settings, "CreateTopics", e))?;
+    results
+        .into_iter()
+        .map(|result| match result {
+            Ok(topic) => Ok((topic, TopicOutcome::Created)),
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                Ok((topic, TopicOutcome::AlreadyExisted))
+            }
+            Err((_, code)) if is_unsupported(code) => Err(TopicsError::Unsupported {
+                bootstrap: bootstrap.clone(),
+                operation: "CreateTopics",
+                code: code.to_string(),
+            }),
+            Err((topic, code)) => Err(TopicsError::Topic { topic, code }),
+        })
+        .collect()
+}
+
+/// Deletes `names`; a topic that does not exist is reported, not an error.
+pub async fn delete(
+    settings: &Settings,
+    names: &[&str],
+) -> Result<Vec<(String, TopicOutcome)>, TopicsError> {
+    let admin = client::admin(&settings.kafka)?;
+    let bootstrap = settings.kafka.bootstrap_servers();
+    client::check_topics(admin.inner(), &bootstrap, &[], ADMIN_TIMEOUT)?;
+    let results = admin
+        .delete_topics(names, &options())
+        .await
+        .map_err(|e| request_error(settings, "DeleteTopics", e))?;
+    results
+        .into_iter()
+        .map(|result| match result {
+            Ok(topic) => Ok((topic, TopicOutcome::Deleted)),
+            Err((topic, RDKafkaErrorCode::UnknownTopicOrPartition)) => {
+                Ok((topic, TopicOutcome::DidNotExist))
+            }
+            Err((_, code)) if is_unsupported(code) => Err(TopicsError::Unsupported {
+                bootstrap: bootstrap.clone(),
+                operation: "DeleteTopics",
+                code: code.to_string(),
+            }),
+            Err((topic, code)) => Err(TopicsError::Topic { topic, code }),
+        })
+        .collect()
+}
+
+fn is_unsupported(code: RDKafkaErrorCode) -> bool {
+    matches!(
+        code,
+        RDKafkaErrorCode::UnsupportedVersion
+            | RDKafkaErrorCode::UnsupportedFeature
+            | RDKafkaErrorCode::InvalidRequest
+    )
+}
+
+/// A topic as `topics list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub partitions: usize,
+    /// Replicas of partition 0.
+    pub replication: usize,
+}
+
+/// Every topic of the cluster except its internal ones, by name.
+pub fn list(settings: &Settings) -> Result<Vec<TopicInfo>, TopicsError> {
+    let admin = client::admin(&settings.kafka)?;
+    let bootstrap = settings.kafka.bootstrap_servers();
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, ADMIN_TIMEOUT)
+        .map_err(|source| KafkaSetupError::Unreachable {
+            bootstrap,
+            timeout: ADMIN_TIMEOUT,
+            source,
+        })?;
+    let mut topics: Vec<TopicInfo> = metadata
+        .topics()
+        .iter()
+        .filter(|t| !t.name().starts_with("__"))
+        .map(|t| TopicInfo {
+            name: t.name().to_string(),
+            partitions: t.partitions().len(),
+            replication: t.partitions().first().map_or(0, |p| p.replicas().len()),
+        })
+        .collect();
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(topics)
+}

@@ -1,0 +1,526 @@
+//! `TodoChunkConsumer`: the bridge from Kafka into the actor tree — the original's consumer.
+//!
+//! An intake task takes one message at a time from an rdkafka `StreamConsumer` (a member of the
+//! consumer group on the todo topic), each only when one of `max_in_flight` permits is free: a
+//! full service stops reading (back-pressure) instead of buffering. Each message becomes one of:
+//!
+//! - a chunk for `WorkerManager.add_task`, whose answer is produced to the finished topic with
+//!   the message's key;
+//! - a dead letter, when it cannot be a chunk: produced as received to the dead-letter topic,
+//!   with the reason and its origin in headers.
+//!
+//! Its offset is stored for commit only once that produce is acknowledged by the broker
+//! (`acks=all`, idempotent producer) *and* every earlier message of its partition is too
+//! ([`OffsetTracker`]); librdkafka commits what is stored. A revoked partition's in-flight
+//! results are still produced, but its offsets are no longer stored. On [`Drain`], intake stops,
+//! in-flight chunks get a grace period, and the stored positions are committed synchronously.
+//!
+//! It must never store an offset before the result it stands for is acknowledged, and never
+//! drop a message: one that cannot be answered (shutdown) keeps its partition's position where
+//! it is, so the group redelivers it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use actix::prelude::*;
+use prost::Message as _;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::{Header, Message as _, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::backoff::Backoff;
+use crate::chunk::{decode_todo_chunk, result_name, Describe};
+use crate::config::Settings;
+use crate::kafka::client::{self, KafkaSetupError};
+use crate::kafka::dead_letter_headers as dlq;
+use crate::offset_tracker::{OffsetTracker, Ticket};
+use crate::proto::{cloned_chunk, ClonedChunk};
+use crate::worker_manager::{AddTask, TaskError, WorkerManager};
+
+/// A partition: (topic, partition number).
+type Partition = (String, i32);
+
+/// The offsets of the partitions this member holds; shared with librdkafka's rebalance
+/// callbacks, which run on the intake task's poll (the same thread as the actor).
+type SharedTracker = Arc<Mutex<OffsetTracker<Partition>>>;
+
+/// librdkafka callbacks: forget revoked partitions before they go, log assignments.
+pub struct GroupContext {
+    tracker: SharedTracker,
+}
+
+impl ClientContext for GroupContext {}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let mut tracker = self.tracker.lock().expect("tracker lock");
+            for elem in tpl.elements() {
+                tracker.revoke(&(elem.topic().to_string(), elem.partition()));
+            }
+            if tpl.count() > 0 {
+                log::info!("partitions revoked: {}", describe_partitions(tpl));
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                log::info!("partitions assigned: {}", describe_partitions(tpl))
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => log::error!("consumer group rebalance failed: {e}"),
+        }
+    }
+}
+
+fn describe_partitions(tpl: &TopicPartitionList) -> String {
+    let names: Vec<String> = tpl
+        .elements()
+        .iter()
+        .map(|e| format!("{}/{}", e.topic(), e.partition()))
+        .collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// Counters for the drain summary, the demo and the tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerStats {
+    /// Messages taken from the todo topic.
+    pub received: u64,
+    /// Results produced and acknowledged, by kind.
+    pub complete: u64,
+    pub window_too_big: u64,
+    pub random_error: u64,
+    /// Trades in the COMPLETE results.
+    pub entries: u64,
+    /// Messages refused and acknowledged on the dead-letter topic.
+    pub dead_letters: u64,
+    /// Messages left unanswered because the service was shutting down (redelivered later).
+    pub abandoned: u64,
+    /// Messages taken and not yet finished.
+    pub in_flight: u64,
+}
+
+pub struct TodoChunkConsumer {
+    consumer: Arc<StreamConsumer<GroupContext>>,
+    producer: FutureProducer,
+    finished_topic: String,
+    dead_letter_topic: String,
+    manager: Addr<WorkerManager>,
+    tracker: SharedTracker,
+    /// One per chunk in flight; intake waits for one before it reads a message.
+    permits: Arc<Semaphore>,
+    max_in_flight: usize,
+    /// The intake task, aborted on drain.
+    intake: Option<tokio::task::JoinHandle<()>>,
+    /// Retries of a produce that was not acknowledged in time.
+    backoff: Backoff,
+    stats: ConsumerStats,
+}
+
+impl TodoChunkConsumer {
+    /// Joins the group on the todo topic. Fails, with what to do, when the broker cannot be
+    /// reached or a topic is missing. Blocks for the metadata request (up to `check_timeout`).
+    pub fn new(
+        settings: &Settings,
+        manager: Addr<WorkerManager>,
+        check_timeout: Duration,
+    ) -> Result<TodoChunkConsumer, KafkaSetupError> {
+        let tracker = SharedTracker::default();
+        let consumer: StreamConsumer<GroupContext> = client::consumer(
+            &settings.kafka,
+            GroupContext {
+                tracker: tracker.clone(),
+            },
+        )?;
+        let topics = &settings.topics;
+        client::check_topics(
+            consumer.client(),
+            &settings.kafka.bootstrap_servers(),
+            &[&topics.todo, &topics.finished, &topics.dead_letter],
+            check_timeout,
+        )?;
+        let producer = client::producer(settings)?;
+        consumer
+            .subscribe(&[&topics.todo])
+            .map_err(|source| KafkaSetupError::Client {
+                role: crate::config::KafkaRole::Consumer,
+                source,
+            })?;
+        Ok(TodoChunkConsumer {
+            consumer: Arc::new(consumer),
+            producer,
+            finished_topic: topics.finished.clone(),
+            dead_letter_topic: topics.dead_letter.clone(),
+            manager,
+            tracker,
+            permits: Arc::new(Semaphore::new(settings.consumer.max_in_flight)),
+            max_in_flight: settings.consumer.max_in_flight,
+            intake: None,
+            backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+            stats: ConsumerStats::default(),
+        })
+    }
+
+    /// A message's work is done (its result or dead letter acknowledged): store the offset its
+    /// partition may now be committed to.
+    fn finish(&mut self, ticket: &Ticket<Partition>) {
+        let position = self.tracker.lock().expect("tracker lock").finish(ticket);
+        if let Some(position) = position {
+            let mut tpl = TopicPartitionList::new();
+            let (topic, partition) = &ticket.partition;
+            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(position)) {
+                log::error!("offset {position} of {topic}/{partition}: {e}");
+                return;
+            }
+            // Refused only for a partition revoked meanwhile; the tracker forgot it already.
+            if let Err(e) = self.consumer.store_offsets(&tpl) {
+                log::debug!("offset {position} of {topic}/{partition} not stored: {e}");
+            }
+        }
+    }
+
+    /// Commits what the tracker allows, synchronously.
+    fn commit_now(&self) {
+        let positions = self.tracker.lock().expect("tracker lock").positions();
+        if positions.is_empty() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), position) in &positions {
+            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*position)) {
+                log::error!("offset {position} of {topic}/{partition}: {e}");
+            }
+        }
+        match self.consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => log::info!("committed {}", describe_positions(&positions)),
+            Err(e) => log::error!(
+                "final commit failed ({e}); the uncommitted chunks will be delivered again"
+            ),
+        }
+    }
+}
+
+fn describe_positions(positions: &[(Partition, i64)]) -> String {
+    positions
+        .iter()
+        .map(|((t, p), o)| format!("{t}/{p}@{o}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Actor for TodoChunkConsumer {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let consumer = self.consumer.clone();
+        let permits = self.permits.clone();
+        let me = ctx.address();
+        self.intake = Some(actix_rt::spawn(intake(consumer, permits, me)));
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        if let Some(intake) = self.intake.take() {
+            intake.abort();
+        }
+    }
+}
+
+/// Reads one message per free permit and hands it to the actor, in partition order.
+async fn intake(
+    consumer: Arc<StreamConsumer<GroupContext>>,
+    permits: Arc<Semaphore>,
+    me: Addr<TodoChunkConsumer>,
+) {
+    loop {
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        match consumer.recv().await {
+            Ok(message) => {
+                let received = Received {
+                    message: message.detach(),
+                    permit,
+                };
+                if me.send(received).await.is_err() {
+                    return;
+                }
+            }
+            // Broker-side trouble is retried by librdkafka; each error is one event.
+            Err(e) => log::warn!("kafka consumer: {e}"),
+        }
+    }
+}
+
+/// A message from the todo topic, holding its in-flight permit.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Received {
+    message: OwnedMessage,
+    permit: OwnedSemaphorePermit,
+}
+
+/// How the work for one message ended.
+enum Outcome {
+    Answered(Box<ClonedChunk>),
+    DeadLettered,
+    /// Shutting down: no answer; the offset stays uncommitted.
+    Abandoned,
+}
+
+impl Handler<Received> for TodoChunkConsumer {
+    type Result = ();
+
+    fn handle(&mut self, Received { message, permit }: Received, ctx: &mut Context<Self>) {
+        self.stats.received += 1;
+        self.stats.in_flight += 1;
+        let ticket = self.tracker.lock().expect("tracker lock").start(
+            (message.topic().to_string(), message.partition()),
+            message.offset(),
+        );
+        let producer = self.producer.clone();
+        let backoff = self.backoff;
+        let work: LocalBoxFuture<Outcome> = match decode_todo_chunk(message.payload()) {
+            Err(reason) => {
+                log::warn!(
+                    "{}/{}@{}: not a chunk, sent to {}: {reason}",
+                    message.topic(),
+                    message.partition(),
+                    message.offset(),
+                    self.dead_letter_topic
+                );
+                let topic = self.dead_letter_topic.clone();
+                Box::pin(async move {
+                    let headers = OwnedHeaders::new()
+                        .insert(Header {
+                            key: dlq::REASON,
+                            value: Some(&reason.to_string()),
+                        })
+                        .insert(Header {
+                            key: dlq::TOPIC,
+                            value: Some(message.topic()),
+                        })
+                        .insert(Header {
+                            key: dlq::PARTITION,
+                            value: Some(&message.partition().to_string()),
+                        })
+                        .insert(Header {
+                            key: dlq::OFFSET,
+                            value: Some(&message.offset().to_string()),
+                        });
+                    let payload = message.payload().unwrap_or_default();
+                    deliver(
+                        &producer,
+                        &topic,
+                        message.key(),
+                        payload,
+                        Some(headers),
+                        backoff,
+                    )
+                    .await;
+                    Outcome::DeadLettered
+                })
+            }
+            Ok(chunk) => {
+                let manager = self.manager.clone();
+                let topic = self.finished_topic.clone();
+                Box::pin(async move {
+                    let Some(answer) = answer(&manager, chunk, backoff).await else {
+                        return Outcome::Abandoned;
+                    };
+                    let payload = answer.encode_to_vec();
+                    deliver(&producer, &topic, message.key(), &payload, None, backoff).await;
+                    Outcome::Answered(Box::new(answer))
+                })
+            }
+        };
+        ctx.spawn(work.into_actor(self).map(move |outcome, me, _| {
+            me.stats.in_flight -= 1;
+            match outcome {
+                Outcome::Answered(answer) => {
+                    match cloned_chunk::Result::try_from(answer.chunk_result) {
+                        Ok(cloned_chunk::Result::Complete) => {
+                            me.stats.complete += 1;
+                            me.stats.entries += answer.entries.len() as u64;
+                        }
+                        Ok(cloned_chunk::Result::WindowTooBig) => me.stats.window_too_big += 1,
+                        _ => me.stats.random_error += 1,
+                    }
+                    me.finish(&ticket);
+                }
+                Outcome::DeadLettered => {
+                    me.stats.dead_letters += 1;
+                    me.finish(&ticket);
+                }
+                Outcome::Abandoned => me.stats.abandoned += 1,
+            }
+            drop(permit);
+        }));
+    }
+}
+
+type LocalBoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T>>>;
+
+/// The chunk's answer from the manager; `None` when the system is shutting down.
+async fn answer(
+    manager: &Addr<WorkerManager>,
+    chunk: crate::proto::TodoChunk,
+    backoff: Backoff,
+) -> Option<ClonedChunk> {
+    let mut rng = fastrand::Rng::new();
+    let mut retry = 0;
+    loop {
+        match manager.send(AddTask(chunk.clone())).await {
+            Ok(Ok(answer)) => {
+                log::debug!("chunk {}: {}", Describe(&chunk), result_name(&answer));
+                return Some(answer);
+            }
+            // Cannot happen while max_in_flight <= queue_bound (checked in the configuration),
+            // but if something else fills the queue, wait for it to drain rather than drop.
+            Ok(Err(TaskError::QueueFull { bound })) => {
+                let delay = backoff.delay(retry, &mut rng);
+                log::warn!(
+                    "chunk {}: the queue is full ({bound}); offering it again in {delay:?}",
+                    Describe(&chunk)
+                );
+                retry += 1;
+                actix_rt::time::sleep(delay).await;
+            }
+            Ok(Err(TaskError::Aborted)) | Err(_) => {
+                log::info!(
+                    "chunk {}: not answered (shutting down); it will be delivered again",
+                    Describe(&chunk)
+                );
+                return None;
+            }
+        }
+    }
+}
+
+/// Produces one record and waits until the broker acknowledges it, producing it again after a
+/// backoff when a delivery fails (librdkafka has already retried within its timeout). Never
+/// gives up: the message's offset must not be committed without it, so its partition waits.
+async fn deliver(
+    producer: &FutureProducer,
+    topic: &str,
+    key: Option<&[u8]>,
+    payload: &[u8],
+    headers: Option<OwnedHeaders>,
+    backoff: Backoff,
+) {
+    let mut rng = fastrand::Rng::new();
+    let mut retry = 0;
+    loop {
+        let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(payload);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(headers) = &headers {
+            record = record.headers(headers.clone());
+        }
+        match producer.send(record, Timeout::Never).await {
+            Ok(_) => return,
+            Err((e, _)) => {
+                let delay = backoff.delay(retry, &mut rng);
+                log::error!(
+                    "producing to {topic} failed ({e}); producing it again in {delay:?}; its offset waits"
+                );
+                retry += 1;
+                actix_rt::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Current counters.
+#[derive(Message)]
+#[rtype(result = "ConsumerStats")]
+pub struct GetStats;
+
+impl Handler<GetStats> for TodoChunkConsumer {
+    type Result = MessageResult<GetStats>;
+
+    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.stats.clone())
+    }
+}
+
+/// Stop intake, give in-flight chunks up to `grace` to finish, commit what is done.
+#[derive(Message)]
+#[rtype(result = "DrainReport")]
+pub struct Drain {
+    pub grace: Duration,
+}
+
+/// What a drain achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Chunks still unfinished at the end of the grace period (redelivered later).
+    pub unfinished: usize,
+    pub stats: ConsumerStats,
+}
+
+impl Handler<Drain> for TodoChunkConsumer {
+    type Result = ResponseActFuture<Self, DrainReport>;
+
+    fn handle(&mut self, Drain { grace }: Drain, _: &mut Context<Self>) -> Self::Result {
+        if let Some(intake) = self.intake.take() {
+            intake.abort();
+        }
+        let in_flight = self.max_in_flight - self.permits.available_permits();
+        log::info!(
+            "draining: intake stopped; {in_flight} chunks in flight, up to {grace:?} to finish"
+        );
+        let permits = self.permits.clone();
+        let all = self.max_in_flight as u32;
+        let wait = async move {
+            actix_rt::time::timeout(grace, permits.acquire_many_owned(all))
+                .await
+                .is_ok()
+        };
+        Box::pin(wait.into_actor(self).map(|all_done, me, ctx| {
+            // Messages received but not finished: over the grace period, or abandoned.
+            let unfinished = me.tracker.lock().expect("tracker lock").unfinished();
+            if !all_done {
+                log::warn!(
+                    "drain: grace period over with {} chunks unfinished; they will be delivered again",
+                    me.stats.in_flight
+                );
+            }
+            me.commit_now();
+            // Stopping drops the consumer, which leaves the group.
+            ctx.stop();
+            DrainReport {
+                unfinished,
+                stats: me.stats.clone(),
+            }
+        }))
+    }
+}
+
+impl std::fmt::Display for ConsumerStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} received: {} COMPLETE ({} trades), {} WINDOW_TOO_BIG, {} RANDOM_ERROR, {} dead letters, {} unanswered",
+            self.received,
+            self.complete,
+            self.entries,
+            self.window_too_big,
+            self.random_error,
+            self.dead_letters,
+            self.abandoned + self.in_flight
+        )
+    }
+}
