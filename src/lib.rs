@@ -36,6 +36,7 @@ pub mod backoff;
 pub mod chunk;
 pub mod chunk_task;
 pub mod config;
+pub mod demo;
 pub mod job;
 pub mod kafka;
 pub mod offset_tracker;

@@ -1,6 +1,10 @@
 //! `cloner-worker`: the command line of the service.
 //!
 //! Subcommands:
+//! - `demo` — the main job end to end in one process: mock broker, simulator, service.
+//! - `serve` — the service: TodoChunks from Kafka, ClonedChunks back, until SIGINT/SIGTERM.
+//! - `topics create|delete|list` — the service's topics through the admin API.
+//! - `broker` — librdkafka's mock cluster as a broker process, for tests (scripts/kafka-up).
 //! - `repl` — the iex-style console over the actor tree (see `cloner_worker::repl`), against
 //!   the configured upstream or, with `--simulator`, an exchange simulator started in-process.
 
@@ -12,7 +16,11 @@ use clap::{Parser, Subcommand};
 
 use cloner_worker::app::{App, Hooks};
 use cloner_worker::config::Settings;
+use cloner_worker::demo::{self, DemoOptions};
+use cloner_worker::kafka::mock_broker::MockBroker;
+use cloner_worker::kafka::topics::{self, TopicOutcome};
 use cloner_worker::repl;
+use cloner_worker::service;
 use cloner_worker::simulator::{self, SimulatorConfig};
 
 #[derive(Parser)]
@@ -31,6 +39,37 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Clone one day of a busy pair through Kafka, all in this process (mock broker, exchange
+    /// simulator, the service), and print a summary.
+    Demo {
+        /// The pair to clone.
+        #[arg(long, default_value = "USDT_BTC")]
+        pair: String,
+        /// Hourly chunks to publish, from 2018-10-22 00:00 UTC.
+        #[arg(long, default_value_t = 24)]
+        hours: i32,
+    },
+    /// Run the service: consume TodoChunks, produce ClonedChunks, drain on SIGINT/SIGTERM.
+    Serve {
+        /// Upstream base URL (overrides upstream.base_url).
+        #[arg(long)]
+        upstream: Option<String>,
+    },
+    /// Create, delete or list the service's topics (names and partitions from the config).
+    Topics {
+        #[command(subcommand)]
+        action: TopicsAction,
+    },
+    /// A Kafka broker for tests: librdkafka's mock cluster on loopback, with the configured
+    /// topics, until killed. Prints `bootstrap=HOST:PORT control=HOST:PORT`.
+    Broker {
+        /// Write the bootstrap address here once the broker is up.
+        #[arg(long)]
+        bootstrap_file: Option<PathBuf>,
+        /// Write the control address (topic creation) here once the broker is up.
+        #[arg(long)]
+        control_file: Option<PathBuf>,
+    },
     /// iex-style console: Queue.add_to_queue, WorkerManager.add_task, RateLimiter.set_rate, …
     Repl {
         /// Start an exchange simulator on a free loopback port and use it as the upstream.
@@ -40,6 +79,16 @@ enum Command {
         #[arg(long)]
         upstream: Option<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum TopicsAction {
+    /// Create the todo, finished and dead-letter topics; existing ones are left as they are.
+    Create,
+    /// Delete the todo, finished and dead-letter topics.
+    Delete,
+    /// List the cluster's topics with their partitions and replication.
+    List,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -61,7 +110,107 @@ fn main() -> anyhow::Result<()> {
             }
             actix_rt::System::new().block_on(run_repl(settings, simulator))
         }
+        Command::Serve { upstream } => {
+            if let Some(url) = upstream {
+                settings.upstream.base_url = url;
+                settings.validate().context("--upstream")?;
+            }
+            actix_rt::System::new().block_on(async {
+                let shutdown = service::shutdown_signal();
+                let report = service::serve(&settings, Hooks::default(), shutdown).await?;
+                if report.unfinished > 0 {
+                    log::warn!(
+                        "{} chunks were not finished; the group delivers them again",
+                        report.unfinished
+                    );
+                }
+                anyhow::Ok(())
+            })
+        }
+        Command::Topics { action } => {
+            actix_rt::System::new().block_on(run_topics(&settings, action))
+        }
+        Command::Broker {
+            bootstrap_file,
+            control_file,
+        } => run_broker(&settings, bootstrap_file, control_file),
+        Command::Demo { pair, hours } => {
+            let broker = MockBroker::start()?;
+            let options = DemoOptions {
+                pair,
+                hours,
+                ..DemoOptions::default()
+            };
+            let summary =
+                actix_rt::System::new().block_on(demo::run(&broker, settings, &options))?;
+            println!("{summary}");
+            Ok(())
+        }
     }
+}
+
+async fn run_topics(settings: &Settings, action: TopicsAction) -> anyhow::Result<()> {
+    let names = topics::service_topics(settings);
+    match action {
+        TopicsAction::Create => {
+            for (topic, outcome) in topics::create(settings, &names).await? {
+                match outcome {
+                    TopicOutcome::Created => println!(
+                        "created {topic} ({} partitions, replication {})",
+                        settings.topics.partitions, settings.topics.replication
+                    ),
+                    _ => println!("{topic} exists already"),
+                }
+            }
+        }
+        TopicsAction::Delete => {
+            for (topic, outcome) in topics::delete(settings, &names).await? {
+                match outcome {
+                    TopicOutcome::Deleted => println!("deleted {topic}"),
+                    _ => println!("{topic} did not exist"),
+                }
+            }
+        }
+        TopicsAction::List => {
+            for t in topics::list(settings)? {
+                println!(
+                    "{}\t{} partitions\treplication {}",
+                    t.name, t.partitions, t.replication
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Hosts the mock cluster until the process is killed.
+fn run_broker(
+    settings: &Settings,
+    bootstrap_file: Option<PathBuf>,
+    control_file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let broker = MockBroker::start()?;
+    for topic in topics::service_topics(settings) {
+        broker.create_topic(topic, settings.topics.partitions)?;
+    }
+    let control = std::net::TcpListener::bind("127.0.0.1:0").context("binding the control port")?;
+    let control_addr = control.local_addr()?;
+    let bootstrap = broker.bootstrap_servers();
+    // Written whole, then renamed: a reader never sees half an address.
+    for (path, value) in [
+        (&bootstrap_file, &bootstrap),
+        (&control_file, &control_addr.to_string()),
+    ] {
+        if let Some(path) = path {
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".partial");
+            std::fs::write(&tmp, value).with_context(|| format!("writing {}", path.display()))?;
+            std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
+    println!("bootstrap={bootstrap} control={control_addr}");
+    std::io::Write::flush(&mut std::io::stdout())?;
+    broker.serve_control(control)
 }
 
 async fn run_repl(mut settings: Settings, with_simulator: bool) -> anyhow::Result<()> {

@@ -91,7 +91,7 @@ fn main() -> anyhow::Result<()> {
     actix_rt::System::new().block_on(async move {
         let addr = SocketAddr::new(args.host, args.port);
         // Handlers first: a signal right after the "listening" line must still stop us cleanly.
-        let stop = shutdown_signal();
+        let stop = cloner_worker::service::shutdown_signal();
         let handle =
             simulator::start_on(config, addr).with_context(|| format!("binding {addr}"))?;
         if let Some(path) = &args.port_file {
@@ -111,17 +111,4 @@ fn main() -> anyhow::Result<()> {
         handle.stop().await;
         Ok(())
     })
-}
-
-/// Installs the SIGINT and SIGTERM handlers now; the future resolves on either signal.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    async move {
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
-    }
 }

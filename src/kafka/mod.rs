@@ -6,11 +6,13 @@
 //!   silent librdkafka retry loop into an error that says what to do.
 //! - [`topics`] — `cloner-worker topics create|delete|list` through the admin API.
 //! - [`mock_broker`] — librdkafka's mock cluster as a broker process for tests and the demo.
+//! - [`requester`] — the requesting side: publish TodoChunks, read a topic back (demo, tests).
 //!
 //! Nothing here knows about workers or the upstream API.
 
 pub mod client;
 pub mod mock_broker;
+pub mod requester;
 pub mod topics;
 
 /// Headers a dead letter carries: why it was refused and where it came from.

@@ -1,0 +1,192 @@
+//! The requesting side's two primitives: publish TodoChunks, read ClonedChunks back.
+//!
+//! Used by the demo, the tests and the benchmarks (and the `clone` command to come). The reader
+//! takes every partition of a topic by assignment, from the beginning, outside any consumer
+//! group: it joins nothing, so it reads at once and commits nothing.
+//!
+//! It must never be part of the service's own path: the service consumes through
+//! [`crate::todo_chunk_consumer`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use prost::Message as _;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message as _};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::config::{KafkaRole, KafkaSettings, Settings};
+use crate::kafka::client;
+use crate::proto::{ClonedChunk, TodoChunk};
+
+/// The key a chunk is published with: results carry it back.
+pub fn chunk_key(chunk: &TodoChunk) -> String {
+    format!(
+        "{}:{}:{}:{}",
+        chunk.currency_pair, chunk.from_unix_ts, chunk.until_unix_ts, chunk.task_dbid
+    )
+}
+
+/// Publishes `chunks` to `topic`, keyed by [`chunk_key`], and waits until all are acknowledged.
+pub async fn publish_chunks(
+    producer: &FutureProducer,
+    topic: &str,
+    chunks: &[TodoChunk],
+) -> anyhow::Result<()> {
+    let sends = chunks.iter().map(|chunk| {
+        let key = chunk_key(chunk);
+        let payload = chunk.encode_to_vec();
+        async move {
+            producer
+                .send(
+                    FutureRecord::to(topic).key(&key).payload(&payload),
+                    Timeout::Never,
+                )
+                .await
+                .map_err(|(e, _)| anyhow::anyhow!("publishing {key} to {topic}: {e}"))
+        }
+    });
+    for result in futures_util::future::join_all(sends).await {
+        result?;
+    }
+    Ok(())
+}
+
+/// Publishes raw payloads (anything, for dead-letter tests) to `topic` with `key`.
+pub async fn publish_raw(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    payload: &[u8],
+) -> anyhow::Result<()> {
+    producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(payload),
+            Timeout::Never,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|(e, _)| anyhow::anyhow!("publishing {key} to {topic}: {e}"))
+}
+
+/// A producer with the service's producer properties.
+pub fn producer(settings: &Settings) -> anyhow::Result<FutureProducer> {
+    Ok(client::producer(settings)?)
+}
+
+/// One record read back: its key, payload, headers and where it was.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<Vec<u8>>,
+    pub payload: Option<Vec<u8>>,
+    pub headers: BTreeMap<String, String>,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Record {
+    /// The payload as a ClonedChunk.
+    pub fn cloned_chunk(&self) -> anyhow::Result<ClonedChunk> {
+        ClonedChunk::decode(self.payload.as_deref().unwrap_or_default())
+            .context("a result that is not a ClonedChunk")
+    }
+
+    pub fn key_str(&self) -> String {
+        String::from_utf8_lossy(self.key.as_deref().unwrap_or_default()).into_owned()
+    }
+}
+
+/// Reads a whole topic from its beginning, every partition, without a group.
+pub struct TopicReader {
+    consumer: StreamConsumer,
+    topic: String,
+}
+
+impl TopicReader {
+    /// Assigns every partition of `topic` from the beginning.
+    pub fn new(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<TopicReader> {
+        let mut config = client::client_config(kafka, KafkaRole::Admin)?;
+        // Never joins or commits: the group id only satisfies librdkafka.
+        config
+            .set("group.id", format!("cloner-reader-{}", std::process::id()))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false");
+        let consumer: StreamConsumer = config.create().context("creating a topic reader")?;
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .with_context(|| format!("metadata of {topic}"))?;
+        let partitions = metadata
+            .topics()
+            .first()
+            .map(|t| t.partitions().len())
+            .unwrap_or(0);
+        anyhow::ensure!(
+            partitions > 0,
+            "topic {topic} has no partitions (does it exist?)"
+        );
+        let mut tpl = TopicPartitionList::new();
+        for p in 0..partitions as i32 {
+            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+        }
+        consumer
+            .assign(&tpl)
+            .context("assigning the topic's partitions")?;
+        Ok(TopicReader {
+            consumer,
+            topic: topic.to_string(),
+        })
+    }
+
+    /// The next record; waits for one.
+    pub async fn next(&self) -> anyhow::Result<Record> {
+        let message = self
+            .consumer
+            .recv()
+            .await
+            .with_context(|| format!("reading {}", self.topic))?;
+        let headers = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Record {
+            key: message.key().map(<[u8]>::to_vec),
+            payload: message.payload().map(<[u8]>::to_vec),
+            headers,
+            partition: message.partition(),
+            offset: message.offset(),
+        })
+    }
+
+    /// Reads until `n` records have come, or fails after `timeout`.
+    pub async fn take(&self, n: usize, timeout: Duration) -> anyhow::Result<Vec<Record>> {
+        let mut records = Vec::with_capacity(n);
+        let read = async {
+            while records.len() < n {
+                records.push(self.next().await?);
+            }
+            anyhow::Ok(())
+        };
+        let outcome = tokio::time::timeout(timeout, read).await;
+        match outcome {
+            Ok(result) => result?,
+            Err(_) => anyhow::bail!(
+                "only {} of {n} records on {} within {timeout:?}",
+                records.len(),
+                self.topic
+            ),
+        }
+        Ok(records)
+    }
+}
