@@ -9,6 +9,8 @@ use cloner_worker::config::Settings;
 use cloner_worker::proto::{cloned_chunk, ClonedChunk, TodoChunk};
 use cloner_worker::simulator::{self, market, SimulatorConfig, SimulatorHandle};
 
+pub mod kafka;
+
 /// A window's trades as the simulator generates them; the ground truth for the worker's answer.
 pub fn expected_result(sim: &SimulatorConfig, chunk: &TodoChunk) -> cloned_chunk::Result {
     let n = market::count_in_window(

@@ -1,0 +1,301 @@
+//! Kafka set-up for the integration tests: the broker process `scripts/kafka-up` started (or a
+//! real cluster given by `KAFKA_BOOTSTRAP`), unique topics and groups per test, the service as a
+//! child process, and what the tests read back.
+//!
+//! Nothing here relies on mock-only behaviour except topic creation, which goes through the
+//! mock's control port when there is one and the admin API otherwise.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use cloner_worker::config::{KafkaRole, KafkaValue, Settings};
+use cloner_worker::kafka::{client, mock_broker, topics};
+
+/// Where `scripts/kafka-up` writes the mock broker's addresses.
+fn run_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".run/kafka")
+}
+
+/// The broker to test against: `KAFKA_BOOTSTRAP`, or the one `scripts/kafka-up` started.
+pub fn bootstrap() -> String {
+    if let Ok(b) = std::env::var("KAFKA_BOOTSTRAP") {
+        return b;
+    }
+    std::fs::read_to_string(run_dir().join("bootstrap")).unwrap_or_else(|_| {
+        panic!("no Kafka broker: run scripts/kafka-up first (scripts/test does), or set KAFKA_BOOTSTRAP=host:port")
+    })
+}
+
+/// A name no other test or run uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Settings for a service on the test broker with its own topics (2 partitions, created) and
+/// group, against `upstream`.
+pub async fn kafka_settings(base: Settings, test: &str) -> Settings {
+    let mut s = base;
+    s.kafka.set("bootstrap.servers", bootstrap());
+    s.topics.todo = unique(&format!("{test}.todo"));
+    s.topics.finished = unique(&format!("{test}.finished"));
+    s.topics.dead_letter = unique(&format!("{test}.dlq"));
+    s.kafka.consumer.insert(
+        "group_id".into(),
+        KafkaValue::Str(unique(&format!("{test}.group"))),
+    );
+    s.validate().expect("test settings are valid");
+    create_topics(&s).await;
+    s
+}
+
+/// Creates the service's topics with `settings.topics.partitions` partitions.
+pub async fn create_topics(settings: &Settings) {
+    let names = topics::service_topics(settings);
+    match std::fs::read_to_string(run_dir().join("control")) {
+        Ok(control) if std::env::var("KAFKA_BOOTSTRAP").is_err() => {
+            let control = control.trim().parse().expect("a control address");
+            for name in names {
+                mock_broker::create_topic_via_control(control, name, settings.topics.partitions)
+                    .expect("the mock broker creates the topic");
+            }
+        }
+        _ => {
+            topics::create(settings, &names)
+                .await
+                .expect("the broker creates the topics");
+        }
+    }
+}
+
+/// The environment that gives a `cloner-worker serve` child these settings' Kafka side, topics
+/// and upstream (the rest as given in `extra`).
+pub fn service_env(settings: &Settings) -> Vec<(String, String)> {
+    let consumer = settings.kafka.properties(KafkaRole::Consumer).unwrap();
+    vec![
+        ("CLONER__KAFKA__BOOTSTRAP_SERVERS".into(), bootstrap()),
+        (
+            "CLONER__KAFKA__CONSUMER__GROUP_ID".into(),
+            consumer["group.id"].clone(),
+        ),
+        ("CLONER__TOPICS__TODO".into(), settings.topics.todo.clone()),
+        (
+            "CLONER__TOPICS__FINISHED".into(),
+            settings.topics.finished.clone(),
+        ),
+        (
+            "CLONER__TOPICS__DEAD_LETTER".into(),
+            settings.topics.dead_letter.clone(),
+        ),
+        (
+            "CLONER__UPSTREAM__BASE_URL".into(),
+            settings.upstream.base_url.clone(),
+        ),
+        ("CLONER__N_WORKERS".into(), settings.n_workers.to_string()),
+        (
+            "CLONER__DEFAULT_RATE".into(),
+            settings.default_rate.to_string(),
+        ),
+        (
+            "CLONER__RATE_LIMITER__UNLIMITED".into(),
+            settings.rate_limiter.unlimited.to_string(),
+        ),
+        (
+            "CLONER__CONSUMER__MAX_IN_FLIGHT".into(),
+            settings.consumer.max_in_flight.to_string(),
+        ),
+        (
+            "CLONER__UPSTREAM__REQUEST_TIMEOUT_MS".into(),
+            settings.upstream.request_timeout_ms.to_string(),
+        ),
+        (
+            "CLONER__UPSTREAM__BACKOFF_BASE_MS".into(),
+            settings.upstream.backoff_base_ms.to_string(),
+        ),
+        (
+            "CLONER__UPSTREAM__BACKOFF_MAX_MS".into(),
+            settings.upstream.backoff_max_ms.to_string(),
+        ),
+    ]
+}
+
+/// `cloner-worker serve` as a child process; its log lines arrive on a channel. Killed on drop.
+pub struct ServiceProcess {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Every line read so far, for failure messages and later searches.
+    pub log: Vec<String>,
+}
+
+impl ServiceProcess {
+    pub fn start(settings: &Settings) -> ServiceProcess {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
+            .arg("serve")
+            .envs(service_env(settings))
+            .env("RUST_LOG", "info,actix_server=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cloner-worker serve starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        ServiceProcess {
+            child,
+            lines,
+            log: Vec::new(),
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (on the process's own log lines) for a line that satisfies `pred`; the line.
+    /// Blocking: call it from a plain thread or with `spawn_blocking`-free code, since the
+    /// service is another process and the simulator runs on its own threads.
+    pub fn wait_for(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        if let Some(line) = self.log.iter().find(|l| pred(l)) {
+            return line.clone();
+        }
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "the service did not log {what} within {timeout:?}; its log:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for the exit; the status.
+    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
+        signal(self.pid(), "TERM");
+        self.wait_exit(timeout)
+    }
+
+    /// SIGKILL, no drain.
+    pub fn kill(&mut self) {
+        self.child.kill().expect("kill");
+        self.child.wait().expect("reap");
+    }
+
+    /// Waits for the process to exit, collecting its remaining log.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        // The log channel closes when the process's stderr does, i.e. when it exits.
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.log.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
+                    "the service did not exit within {timeout:?}; its log:\n{}",
+                    self.log.join("\n")
+                ),
+            }
+        }
+        self.child.wait().expect("reap")
+    }
+
+    /// Resident memory, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.pid())
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+/// VmRSS of a process, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
+/// The `drained: N received …` count a service logs when it drains.
+pub fn drained_received(line: &str) -> u64 {
+    line.split("drained: ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("not a drain line: {line}"))
+}
+
+/// The group's committed offset and the log end of every partition of `topic`.
+pub fn committed_and_end(settings: &Settings, topic: &str) -> BTreeMap<i32, (i64, i64)> {
+    let config = client::client_config(&settings.kafka, KafkaRole::Consumer).unwrap();
+    let consumer: BaseConsumer = config.create().expect("a consumer");
+    let timeout = Duration::from_secs(10);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout).unwrap();
+    let partitions = metadata.topics()[0].partitions().len() as i32;
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    let committed = consumer.committed_offsets(tpl, timeout).unwrap();
+    (0..partitions)
+        .map(|p| {
+            let (_, end) = consumer.fetch_watermarks(topic, p, timeout).unwrap();
+            let c = match committed.find_partition(topic, p).unwrap().offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            };
+            (p, (c, end))
+        })
+        .collect()
+}
