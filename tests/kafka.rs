@@ -412,3 +412,78 @@ async fn a_backlog_of_twenty_thousand_chunks_is_taken_a_bounded_number_at_a_time
     );
     sim.stop().await;
 }
+
+/// Runs `cloner-worker ARGS` with `env`; (success, stdout, stderr).
+fn run_cli(args: &[&str], env: &[(String, String)]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
+        .args(args)
+        .envs(env.iter().cloned())
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .expect("cloner-worker runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[actix_rt::test]
+async fn topics_are_listed_and_creation_is_idempotent_or_clearly_refused() {
+    let sim = start_simulator(no_rate_limit()).await;
+    let settings = service_settings(&sim, 1, 10, "cli").await;
+    let env = service_env(&settings);
+    let (ok, listed, err) = run_cli(&["topics", "list"], &env);
+    assert!(ok, "{err}");
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(&settings.topics.todo) && l.contains("2 partitions")),
+        "{listed}"
+    );
+    let (ok, created, err) = run_cli(&["topics", "create"], &env);
+    if std::env::var("KAFKA_BOOTSTRAP").is_ok() {
+        // A real cluster: the topics exist, so creating them again is not an error.
+        assert!(ok, "{err}");
+        assert_eq!(created.matches("exists already").count(), 3, "{created}");
+    } else {
+        // The mock broker has no CreateTopics: a bounded wait, then what to do.
+        assert!(!ok, "{created}");
+        assert!(
+            err.contains("create the topics with the broker's own tools"),
+            "{err}"
+        );
+    }
+    sim.stop().await;
+}
+
+#[actix_rt::test]
+async fn serve_says_what_to_do_when_the_broker_cannot_be_reached() {
+    let sim = start_simulator(no_rate_limit()).await;
+    let settings = service_settings(&sim, 1, 10, "unreachable").await;
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut env = service_env(&settings);
+    env.push((
+        "CLONER__KAFKA__BOOTSTRAP_SERVERS".into(),
+        format!("127.0.0.1:{closed_port}"),
+    ));
+    let (ok, _, err) = run_cli(&["serve"], &env);
+    assert!(!ok);
+    assert!(
+        err.contains("cannot reach Kafka at") && err.contains("CLONER__KAFKA__BOOTSTRAP_SERVERS"),
+        "{err}"
+    );
+    sim.stop().await;
+}
+
+#[test]
+fn the_demo_clones_through_its_embedded_broker_and_prints_a_summary() {
+    let (ok, summary, err) = run_cli(&["demo", "--hours", "3"], &[]);
+    assert!(ok, "{err}");
+    assert!(summary.contains("chunks:     3"), "{summary}");
+    assert!(summary.contains("trades:"), "{summary}");
+}

@@ -14,7 +14,7 @@ use crate::config::Settings;
 use crate::kafka::client::{self, KafkaSetupError};
 
 /// How long one admin request may take.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a topics command failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,14 @@ pub enum TopicsError {
         bootstrap: String,
         operation: &'static str,
         code: String,
+    },
+    #[error(
+        "the broker at {bootstrap} gave no answer to {operation} within {timeout:?}; it may not support it (librdkafka's mock cluster, which scripts/kafka-up starts, does not, and creates its topics itself): create the topics with the broker's own tools"
+    )]
+    NoAnswer {
+        bootstrap: String,
+        operation: &'static str,
+        timeout: Duration,
     },
     #[error("{operation} failed at {bootstrap}: {source}")]
     Request {
@@ -69,7 +77,11 @@ fn options() -> AdminOptions {
 
 fn request_error(settings: &Settings, operation: &'static str, err: KafkaError) -> TopicsError {
     let bootstrap = settings.kafka.bootstrap_servers();
-    match err.rdkafka_error_code() {
+    let code = match &err {
+        KafkaError::AdminOp(code) => Some(*code),
+        other => other.rdkafka_error_code(),
+    };
+    match code {
         Some(
             code @ (RDKafkaErrorCode::UnsupportedVersion
             | RDKafkaErrorCode::UnsupportedFeature
@@ -79,6 +91,13 @@ fn request_error(settings: &Settings, operation: &'static str, err: KafkaError) 
             operation,
             code: code.to_string(),
         },
+        Some(RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::RequestTimedOut) => {
+            TopicsError::NoAnswer {
+                bootstrap,
+                operation,
+                timeout: ADMIN_TIMEOUT,
+            }
+        }
         _ => TopicsError::Request {
             bootstrap,
             operation,
