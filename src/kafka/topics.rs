@@ -20,7 +20,7 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum TopicsError {
     #[error(transparent)]
-    Setup(#[from] KafkaSetupError),
+    Setup(Box<KafkaSetupError>),
     #[error(
         "the broker at {bootstrap} does not support {operation} ({code}); create the topics with the broker's own tools (a local test broker, scripts/kafka-up, creates them itself)"
     )]
@@ -49,6 +49,12 @@ pub enum TopicsError {
         topic: String,
         code: RDKafkaErrorCode,
     },
+}
+
+impl From<KafkaSetupError> for TopicsError {
+    fn from(e: KafkaSetupError) -> Self {
+        TopicsError::Setup(Box::new(e))
+    }
 }
 
 /// What became of one topic.
