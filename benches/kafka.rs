@@ -26,7 +26,7 @@
 //! `fetch.wait.max.ms` = `BENCH_FETCH_WAIT_MS` (default 1); on a real broker it is left alone
 //! unless that variable is set.
 //!
-//! Environment: `BENCH_N` (default 5000), `BENCH_LATENCY_N` (default 200),
+//! Environment: `BENCH_N` (default 20000), `BENCH_LATENCY_N` (default 200),
 //! `BENCH_LINGER_MS` (producer linger for phases 1 and 2; default: the service's configured
 //! value), `BENCH_FETCH_WAIT_MS`, `KAFKA_BOOTSTRAP`, `RUST_LOG`.
 //!
@@ -53,6 +53,7 @@ use cloner_worker::kafka::requester::{self, TopicReader};
 use cloner_worker::proto::{cloned_chunk, TodoChunk};
 use cloner_worker::service;
 use cloner_worker::todo_chunk_consumer::{Drain, GetStats};
+use cloner_worker::worker_manager::AddTask;
 
 /// 2018-10-22 00:00:00 UTC.
 const DAY: i32 = 1_540_166_400;
@@ -305,6 +306,8 @@ struct ServiceRun {
     rate: f64,
     /// N / time from the first result read to the N-th.
     rate_from_first_result: f64,
+    /// The same chunks straight into `WorkerManager.add_task`, no Kafka.
+    actors_only: f64,
     trades: u64,
     linger: String,
 }
@@ -361,6 +364,18 @@ async fn service_end_to_end(bench: &Bench, chunks: &[TodoChunk]) -> anyhow::Resu
         stats.received == n as u64 && stats.complete == n as u64,
         "the service saw {stats}, {n} expected"
     );
+
+    // For comparison, the same chunks through the same actor tree without Kafka.
+    let actors_start = Instant::now();
+    let mut answers = futures_util::stream::iter(chunks.iter().cloned())
+        .map(|chunk| app.manager.send(AddTask(chunk)))
+        .buffer_unordered(MAX_IN_FLIGHT);
+    while let Some(answer) = answers.next().await {
+        let answer = answer?.map_err(|e| anyhow::anyhow!("add_task: {e}"))?;
+        anyhow::ensure!(answer.chunk_result == cloned_chunk::Result::Complete as i32);
+    }
+    let actors_only = n as f64 / actors_start.elapsed().as_secs_f64();
+    drop(answers);
     consumer
         .send(Drain {
             grace: Duration::from_secs(5),
@@ -370,6 +385,7 @@ async fn service_end_to_end(bench: &Bench, chunks: &[TodoChunk]) -> anyhow::Resu
     Ok(ServiceRun {
         rate: n as f64 / (end - start).as_secs_f64(),
         rate_from_first_result: n as f64 / (end - first_result).as_secs_f64(),
+        actors_only,
         trades,
         linger: linger(&settings),
     })
@@ -468,7 +484,7 @@ fn main() -> anyhow::Result<()> {
         broker,
         sim_url: sim.base_url.clone(),
         run_id,
-        n: env_number("BENCH_N").unwrap_or(5_000),
+        n: env_number("BENCH_N").unwrap_or(20_000),
         latency_n: env_number("BENCH_LATENCY_N").unwrap_or(200),
         fetch_wait_ms,
         linger_ms: env_number("BENCH_LINGER_MS"),
@@ -500,6 +516,10 @@ fn main() -> anyhow::Result<()> {
         svc.rate, bench.n, svc.trades, svc.linger, bench.n, svc.rate_from_first_result
     );
     println!("ratio: {:.2} (goal >= 0.5)", svc.rate / pass_rate);
+    println!(
+        "  for reference, the same chunks straight into WorkerManager.add_task (no Kafka): {:.0} chunks/s",
+        svc.actors_only
+    );
 
     let lat = actix_rt::System::new().block_on(async {
         let lat = latency(&bench).await?;

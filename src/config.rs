@@ -228,10 +228,22 @@ impl Settings {
         if let Some(path) = file {
             builder = builder.add_source(config::File::from(path).required(true));
         }
-        let env: config::Map<String, String> = env
+        // librdkafka properties from the environment are taken as written, not parsed: a
+        // password of "0012" must not become 12.
+        let kafka_prefix = format!("{ENV_PREFIX}__KAFKA__");
+        let (kafka_env, env): (Vec<_>, Vec<_>) = env
             .into_iter()
             .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
-            .collect();
+            .partition(|(k, _)| k.to_ascii_uppercase().starts_with(&kafka_prefix));
+        let env: config::Map<String, String> = env.into_iter().collect();
+        for (key, value) in kafka_env {
+            let path = key[kafka_prefix.len()..].to_ascii_lowercase();
+            let path = match path.split_once("__") {
+                Some((table @ ("consumer" | "producer"), name)) => format!("kafka.{table}.{name}"),
+                _ => format!("kafka.{path}"),
+            };
+            builder = builder.set_override(path, value)?;
+        }
         builder = builder.add_source(
             config::Environment::with_prefix(ENV_PREFIX)
                 .prefix_separator("__")
@@ -456,6 +468,7 @@ mod tests {
                 ("CLONER__KAFKA__SECURITY_PROTOCOL", "SASL_SSL"),
                 ("CLONER__KAFKA__CONSUMER__GROUP_ID", "cloners"),
                 ("CLONER__KAFKA__PRODUCER__LINGER_MS", "20"),
+                ("CLONER__KAFKA__SASL_PASSWORD", "0012"),
             ]),
         )
         .unwrap();
@@ -464,6 +477,7 @@ mod tests {
         assert_eq!(consumer["security.protocol"], "SASL_SSL");
         assert_eq!(consumer["group.id"], "cloners");
         assert_eq!(consumer["session.timeout.ms"], "6000");
+        assert_eq!(consumer["sasl.password"], "0012", "taken as written, not parsed");
         assert!(
             !consumer.contains_key("linger.ms"),
             "producer keys stay out"

@@ -27,8 +27,9 @@ struct PartitionState {
     unfinished: BTreeSet<i64>,
     /// The newest offset started.
     newest: i64,
-    /// The last position handed out by `finish`, so it only ever moves forward.
-    position: Option<i64>,
+    /// The last position handed out (at first, the first offset taken), so it only ever moves
+    /// forward.
+    position: i64,
 }
 
 impl PartitionState {
@@ -76,7 +77,8 @@ impl<P: Ord + Clone> OffsetTracker<P> {
                         generation,
                         unfinished: BTreeSet::from([offset]),
                         newest: offset,
-                        position: None,
+                        // Nothing before the first record taken is ours to commit.
+                        position: offset,
                     },
                 );
                 generation
@@ -97,10 +99,10 @@ impl<P: Ord + Clone> OffsetTracker<P> {
             return None;
         }
         let position = state.position();
-        if state.position.is_some_and(|p| p >= position) {
+        if state.position >= position {
             return None;
         }
-        state.position = Some(position);
+        state.position = position;
         Some(position)
     }
 
@@ -119,7 +121,7 @@ impl<P: Ord + Clone> OffsetTracker<P> {
     pub fn positions(&self) -> Vec<(P, i64)> {
         self.partitions
             .iter()
-            .filter_map(|(p, s)| s.position.map(|pos| (p.clone(), pos)))
+            .map(|(p, s)| (p.clone(), s.position))
             .collect()
     }
 
