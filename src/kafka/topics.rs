@@ -134,21 +134,13 @@ pub async fn create(
         .create_topics(&new, &options())
         .await
         .map_err(|e| request_error(settings, "CreateTopics", e))?;
-    results
-        .into_iter()
-        .map(|result| match result {
-            Ok(topic) => Ok((topic, TopicOutcome::Created)),
-            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => {
-                Ok((topic, TopicOutcome::AlreadyExisted))
-            }
-            Err((_, code)) if is_unsupported(code) => Err(TopicsError::Unsupported {
-                bootstrap: bootstrap.clone(),
-                operation: "CreateTopics",
-                code: code.to_string(),
-            }),
-            Err((topic, code)) => Err(TopicsError::Topic { topic, code }),
-        })
-        .collect()
+    outcomes(
+        results,
+        &bootstrap,
+        "CreateTopics",
+        (TopicOutcome::Created, TopicOutcome::AlreadyExisted),
+        RDKafkaErrorCode::TopicAlreadyExists,
+    )
 }
 
 /// Deletes `names`; a topic that does not exist is reported, not an error.
@@ -163,16 +155,32 @@ pub async fn delete(
         .delete_topics(names, &options())
         .await
         .map_err(|e| request_error(settings, "DeleteTopics", e))?;
+    outcomes(
+        results,
+        &bootstrap,
+        "DeleteTopics",
+        (TopicOutcome::Deleted, TopicOutcome::DidNotExist),
+        RDKafkaErrorCode::UnknownTopicOrPartition,
+    )
+}
+
+/// Per-topic results of an admin `operation`: `done` on success, `benign` where the error is
+/// `benign_code` (the topic was already as asked), an error otherwise.
+fn outcomes(
+    results: Vec<rdkafka::admin::TopicResult>,
+    bootstrap: &str,
+    operation: &'static str,
+    (done, benign): (TopicOutcome, TopicOutcome),
+    benign_code: RDKafkaErrorCode,
+) -> Result<Vec<(String, TopicOutcome)>, TopicsError> {
     results
         .into_iter()
         .map(|result| match result {
-            Ok(topic) => Ok((topic, TopicOutcome::Deleted)),
-            Err((topic, RDKafkaErrorCode::UnknownTopicOrPartition)) => {
-                Ok((topic, TopicOutcome::DidNotExist))
-            }
+            Ok(topic) => Ok((topic, done.clone())),
+            Err((topic, code)) if code == benign_code => Ok((topic, benign.clone())),
             Err((_, code)) if is_unsupported(code) => Err(TopicsError::Unsupported {
-                bootstrap: bootstrap.clone(),
-                operation: "DeleteTopics",
+                bootstrap: bootstrap.to_string(),
+                operation,
                 code: code.to_string(),
             }),
             Err((topic, code)) => Err(TopicsError::Topic { topic, code }),
