@@ -141,6 +141,8 @@ pub struct ServiceProcess {
     lines: mpsc::Receiver<String>,
     /// Every line read so far, for failure messages and later searches.
     pub log: Vec<String>,
+    /// Lines before this one have been looked at by `wait_for`: it waits for what comes next.
+    cursor: usize,
 }
 
 impl ServiceProcess {
@@ -168,6 +170,7 @@ impl ServiceProcess {
             child,
             lines,
             log: Vec::new(),
+            cursor: 0,
         }
     }
 
