@@ -11,12 +11,14 @@
 //!
 //! Run: `scripts/bench-throughput` (or `cargo bench --bench throughput`).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
 use actix::prelude::*;
 use futures_util::stream::{self, StreamExt};
+
+mod common;
+
+use common::{small_windows, SimulatorProcess, DAY};
 
 use cloner_worker::app::{App, Hooks};
 use cloner_worker::config::Settings;
@@ -24,38 +26,6 @@ use cloner_worker::proto::{cloned_chunk, TodoChunk};
 use cloner_worker::rate_limiter::{Rate, SetRate};
 use cloner_worker::simulator::{market, SimulatorConfig, Stats};
 use cloner_worker::worker_manager::AddTask;
-
-/// 2018-10-22 00:00:00 UTC.
-const DAY: i32 = 1_540_166_400;
-
-/// The simulator binary on a free port; killed on drop.
-struct SimulatorProcess {
-    child: Child,
-    base_url: String,
-}
-
-impl SimulatorProcess {
-    fn start() -> SimulatorProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_exchange-simulator"))
-            .args(["--port", "0", "--rate-limit", "0"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("exchange-simulator starts");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .expect("simulator says where it listens");
-        let base_url = line.trim().rsplit(' ').next().expect("a URL").to_string();
-        SimulatorProcess { child, base_url }
-    }
-}
-
-impl Drop for SimulatorProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Windows of `pair` holding 900–999 trades each: a full page that still answers COMPLETE.
 fn full_page_windows(sim: &SimulatorConfig, pair: &str, n: usize) -> Vec<TodoChunk> {
@@ -83,17 +53,6 @@ fn full_page_windows(sim: &SimulatorConfig, pair: &str, n: usize) -> Vec<TodoChu
         from = lo + 1;
     }
     chunks
-}
-
-fn small_windows(n: usize) -> Vec<TodoChunk> {
-    (0..n as i32)
-        .map(|i| TodoChunk {
-            currency_pair: "BTC_LTC".into(),
-            from_unix_ts: DAY + i * 60,
-            until_unix_ts: DAY + i * 60 + 59,
-            task_dbid: i,
-        })
-        .collect()
 }
 
 /// Pushes `chunks` through `add_task`, `in_flight` at a time; returns chunks/s and trades.

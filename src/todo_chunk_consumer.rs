@@ -273,7 +273,11 @@ struct Received {
 
 /// How the work for one message ended.
 enum Outcome {
-    Answered(Box<ClonedChunk>),
+    /// A result was produced: its kind (`chunk_result`) and its entry count.
+    Answered {
+        result: i32,
+        entries: usize,
+    },
     DeadLettered,
     /// Shutting down: no answer; the offset stays uncommitted.
     Abandoned,
@@ -341,32 +345,61 @@ impl Handler<Received> for TodoChunkConsumer {
                     };
                     let payload = answer.encode_to_vec();
                     deliver(&producer, &topic, message.key(), &payload, None, backoff).await;
-                    Outcome::Answered(Box::new(answer))
+                    Outcome::Answered {
+                        result: answer.chunk_result,
+                        entries: answer.entries.len(),
+                    }
                 })
             }
         };
-        ctx.spawn(work.into_actor(self).map(move |outcome, me, _| {
-            me.stats.in_flight -= 1;
-            match outcome {
-                Outcome::Answered(answer) => {
-                    match cloned_chunk::Result::try_from(answer.chunk_result) {
-                        Ok(cloned_chunk::Result::Complete) => {
-                            me.stats.complete += 1;
-                            me.stats.entries += answer.entries.len() as u64;
-                        }
-                        Ok(cloned_chunk::Result::WindowTooBig) => me.stats.window_too_big += 1,
-                        _ => me.stats.random_error += 1,
+        // A task of its own, not `ctx.spawn`: actix polls every future spawned on a context
+        // each time the actor wakes, which with hundreds in flight costs more than the work.
+        let me = ctx.address();
+        actix_rt::spawn(async move {
+            let outcome = work.await;
+            me.do_send(Finished {
+                ticket,
+                outcome,
+                permit,
+            });
+        });
+    }
+}
+
+/// The work for one message is over; its permit comes back with it.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Finished {
+    ticket: Ticket<Partition>,
+    outcome: Outcome,
+    permit: OwnedSemaphorePermit,
+}
+
+impl Handler<Finished> for TodoChunkConsumer {
+    type Result = ();
+
+    fn handle(&mut self, done: Finished, _: &mut Context<Self>) {
+        self.stats.in_flight -= 1;
+        match done.outcome {
+            Outcome::Answered { result, entries } => {
+                match cloned_chunk::Result::try_from(result) {
+                    Ok(cloned_chunk::Result::Complete) => {
+                        self.stats.complete += 1;
+                        self.stats.entries += entries as u64;
                     }
-                    me.finish(&ticket);
+                    Ok(cloned_chunk::Result::WindowTooBig) => self.stats.window_too_big += 1,
+                    _ => self.stats.random_error += 1,
                 }
-                Outcome::DeadLettered => {
-                    me.stats.dead_letters += 1;
-                    me.finish(&ticket);
-                }
-                Outcome::Abandoned => me.stats.abandoned += 1,
+                self.finish(&done.ticket);
             }
-            drop(permit);
-        }));
+            Outcome::DeadLettered => {
+                self.stats.dead_letters += 1;
+                self.finish(&done.ticket);
+            }
+            Outcome::Abandoned => self.stats.abandoned += 1,
+        }
+        // Only now may intake take another message.
+        drop(done.permit);
     }
 }
 

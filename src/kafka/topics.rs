@@ -6,7 +6,8 @@
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -112,14 +113,23 @@ fn request_error(settings: &Settings, operation: &'static str, err: KafkaError) 
     }
 }
 
+/// An admin client, once the broker has answered (an unreachable one is an error that says what
+/// to do, not a silent wait), and the bootstrap address for messages.
+fn connect(
+    settings: &Settings,
+) -> Result<(AdminClient<DefaultClientContext>, String), TopicsError> {
+    let admin = client::admin(&settings.kafka)?;
+    let bootstrap = settings.kafka.bootstrap_servers();
+    client::check_topics(admin.inner(), &bootstrap, &[], ADMIN_TIMEOUT)?;
+    Ok((admin, bootstrap))
+}
+
 /// Creates `names` with the configured partitions and replication.
 pub async fn create(
     settings: &Settings,
     names: &[&str],
 ) -> Result<Vec<(String, TopicOutcome)>, TopicsError> {
-    let admin = client::admin(&settings.kafka)?;
-    let bootstrap = settings.kafka.bootstrap_servers();
-    client::check_topics(admin.inner(), &bootstrap, &[], ADMIN_TIMEOUT)?;
+    let (admin, bootstrap) = connect(settings)?;
     let new: Vec<NewTopic> = names
         .iter()
         .map(|name| {
@@ -148,9 +158,7 @@ pub async fn delete(
     settings: &Settings,
     names: &[&str],
 ) -> Result<Vec<(String, TopicOutcome)>, TopicsError> {
-    let admin = client::admin(&settings.kafka)?;
-    let bootstrap = settings.kafka.bootstrap_servers();
-    client::check_topics(admin.inner(), &bootstrap, &[], ADMIN_TIMEOUT)?;
+    let (admin, bootstrap) = connect(settings)?;
     let results = admin
         .delete_topics(names, &options())
         .await
