@@ -45,8 +45,8 @@ enum Command {
         /// The pair to clone.
         #[arg(long, default_value = "USDT_BTC")]
         pair: String,
-        /// Hourly chunks to publish, from 2018-10-22 00:00 UTC.
-        #[arg(long, default_value_t = 24)]
+        /// Hourly chunks to publish, from 2018-10-22 00:00 UTC (1 to 744, a month).
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(i32).range(1..=744))]
         hours: i32,
     },
     /// Run the service: consume TodoChunks, produce ClonedChunks, drain on SIGINT/SIGTERM.

@@ -108,8 +108,9 @@ pub struct TopicReader {
 impl TopicReader {
     /// Assigns every partition of `topic` from the beginning.
     pub fn new(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<TopicReader> {
-        let mut config = client::client_config(kafka, KafkaRole::Admin)?;
-        // Never joins or commits: the group id only satisfies librdkafka.
+        // The consumer properties (security, fetch tuning), but it never joins or commits: the
+        // group id only satisfies librdkafka.
+        let mut config = client::client_config(kafka, KafkaRole::Consumer)?;
         config
             .set("group.id", format!("cloner-reader-{}", std::process::id()))
             .set("enable.auto.commit", "false")

@@ -60,6 +60,11 @@ pub async fn kafka_settings(base: Settings, test: &str) -> Settings {
         "group_id".into(),
         KafkaValue::Str(unique(&format!("{test}.group"))),
     );
+    // Less time per consumer hop on the mock broker, which holds an empty fetch this long even
+    // when data arrives meanwhile; harmless on a real one.
+    s.kafka
+        .consumer
+        .insert("fetch_wait_max_ms".into(), KafkaValue::Int(10));
     s.validate().expect("test settings are valid");
     create_topics(&s).await;
     s
@@ -93,6 +98,10 @@ pub fn service_env(settings: &Settings) -> Vec<(String, String)> {
         (
             "CLONER__KAFKA__CONSUMER__GROUP_ID".into(),
             consumer["group.id"].clone(),
+        ),
+        (
+            "CLONER__KAFKA__CONSUMER__FETCH_WAIT_MAX_MS".into(),
+            consumer["fetch.wait.max.ms"].clone(),
         ),
         ("CLONER__TOPICS__TODO".into(), settings.topics.todo.clone()),
         (
