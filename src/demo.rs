@@ -125,7 +125,7 @@ pub async fn run(
     settings.validate()?;
 
     let reader = TopicReader::new(&settings.kafka, &settings.topics.finished)?;
-    let (app, consumer) = service::start(&settings, Hooks::default()).await?;
+    let (_app, consumer) = service::start(&settings, Hooks::default()).await?;
     let chunks: Vec<TodoChunk> = (0..options.hours)
         .map(|h| TodoChunk {
             currency_pair: options.pair.clone(),
@@ -171,7 +171,6 @@ pub async fn run(
         })
         .await
         .context("draining the service")?;
-    drop(app);
     sim.stop().await;
     Ok(summary)
 }

@@ -26,7 +26,7 @@ pub async fn serve(
     hooks: Hooks,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<DrainReport> {
-    let (app, consumer) = start(settings, hooks).await?;
+    let (_app, consumer) = start(settings, hooks).await?;
     shutdown.await;
     log::info!("shutdown requested");
     let report = consumer
@@ -36,7 +36,6 @@ pub async fn serve(
         .await
         .context("the consumer stopped before it could drain")?;
     log::info!("drained: {}", report.stats);
-    drop(app);
     Ok(report)
 }
 
