@@ -106,6 +106,11 @@ impl<P: Ord + Clone> OffsetTracker<P> {
         Some(position)
     }
 
+    /// What may be committed for `partition` now, if it is tracked.
+    pub fn position(&self, partition: &P) -> Option<i64> {
+        self.partitions.get(partition).map(|s| s.position)
+    }
+
     /// The partition was revoked: forget it. Its unfinished records can no longer move any
     /// position, even if it is assigned again.
     pub fn revoke(&mut self, partition: &P) {
@@ -169,6 +174,7 @@ mod tests {
         assert_eq!(t.finish(&a0), Some(1));
         assert_eq!(t.unfinished(), 1);
         assert_eq!(t.positions(), vec![(0, 1), (1, 101)]);
+        assert_eq!((t.position(&1), t.position(&2)), (Some(101), None));
     }
 
     #[test]
