@@ -61,7 +61,7 @@ mod common;
 use common::{small_windows, SimulatorProcess};
 
 use cloner_worker::app::Hooks;
-use cloner_worker::config::{KafkaRole, KafkaSettings, KafkaValue, Settings};
+use cloner_worker::config::{KafkaRole, KafkaValue, Settings};
 use cloner_worker::kafka::client;
 use cloner_worker::kafka::mock_broker::MockBroker;
 use cloner_worker::kafka::requester::{self, TopicReader};
@@ -248,18 +248,6 @@ impl Bench {
         settings.validate()?;
         Ok(settings)
     }
-
-    /// A reader of `topic` with the consumers' `fetch.wait.max.ms` (it reads with the common
-    /// properties only).
-    fn reader(&self, kafka: &KafkaSettings, topic: &str) -> anyhow::Result<TopicReader> {
-        let mut kafka = kafka.clone();
-        if let Some(ms) = self.fetch_wait_ms {
-            kafka
-                .common
-                .insert("fetch_wait_max_ms".into(), KafkaValue::Int(ms as i64));
-        }
-        TopicReader::new(&kafka, topic)
-    }
 }
 
 /// `linger.ms` as a producer of `settings` gets it.
@@ -366,7 +354,7 @@ async fn service_end_to_end(bench: &Bench, chunks: &[TodoChunk]) -> anyhow::Resu
     bench.broker.create_topics(&settings, &topics).await?;
     let producer = requester::producer(&settings)?;
     requester::publish_chunks(&producer, &settings.topics.todo, chunks).await?;
-    let reader = bench.reader(&settings.kafka, &settings.topics.finished)?;
+    let reader = TopicReader::new(&settings.kafka, &settings.topics.finished)?;
 
     let (app, consumer) = service::start(&settings, Hooks::default()).await?;
     let n = chunks.len();
@@ -479,7 +467,7 @@ async fn latency(bench: &Bench) -> anyhow::Result<Latency> {
     settings.validate()?;
     let topics = cloner_worker::kafka::topics::service_topics(&settings);
     bench.broker.create_topics(&settings, &topics).await?;
-    let reader = bench.reader(&settings.kafka, &settings.topics.finished)?;
+    let reader = TopicReader::new(&settings.kafka, &settings.topics.finished)?;
     let (app, consumer) = service::start(&settings, Hooks::default()).await?;
     let producer = requester::producer(&settings)?;
 
