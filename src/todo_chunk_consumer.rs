@@ -533,9 +533,11 @@ impl Handler<Drain> for TodoChunkConsumer {
         if let Some(intake) = self.intake.take() {
             intake.abort();
         }
-        let in_flight = self.max_in_flight - self.permits.available_permits();
+        // The stats, not the permits: the aborted intake may still hold one for a message it
+        // never received.
         log::info!(
-            "draining: intake stopped; {in_flight} chunks in flight, up to {grace:?} to finish"
+            "draining: intake stopped; {} chunks in flight, up to {grace:?} to finish",
+            self.stats.in_flight
         );
         let permits = self.permits.clone();
         let all = self.max_in_flight as u32;
