@@ -4,8 +4,8 @@
 //!
 //! What is proved: one result per chunk and commits at the log end; no reprocessing after a
 //! clean restart; dead letters with reasons; nothing lost to SIGKILL; two members splitting and
-//! handing over partitions; SIGTERM never commits a chunk without its result; bounded intake
-//! and flat memory under a backlog.
+//! handing over partitions; SIGTERM never commits a chunk without its result, and what the
+//! grace period cuts off comes again; bounded intake and flat memory under a backlog.
 
 mod common;
 
@@ -379,6 +379,51 @@ async fn sigterm_mid_run_exits_zero_and_commits_no_chunk_without_its_result() {
         answered.len()
     );
     sim.stop().await;
+}
+
+#[actix_rt::test]
+async fn chunks_unfinished_when_the_grace_period_ends_are_not_committed_and_come_again() {
+    // An upstream that answers after a minute: nothing can finish within the grace period.
+    let stuck = start_simulator(slow_simulator(60_000)).await;
+    let mut base = unlimited_settings(&stuck, 4);
+    base.consumer.drain_grace_ms = 300;
+    base.upstream.request_timeout_ms = 120_000;
+    let mut settings = kafka_settings(base, "grace").await;
+    let results = TopicReader::new(&settings.kafka, &settings.topics.finished).unwrap();
+    let chunks = minute_chunks("BTC_ETH", 10);
+    publish(&settings, &chunks).await;
+
+    let mut service = ServiceProcess::start(&settings);
+    // Every worker is waiting on the upstream: the chunks are taken and in flight.
+    let waiting = tokio::time::timeout(TEST_DEADLINE, async {
+        while stuck.stats().calls < 4 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    waiting.await.expect("the service calls the upstream");
+    assert!(
+        service.terminate(EXIT_TIMEOUT).success(),
+        "exit 0 after the grace period"
+    );
+    service.wait_for("the end of the grace period", EXIT_TIMEOUT, |l| {
+        l.contains("grace period over with 10 chunks unfinished")
+    });
+    for (partition, (committed, _)) in committed_and_end(&settings, &settings.topics.todo) {
+        assert_eq!(
+            committed, 0,
+            "partition {partition}: nothing finished, nothing committed"
+        );
+    }
+
+    // Next time, against an upstream that answers, every one of them comes again.
+    let sim = start_simulator(no_rate_limit()).await;
+    settings.upstream.base_url = sim.base_url();
+    let mut again = ServiceProcess::start(&settings);
+    let records = results.take(chunks.len(), TEST_DEADLINE).await.unwrap();
+    assert_eq!(results_by_key(&records).len(), chunks.len());
+    assert!(again.terminate(EXIT_TIMEOUT).success());
+    sim.stop().await;
+    stuck.stop().await;
 }
 
 #[actix_rt::test]

@@ -130,6 +130,10 @@ pub fn service_env(settings: &Settings) -> Vec<(String, String)> {
             settings.consumer.max_in_flight.to_string(),
         ),
         (
+            "CLONER__CONSUMER__DRAIN_GRACE_MS".into(),
+            settings.consumer.drain_grace_ms.to_string(),
+        ),
+        (
             "CLONER__UPSTREAM__REQUEST_TIMEOUT_MS".into(),
             settings.upstream.request_timeout_ms.to_string(),
         ),
