@@ -135,14 +135,19 @@ pub struct ConsumerStats {
 }
 
 pub struct TodoChunkConsumer {
+    /// Shared with the intake task, which polls it; stores and commits go through it here.
     consumer: Arc<StreamConsumer<GroupContext>>,
+    /// Results and dead letters; a cheap handle, cloned into each message's task.
     producer: FutureProducer,
     finished_topic: String,
     dead_letter_topic: String,
+    /// Answers the chunks (`add_task`).
     manager: Addr<WorkerManager>,
+    /// Shared with the rebalance callbacks, which forget revoked partitions.
     tracker: SharedTracker,
     /// One per chunk in flight; intake waits for one before it reads a message.
     permits: Arc<Semaphore>,
+    /// All permits back means nothing is in flight (the drain waits for that).
     max_in_flight: usize,
     /// The intake task, aborted on drain.
     intake: Option<tokio::task::JoinHandle<()>>,
