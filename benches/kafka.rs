@@ -356,7 +356,8 @@ async fn service_end_to_end(bench: &Bench, chunks: &[TodoChunk]) -> anyhow::Resu
     requester::publish_chunks(&producer, &settings.topics.todo, chunks).await?;
     let reader = TopicReader::new(&settings.kafka, &settings.topics.finished)?;
 
-    let (app, consumer) = service::start(&settings, Hooks::default()).await?;
+    let service::Running { app, consumer, .. } =
+        service::start(&settings, Hooks::default()).await?;
     let n = chunks.len();
     // The first message received: the consumer's counter, looked at every millisecond (the
     // group join before it is not the service's throughput).
@@ -468,7 +469,8 @@ async fn latency(bench: &Bench) -> anyhow::Result<Latency> {
     let topics = cloner_worker::kafka::topics::service_topics(&settings);
     bench.broker.create_topics(&settings, &topics).await?;
     let reader = TopicReader::new(&settings.kafka, &settings.topics.finished)?;
-    let (app, consumer) = service::start(&settings, Hooks::default()).await?;
+    let service::Running { app, consumer, .. } =
+        service::start(&settings, Hooks::default()).await?;
     let producer = requester::producer(&settings)?;
 
     // The first chunks wait for the group join; then a few more to warm up.

@@ -125,7 +125,7 @@ pub async fn run(
     settings.validate()?;
 
     let reader = TopicReader::new(&settings.kafka, &settings.topics.finished)?;
-    let (_app, consumer) = service::start(&settings, Hooks::default()).await?;
+    let consumer = service::start(&settings, Hooks::default()).await?.consumer;
     let chunks: Vec<TodoChunk> = (0..options.hours)
         .map(|h| TodoChunk {
             currency_pair: options.pair.clone(),

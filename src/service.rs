@@ -8,6 +8,7 @@
 //! chunk's result: on shutdown it drains (see [`Drain`]).
 
 use std::future::Future;
+use std::pin::Pin;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -20,36 +21,55 @@ use crate::todo_chunk_consumer::{Drain, DrainReport, TodoChunkConsumer};
 /// How long start-up checks wait for the broker or the upstream.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs the service until `shutdown` resolves, then drains; the drain's report.
+/// A started service.
+pub struct Running {
+    pub app: App,
+    pub consumer: Addr<TodoChunkConsumer>,
+    /// Resolves, with the reason, if the producer fails for good: then the service must drain
+    /// and exit, so that a restart gets a new one.
+    pub fatal: Pin<Box<dyn Future<Output = String>>>,
+}
+
+/// Runs the service until `shutdown` resolves (or the producer fails for good), then drains;
+/// the drain's report, or the producer's failure after the drain.
 pub async fn serve(
     settings: &Settings,
     hooks: Hooks,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<DrainReport> {
-    let (_app, consumer) = start(settings, hooks).await?;
-    shutdown.await;
-    log::info!("shutdown requested");
-    let report = consumer
+    let running = start(settings, hooks).await?;
+    let fatal = tokio::select! {
+        () = shutdown => {
+            log::info!("shutdown requested");
+            None
+        }
+        reason = running.fatal => Some(reason),
+    };
+    let report = running
+        .consumer
         .send(Drain {
             grace: settings.consumer.drain_grace(),
         })
         .await
         .context("the consumer stopped before it could drain")?;
     log::info!("drained: {}", report.stats);
-    Ok(report)
+    match fatal {
+        None => Ok(report),
+        Some(reason) => anyhow::bail!(
+            "stopped: the Kafka producer failed for good ({reason}); start the service again (chunks not committed are delivered again)"
+        ),
+    }
 }
 
 /// Checks, then starts the actor tree and the consumer.
-pub async fn start(
-    settings: &Settings,
-    hooks: Hooks,
-) -> anyhow::Result<(App, Addr<TodoChunkConsumer>)> {
+pub async fn start(settings: &Settings, hooks: Hooks) -> anyhow::Result<Running> {
     check_poll_interval(settings)?;
     probe_upstream(&settings.upstream.base_url, CHECK_TIMEOUT).await?;
     let app = App::start(settings, hooks);
     let consumer = TodoChunkConsumer::new(settings, app.manager.clone(), CHECK_TIMEOUT)
-        .context("connecting to Kafka")?
-        .start();
+        .context("connecting to Kafka")?;
+    let fatal = Box::pin(consumer.fatal_errors());
+    let consumer = consumer.start();
     log::info!(
         "consuming {} at {} (group {}); results to {}, dead letters to {}; up to {} chunks in flight",
         settings.topics.todo,
@@ -63,7 +83,11 @@ pub async fn start(
         settings.topics.dead_letter,
         settings.consumer.max_in_flight
     );
-    Ok((app, consumer))
+    Ok(Running {
+        app,
+        consumer,
+        fatal,
+    })
 }
 
 /// Intake waits for a free in-flight slot without polling Kafka. The longest such wait is one

@@ -28,10 +28,10 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
 use rdkafka::message::{Header, Message as _, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::backoff::Backoff;
 use crate::chunk::{decode_todo_chunk, result_name, Describe};
@@ -154,6 +154,8 @@ pub struct TodoChunkConsumer {
     /// Retries of a produce that was not acknowledged in time.
     backoff: Backoff,
     stats: ConsumerStats,
+    /// Set once the producer has failed for good; the service watches it and stops.
+    fatal: watch::Sender<Option<String>>,
 }
 
 impl TodoChunkConsumer {
@@ -197,7 +199,21 @@ impl TodoChunkConsumer {
             intake: None,
             backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
             stats: ConsumerStats::default(),
+            fatal: watch::Sender::new(None),
         })
+    }
+
+    /// Resolves, with librdkafka's reason, once the producer has failed for good: this process
+    /// can deliver nothing more and should drain and exit for a restart.
+    pub fn fatal_errors(&self) -> impl std::future::Future<Output = String> + use<> {
+        let mut fatal = self.fatal.subscribe();
+        async move {
+            match fatal.wait_for(Option::is_some).await {
+                Ok(reason) => reason.clone().unwrap_or_default(),
+                // The consumer is gone without a fatal error: nothing to report, ever.
+                Err(_) => std::future::pending().await,
+            }
+        }
     }
 
     /// A message's work is done (its result or dead letter acknowledged): store the offset its
@@ -308,6 +324,9 @@ enum Outcome {
     DeadLettered,
     /// Shutting down: no answer; the offset stays uncommitted.
     Abandoned,
+    /// The producer failed for good: the result cannot be delivered by this process; the offset
+    /// stays uncommitted and the service stops (see [`TodoChunkConsumer::fatal_errors`]).
+    Undeliverable(String),
 }
 
 impl Handler<Received> for TodoChunkConsumer {
@@ -351,7 +370,7 @@ impl Handler<Received> for TodoChunkConsumer {
                             value: Some(&message.offset().to_string()),
                         });
                     let payload = message.payload().unwrap_or_default();
-                    deliver(
+                    let delivered = deliver(
                         &producer,
                         &topic,
                         message.key(),
@@ -360,7 +379,10 @@ impl Handler<Received> for TodoChunkConsumer {
                         backoff,
                     )
                     .await;
-                    Outcome::DeadLettered
+                    match delivered {
+                        Ok(()) => Outcome::DeadLettered,
+                        Err(fatal) => Outcome::Undeliverable(fatal),
+                    }
                 })
             }
             Ok(chunk) => {
@@ -371,10 +393,12 @@ impl Handler<Received> for TodoChunkConsumer {
                         return Outcome::Abandoned;
                     };
                     let payload = answer.encode_to_vec();
-                    deliver(&producer, &topic, message.key(), &payload, None, backoff).await;
-                    Outcome::Answered {
-                        result: answer.chunk_result,
-                        entries: answer.entries.len(),
+                    match deliver(&producer, &topic, message.key(), &payload, None, backoff).await {
+                        Ok(()) => Outcome::Answered {
+                            result: answer.chunk_result,
+                            entries: answer.entries.len(),
+                        },
+                        Err(fatal) => Outcome::Undeliverable(fatal),
                     }
                 })
             }
@@ -424,6 +448,16 @@ impl Handler<Finished> for TodoChunkConsumer {
                 self.finish(&done.ticket);
             }
             Outcome::Abandoned => self.stats.abandoned += 1,
+            Outcome::Undeliverable(fatal) => {
+                self.stats.abandoned += 1;
+                // One line for the first; every other delivery fails the same way.
+                if self.fatal.borrow().is_none() {
+                    log::error!(
+                        "the producer failed for good ({fatal}); stopping, so that a restart gets a new one (what is not committed is delivered again)"
+                    );
+                    self.fatal.send_replace(Some(fatal));
+                }
+            }
         }
         // Only now may intake take another message.
         drop(done.permit);
@@ -469,8 +503,10 @@ async fn answer(
 }
 
 /// Produces one record and waits until the broker acknowledges it, producing it again after a
-/// backoff when a delivery fails (librdkafka has already retried within its timeout). Never
-/// gives up: the message's offset must not be committed without it, so its partition waits.
+/// backoff when a delivery fails (librdkafka has already retried within its timeout): the
+/// message's offset must not be committed without it, so its partition waits. Gives up only
+/// when the producer itself has failed for good (a fatal error of the idempotent producer),
+/// with librdkafka's reason: no retry through it can succeed.
 async fn deliver(
     producer: &FutureProducer,
     topic: &str,
@@ -478,7 +514,7 @@ async fn deliver(
     payload: &[u8],
     headers: Option<OwnedHeaders>,
     backoff: Backoff,
-) {
+) -> Result<(), String> {
     let mut rng = fastrand::Rng::new();
     let mut retry = 0;
     loop {
@@ -490,8 +526,11 @@ async fn deliver(
             record = record.headers(headers.clone());
         }
         match producer.send(record, Timeout::Never).await {
-            Ok(_) => return,
+            Ok(_) => return Ok(()),
             Err((e, _)) => {
+                if let Some((code, reason)) = producer.client().fatal_error() {
+                    return Err(format!("{code}: {reason}"));
+                }
                 let delay = backoff.delay(retry, &mut rng);
                 log::error!(
                     "producing to {topic} failed ({e}); producing it again in {delay:?}; its offset waits"
@@ -584,5 +623,67 @@ impl std::fmt::Display for ConsumerStats {
             self.dead_letters,
             self.abandoned + self.in_flight
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CString;
+
+    use rdkafka::types::RDKafkaRespErr;
+
+    use super::*;
+    use crate::kafka::mock_broker::MockBroker;
+
+    fn producer_on(broker: &MockBroker) -> FutureProducer {
+        let mut settings = Settings::default();
+        settings
+            .kafka
+            .set("bootstrap.servers", broker.bootstrap_servers());
+        client::producer(&settings).unwrap()
+    }
+
+    fn quick_backoff() -> Backoff {
+        Backoff::new(Duration::from_millis(1), Duration::from_millis(1))
+    }
+
+    #[actix_rt::test]
+    async fn a_delivery_returns_once_acknowledged() {
+        let broker = MockBroker::start().unwrap();
+        broker.create_topic("results", 1).unwrap();
+        let producer = producer_on(&broker);
+        let delivered = deliver(
+            &producer,
+            "results",
+            Some(b"k"),
+            b"v",
+            None,
+            quick_backoff(),
+        );
+        let delivered = tokio::time::timeout(Duration::from_secs(30), delivered).await;
+        assert_eq!(delivered.expect("acknowledged in time"), Ok(()));
+    }
+
+    #[actix_rt::test]
+    async fn a_producer_failed_for_good_is_given_up_on_with_its_reason() {
+        let broker = MockBroker::start().unwrap();
+        broker.create_topic("results", 1).unwrap();
+        let producer = producer_on(&broker);
+        // librdkafka's own test hook: the fatal error an idempotent producer can run into.
+        let reason = CString::new("injected by the test").unwrap();
+        let code = unsafe {
+            rdkafka::bindings::rd_kafka_test_fatal_error(
+                producer.client().native_ptr(),
+                RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
+                reason.as_ptr(),
+            )
+        };
+        assert_eq!(code, RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR);
+        let delivered = deliver(&producer, "results", None, b"v", None, quick_backoff());
+        let err = tokio::time::timeout(Duration::from_secs(30), delivered)
+            .await
+            .expect("given up on in time, not retried forever")
+            .unwrap_err();
+        assert!(err.contains("injected by the test"), "{err}");
     }
 }
