@@ -91,10 +91,17 @@ impl ConsumerContext for GroupContext {
         }
     }
 
-    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
-                log::info!("partitions assigned: {}", describe_partitions(tpl))
+                // With the cooperative protocol an assignment is a change, not the whole.
+                let holding = consumer
+                    .assignment()
+                    .map_or_else(|e| format!("unknown ({e})"), |a| describe_partitions(&a));
+                log::info!(
+                    "partitions assigned: {}; now holding: {holding}",
+                    describe_partitions(tpl)
+                )
             }
             Rebalance::Revoke(_) => {}
             Rebalance::Error(e) => log::error!("consumer group rebalance failed: {e}"),
