@@ -49,7 +49,8 @@ type Partition = (String, i32);
 /// callbacks, which run on the intake task's poll (the same thread as the actor).
 type SharedTracker = Arc<Mutex<OffsetTracker<Partition>>>;
 
-/// librdkafka callbacks: forget revoked partitions before they go, log assignments.
+/// librdkafka callbacks: commit what is done of revoked partitions and forget them before they
+/// go; log what the member holds after each assignment.
 pub struct GroupContext {
     tracker: SharedTracker,
 }
