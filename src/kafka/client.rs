@@ -54,21 +54,27 @@ pub fn client_config(
     for (name, value) in kafka.properties(role)? {
         config.set(name, value);
     }
-    match role {
-        KafkaRole::Consumer => {
-            // Offsets are stored by the service once a chunk's result is acknowledged, in
-            // partition order; librdkafka commits what is stored, never what was merely read.
-            config.set("enable.auto.offset.store", "false");
-            config.set("enable.auto.commit", "true");
+    for &(_, name, value) in ENFORCED.iter().filter(|(r, ..)| *r == role) {
+        if let Some(given) = config.get(name).filter(|given| *given != value) {
+            log::warn!(
+                "kafka property {name} = {given} is replaced by {value}: at-least-once delivery depends on it"
+            );
         }
-        KafkaRole::Producer => {
-            config.set("enable.idempotence", "true");
-            config.set("acks", "all");
-        }
-        KafkaRole::Admin => {}
+        config.set(name, value);
     }
     Ok(config)
 }
+
+/// What the reliability contract needs, whatever the configuration says. Consumer: offsets are
+/// stored by the service once a chunk's result is acknowledged, in partition order, and
+/// librdkafka commits what is stored, never what was merely read. Producer: no result is lost
+/// or duplicated by the producer's own retries.
+const ENFORCED: [(KafkaRole, &str, &str); 4] = [
+    (KafkaRole::Consumer, "enable.auto.offset.store", "false"),
+    (KafkaRole::Consumer, "enable.auto.commit", "true"),
+    (KafkaRole::Producer, "enable.idempotence", "true"),
+    (KafkaRole::Producer, "acks", "all"),
+];
 
 /// The producer of results and dead letters; `delivery_timeout` bounds one delivery's retries.
 pub fn producer(settings: &Settings) -> Result<FutureProducer, KafkaSetupError> {
