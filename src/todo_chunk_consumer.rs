@@ -68,25 +68,21 @@ impl ConsumerContext for GroupContext {
         let mut tracker = self.tracker.lock().expect("tracker lock");
         // Commit what is done before the partitions go, so that their next owner starts
         // there and not at the last periodic commit: fewer chunks cloned twice.
-        let mut done = TopicPartitionList::new();
+        let mut done = Vec::new();
         for elem in tpl.elements() {
             let partition = (elem.topic().to_string(), elem.partition());
             if let Some(position) = tracker.position(&partition) {
-                let _ = done.add_partition_offset(
-                    elem.topic(),
-                    elem.partition(),
-                    Offset::Offset(position),
-                );
+                done.push((partition.clone(), position));
             }
             tracker.revoke(&partition);
         }
         drop(tracker);
         log::info!("partitions revoked: {}", describe_partitions(tpl));
-        if done.count() > 0 {
-            if let Err(e) = consumer.commit(&done, CommitMode::Sync) {
+        if !done.is_empty() {
+            if let Err(e) = consumer.commit(&offset_list(&done), CommitMode::Sync) {
                 log::warn!(
                     "committing {} before the revocation failed ({e}); their next owner starts at the last commit",
-                    describe_partitions(&done)
+                    describe_positions(&done)
                 );
             }
         }
@@ -229,15 +225,10 @@ impl TodoChunkConsumer {
     fn finish(&mut self, ticket: &Ticket<Partition>) {
         let position = self.tracker.lock().expect("tracker lock").finish(ticket);
         if let Some(position) = position {
-            let mut tpl = TopicPartitionList::new();
-            let (topic, partition) = &ticket.partition;
-            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(position)) {
-                log::error!("offset {position} of {topic}/{partition}: {e}");
-                return;
-            }
+            let stored = [(ticket.partition.clone(), position)];
             // Refused only for a partition revoked meanwhile; the tracker forgot it already.
-            if let Err(e) = self.consumer.store_offsets(&tpl) {
-                log::debug!("offset {position} of {topic}/{partition} not stored: {e}");
+            if let Err(e) = self.consumer.store_offsets(&offset_list(&stored)) {
+                log::debug!("{} not stored: {e}", describe_positions(&stored));
             }
         }
     }
@@ -248,19 +239,28 @@ impl TodoChunkConsumer {
         if positions.is_empty() {
             return;
         }
-        let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), position) in &positions {
-            if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*position)) {
-                log::error!("offset {position} of {topic}/{partition}: {e}");
-            }
-        }
-        match self.consumer.commit(&tpl, CommitMode::Sync) {
+        match self
+            .consumer
+            .commit(&offset_list(&positions), CommitMode::Sync)
+        {
             Ok(()) => log::info!("committed {}", describe_positions(&positions)),
             Err(e) => log::error!(
                 "final commit failed ({e}); the uncommitted chunks will be delivered again"
             ),
         }
     }
+}
+
+/// The list librdkafka stores or commits: each partition at its position.
+fn offset_list(positions: &[(Partition, i64)]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for ((topic, partition), position) in positions {
+        // Refused only for an offset librdkafka cannot represent; positions are offsets it gave.
+        if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*position)) {
+            log::error!("offset {position} of {topic}/{partition}: {e}");
+        }
+    }
+    tpl
 }
 
 fn describe_positions(positions: &[(Partition, i64)]) -> String {

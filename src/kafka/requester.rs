@@ -36,18 +36,8 @@ pub async fn publish_chunks(
     topic: &str,
     chunks: &[TodoChunk],
 ) -> anyhow::Result<()> {
-    let sends = chunks.iter().map(|chunk| {
-        let key = chunk_key(chunk);
-        let payload = chunk.encode_to_vec();
-        async move {
-            producer
-                .send(
-                    FutureRecord::to(topic).key(&key).payload(&payload),
-                    Timeout::Never,
-                )
-                .await
-                .map_err(|(e, _)| anyhow::anyhow!("publishing {key} to {topic}: {e}"))
-        }
+    let sends = chunks.iter().map(|chunk| async move {
+        publish_raw(producer, topic, &chunk_key(chunk), &chunk.encode_to_vec()).await
     });
     for result in futures_util::future::join_all(sends).await {
         result?;
