@@ -527,6 +527,33 @@ async fn serve_says_what_to_do_when_the_broker_cannot_be_reached() {
     sim.stop().await;
 }
 
+#[actix_rt::test]
+async fn serve_names_a_missing_topic_and_how_to_create_it() {
+    let sim = start_simulator(no_rate_limit()).await;
+    let settings = service_settings(&sim, 1, 10, "missing").await;
+    let mut env = service_env(&settings);
+    let missing = unique("missing.finished");
+    env.push(("CLONER__TOPICS__FINISHED".into(), missing.clone()));
+    let (ok, _, err) = run_cli(&["serve"], &env);
+    assert!(!ok);
+    assert!(
+        err.contains(&format!("topic `{missing}` does not exist"))
+            && err.contains("cloner-worker topics create"),
+        "{err}"
+    );
+    sim.stop().await;
+}
+
+#[test]
+fn the_demo_refuses_a_pair_that_cannot_be_a_chunks() {
+    let (ok, _, err) = run_cli(&["demo", "--pair", "btc-eth"], &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("--pair") && err.contains("invalid currency pair"),
+        "{err}"
+    );
+}
+
 #[test]
 fn the_demo_clones_through_its_embedded_broker_and_prints_a_summary() {
     let (ok, summary, err) = run_cli(&["demo", "--hours", "3"], &[]);

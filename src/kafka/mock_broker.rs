@@ -70,22 +70,29 @@ impl MockBroker {
         let mut writer = stream.try_clone()?;
         for line in BufReader::new(stream).lines() {
             let line = line?;
-            let reply = match line.split_whitespace().collect::<Vec<_>>()[..] {
-                ["create", name, partitions] => match partitions.parse() {
-                    Ok(n) => match self.create_topic(name, n) {
-                        Ok(()) => {
-                            log::info!("created topic {name} with {n} partitions");
-                            "ok".to_string()
-                        }
-                        Err(e) => format!("error: {e}"),
-                    },
-                    Err(_) => format!("error: partitions must be a number, got {partitions:?}"),
-                },
-                _ => format!("error: expected `create NAME PARTITIONS`, got {line:?}"),
+            let created = parse_request(&line).and_then(|(name, n)| {
+                self.create_topic(name, n).map_err(|e| e.to_string())?;
+                log::info!("created topic {name} with {n} partitions");
+                Ok(())
+            });
+            let reply = match created {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("error: {e}"),
             };
             writeln!(writer, "{reply}")?;
         }
         Ok(())
+    }
+}
+
+/// A control request: `create NAME PARTITIONS`, as (name, partitions).
+fn parse_request(line: &str) -> Result<(&str, i32), String> {
+    match line.split_whitespace().collect::<Vec<_>>()[..] {
+        ["create", name, partitions] => partitions
+            .parse()
+            .map(|n| (name, n))
+            .map_err(|_| format!("partitions must be a number, got {partitions:?}")),
+        _ => Err(format!("expected `create NAME PARTITIONS`, got {line:?}")),
     }
 }
 
@@ -106,5 +113,29 @@ pub fn create_topic_via_control(
     match reply.trim() {
         "ok" => Ok(()),
         other => anyhow::bail!("mock broker refused topic {topic}: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_requests_are_parsed_or_refused_with_what_is_expected() {
+        assert_eq!(parse_request("create t.todo 2"), Ok(("t.todo", 2)));
+        let err = parse_request("create t.todo two").unwrap_err();
+        assert!(err.contains("must be a number"), "{err}");
+        let err = parse_request("delete t.todo").unwrap_err();
+        assert!(err.contains("expected `create NAME PARTITIONS`"), "{err}");
+    }
+
+    #[test]
+    fn a_topic_needs_a_partition_and_a_name_without_blanks() {
+        let broker = MockBroker::start().unwrap();
+        assert!(broker.create_topic("t", 2).is_ok());
+        let err = broker.create_topic("t", 0).unwrap_err().to_string();
+        assert!(err.contains("at least 1"), "{err}");
+        let err = broker.create_topic("", 1).unwrap_err().to_string();
+        assert!(err.contains("without blanks"), "{err}");
     }
 }
