@@ -39,6 +39,7 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     pub topics: TopicSettings,
     pub consumer: ConsumerSettings,
+    pub http: HttpSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -126,6 +127,14 @@ pub struct ConsumerSettings {
     pub max_in_flight: usize,
     pub drain_grace_ms: u64,
     pub delivery_timeout_ms: u64,
+}
+
+/// The service's own HTTP endpoint: `/metrics` and `/health`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// `host:port` to listen on; port 0 takes a free one (logged); empty turns it off.
+    pub listen: String,
 }
 
 /// Which librdkafka client a property set is for.
@@ -319,6 +328,17 @@ impl Settings {
         for role in [KafkaRole::Consumer, KafkaRole::Producer] {
             self.kafka.properties(role)?;
         }
+        if !self.http.listen.is_empty()
+            && self.http.listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return invalid(
+                "http.listen",
+                format!(
+                    "must be an address and port such as 0.0.0.0:9464 (or empty to turn it off), got {:?}",
+                    self.http.listen
+                ),
+            );
+        }
         let t = &self.topics;
         for (key, name) in [
             ("topics.todo", &t.todo),
@@ -448,6 +468,7 @@ mod tests {
             ("CLONER__UPSTREAM__BASE_URL", "ftp://x", "upstream.base_url"),
             ("CLONER__MANAGER__MAX_ATTEMPTS", "0", "manager.max_attempts"),
             ("CLONER__TOPICS__TODO", "bad topic", "topics.todo"),
+            ("CLONER__HTTP__LISTEN", "9464", "http.listen"),
             ("CLONER__TOPICS__PARTITIONS", "0", "topics.partitions"),
             (
                 "CLONER__CONSUMER__MAX_IN_FLIGHT",

@@ -121,6 +121,8 @@ pub fn service_env(settings: &Settings) -> Vec<(String, String)> {
             "CLONER__DEFAULT_RATE".into(),
             settings.default_rate.to_string(),
         ),
+        // Services of parallel tests must not fight for one port.
+        ("CLONER__HTTP__LISTEN".into(), "127.0.0.1:0".into()),
         (
             "CLONER__RATE_LIMITER__UNLIMITED".into(),
             settings.rate_limiter.unlimited.to_string(),
