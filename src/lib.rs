@@ -50,6 +50,7 @@ pub mod simulator;
 pub mod supervisor;
 pub mod todo_chunk_consumer;
 pub mod upstream;
+pub mod utc;
 pub mod worker;
 pub mod worker_manager;
 

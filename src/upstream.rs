@@ -14,6 +14,7 @@ use std::sync::Arc;
 use crate::config::UpstreamSettings;
 use crate::pair::CurrencyPair;
 use crate::proto::{cloned_entry, ClonedEntry};
+use crate::utc::parse_utc_datetime;
 
 /// How much of an unexpected body goes into an error message.
 const BODY_EXCERPT: usize = 200;
@@ -237,56 +238,6 @@ fn entry(t: &RawTrade, from: i32, until: i32) -> Result<ClonedEntry, UpstreamErr
     })
 }
 
-/// `"YYYY-MM-DD HH:MM:SS"` (UTC) as unix seconds; `None` if it is not exactly that.
-pub fn parse_utc_datetime(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b' '
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |range: std::ops::Range<usize>| -> Option<i64> {
-        let digits = &s[range];
-        digits
-            .bytes()
-            .all(|c| c.is_ascii_digit())
-            .then(|| digits.parse().ok())?
-    };
-    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
-    if hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second)
-}
-
-fn days_in_month(year: i64, month: i64) -> i64 {
-    match month {
-        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-pub fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 fn excerpt(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(BODY_EXCERPT)]);
     if body.len() > BODY_EXCERPT {
@@ -418,30 +369,6 @@ mod tests {
         // Decimals must be strings: a number could already have lost digits in a float.
         let float = r#"[{"tradeID": 7, "date": "2018-10-22 15:03:57", "type": "buy", "rate": 0.1, "amount": "1", "total": "1"}]"#;
         assert!(classify_body(float.as_bytes(), 1000, AT, AT).is_err());
-    }
-
-    #[test]
-    fn parses_utc_datetimes() {
-        assert_eq!(parse_utc_datetime("1970-01-01 00:00:00"), Some(0));
-        assert_eq!(parse_utc_datetime("2018-10-22 15:03:57"), Some(AT as i64));
-        assert_eq!(parse_utc_datetime("2000-02-29 23:59:59"), Some(951_868_799));
-        assert_eq!(
-            parse_utc_datetime("2038-01-19 03:14:07"),
-            Some(i32::MAX as i64)
-        );
-        for bad in [
-            "2019-02-29 00:00:00",
-            "1900-02-29 00:00:00",
-            "2018-10-22T15:03:57",
-            "2018-10-22 24:00:00",
-            "2018-10-22 15:03",
-            "2018-1-022 15:03:57",
-            "+018-10-22 15:03:57",
-            "2018-04-31 00:00:00",
-            "",
-        ] {
-            assert_eq!(parse_utc_datetime(bad), None, "{bad}");
-        }
     }
 
     #[test]

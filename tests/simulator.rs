@@ -50,7 +50,7 @@ async fn answers_newest_first_as_the_api_does() {
     let newest = &trades[0];
     let last = truth.last().unwrap();
     assert_eq!(newest["tradeID"], last.trade_id);
-    assert_eq!(newest["date"], market::format_utc(last.date));
+    assert_eq!(newest["date"], cloner_worker::utc::format_utc(last.date));
     assert_eq!(newest["rate"], last.rate.as_str());
     for key in ["globalTradeID", "type", "amount", "total", "orderNumber"] {
         assert!(newest.get(key).is_some(), "{key} in {newest}");
@@ -270,4 +270,28 @@ fn the_binary_refuses_a_fault_rate_outside_zero_to_one() {
         err.contains("--error-rate must be a fraction between 0 and 1, got 1.5"),
         "{err}"
     );
+}
+
+#[actix_rt::test]
+async fn windows_holding_a_fail_second_always_fail() {
+    let sim = start(SimulatorConfig {
+        rate_limit: 0,
+        fail_seconds: vec![1_540_170_000],
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let query = |from: i64, until: i64| {
+        format!("command=returnTradeHistory&currencyPair=BTC_ETH&start={from}&end={until}")
+    };
+    for _ in 0..2 {
+        let (status, body) = get(&sim, &query(1_540_166_400, 1_540_169_999 + 1)).await;
+        assert_eq!(status, 200);
+        assert!(body.contains("\"error\""), "{body}");
+    }
+    let (_, body) = get(&sim, &query(1_540_166_400, 1_540_169_999)).await;
+    assert!(
+        body.starts_with('['),
+        "a window without the second is served: {body}"
+    );
+    assert_eq!(sim.stats().failed_windows, 2);
 }

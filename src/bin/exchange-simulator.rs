@@ -57,6 +57,9 @@ struct Args {
     /// HTTP worker threads.
     #[arg(long, default_value_t = 2)]
     workers: usize,
+    /// A unix second whose windows always fail with an API error (repeatable).
+    #[arg(long = "fail-second")]
+    fail_seconds: Vec<i64>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -87,6 +90,7 @@ fn main() -> anyhow::Result<()> {
         malformed_rate: args.malformed_rate,
         oversized_rate: args.oversized_rate,
         workers: args.workers,
+        fail_seconds: args.fail_seconds,
     };
     actix_rt::System::new().block_on(async move {
         let addr = SocketAddr::new(args.host, args.port);

@@ -199,31 +199,6 @@ pub fn decimal(units: u64) -> String {
     format!("{}.{:08}", units / 100_000_000, units % 100_000_000)
 }
 
-/// Unix seconds → `"YYYY-MM-DD HH:MM:SS"` (UTC), as the API writes dates.
-pub fn format_utc(unix: i64) -> String {
-    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 pub(crate) fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -345,14 +320,8 @@ mod tests {
     }
 
     #[test]
-    fn formats_dates_and_decimals() {
-        assert_eq!(format_utc(1_540_220_637), "2018-10-22 15:03:57");
-        assert_eq!(format_utc(0), "1970-01-01 00:00:00");
-        assert_eq!(format_utc(951_868_799), "2000-02-29 23:59:59");
+    fn formats_decimals() {
         assert_eq!(decimal(283), "0.00000283");
         assert_eq!(decimal(12_345_678_901), "123.45678901");
-        for t in [0, 86_399, 951_868_799, 1_540_220_637, 2_147_483_647] {
-            assert_eq!(crate::upstream::parse_utc_datetime(&format_utc(t)), Some(t));
-        }
     }
 }

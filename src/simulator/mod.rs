@@ -43,6 +43,9 @@ pub struct SimulatorConfig {
     pub oversized_rate: f64,
     /// HTTP worker threads.
     pub workers: usize,
+    /// Seconds whose windows always fail: any call whose window holds one is answered with an
+    /// API error object, for tests of a window that can never be cloned.
+    pub fail_seconds: Vec<i64>,
 }
 
 impl Default for SimulatorConfig {
@@ -62,6 +65,7 @@ impl Default for SimulatorConfig {
             malformed_rate: 0.0,
             oversized_rate: 0.0,
             workers: 2,
+            fail_seconds: Vec::new(),
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct Stats {
     pub oversized: u64,
     pub invalid_pair: u64,
     pub window_too_long: u64,
+    /// Calls refused because their window holds one of `fail_seconds`.
+    pub failed_windows: u64,
 }
 
 struct Shared {
@@ -254,6 +256,14 @@ fn trade_history(state: &Shared, query: &HashMap<String, String>) -> HttpRespons
         state.stats.lock().unwrap().window_too_long += 1;
         return api_error("Please specify a time window of no more than 1 month.");
     }
+    if config
+        .fail_seconds
+        .iter()
+        .any(|s| (start..=end).contains(s))
+    {
+        state.stats.lock().unwrap().failed_windows += 1;
+        return api_error("Internal error: this window cannot be served (simulated).");
+    }
     state.stats.lock().unwrap().trade_history_calls += 1;
     let trades = market::newest_trades(config, pair, start, end, config.page_limit);
     HttpResponse::Ok()
@@ -274,7 +284,7 @@ fn to_json(trades: &[market::SimTrade]) -> String {
             r#"{{"globalTradeID":{},"tradeID":{},"date":"{}","type":"{}","rate":"{}","amount":"{}","total":"{}","orderNumber":{}}}"#,
             t.global_trade_id,
             t.trade_id,
-            market::format_utc(t.date),
+            crate::utc::format_utc(t.date),
             if t.buy { "buy" } else { "sell" },
             t.rate,
             t.amount,
