@@ -40,6 +40,7 @@ pub struct Settings {
     pub topics: TopicSettings,
     pub consumer: ConsumerSettings,
     pub http: HttpSettings,
+    pub clone: CloneSettings,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -135,6 +136,27 @@ pub struct ConsumerSettings {
 pub struct HttpSettings {
     /// `host:port` to listen on; port 0 takes a free one (logged); empty turns it off.
     pub listen: String,
+}
+
+/// The `clone` command: how it cuts a range and how long it waits.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CloneSettings {
+    /// Seconds per window in the first plan; windows too big are halved from there.
+    pub window_secs: u32,
+    /// How long a request may go unanswered, on top of the wait for the requests ahead of it,
+    /// before it is published again.
+    pub answer_timeout_ms: u64,
+    /// Times an unanswered request is published again before its window is given up.
+    pub max_republish: u32,
+    /// Times a window answered RANDOM_ERROR is asked again before it is given up.
+    pub max_error_retries: u32,
+}
+
+impl CloneSettings {
+    pub fn answer_timeout(&self) -> Duration {
+        Duration::from_millis(self.answer_timeout_ms)
+    }
 }
 
 /// Which librdkafka client a property set is for.
@@ -328,8 +350,13 @@ impl Settings {
         for role in [KafkaRole::Consumer, KafkaRole::Producer] {
             self.kafka.properties(role)?;
         }
-        if !self.http.listen.is_empty()
-            && self.http.listen.parse::<std::net::SocketAddr>().is_err()
+        if self.clone.window_secs == 0 {
+            return invalid("clone.window_secs", "must be at least 1".into());
+        }
+        if self.clone.answer_timeout_ms == 0 {
+            return invalid("clone.answer_timeout_ms", "must be at least 1".into());
+        }
+        if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err()
         {
             return invalid(
                 "http.listen",
@@ -469,6 +496,7 @@ mod tests {
             ("CLONER__MANAGER__MAX_ATTEMPTS", "0", "manager.max_attempts"),
             ("CLONER__TOPICS__TODO", "bad topic", "topics.todo"),
             ("CLONER__HTTP__LISTEN", "9464", "http.listen"),
+            ("CLONER__CLONE__WINDOW_SECS", "0", "clone.window_secs"),
             ("CLONER__TOPICS__PARTITIONS", "0", "topics.partitions"),
             (
                 "CLONER__CONSUMER__MAX_IN_FLIGHT",

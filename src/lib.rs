@@ -35,6 +35,7 @@ pub mod app;
 pub mod backoff;
 pub mod chunk;
 pub mod chunk_task;
+pub mod clone;
 pub mod config;
 pub mod demo;
 pub mod job;

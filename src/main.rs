@@ -1,6 +1,8 @@
 //! `cloner-worker`: the command line of the service.
 //!
 //! Subcommands:
+//! - `clone` — a range of a pair's history to a file, through the service (see
+//!   `cloner_worker::clone`); with `--with-workers N` the service runs in this process too.
 //! - `demo` — the main job end to end in one process: mock broker, simulator, service.
 //! - `serve` — the service: TodoChunks from Kafka, ClonedChunks back, until SIGINT/SIGTERM.
 //! - `topics create|delete|list` — the service's topics through the admin API.
@@ -15,10 +17,14 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
 use cloner_worker::app::{App, Hooks};
+use cloner_worker::clone::output::Format;
+use cloner_worker::clone::progress::ProgressMode;
+use cloner_worker::clone::{self as cloning, CloneOptions};
 use cloner_worker::config::Settings;
 use cloner_worker::demo::{self, DemoOptions};
 use cloner_worker::kafka::mock_broker::MockBroker;
 use cloner_worker::kafka::topics::{self, TopicOutcome};
+use cloner_worker::pair::CurrencyPair;
 use cloner_worker::repl;
 use cloner_worker::service;
 use cloner_worker::simulator::{self, SimulatorConfig};
@@ -39,6 +45,38 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Clone a pair's trades from --from until --until through the service, into a file in
+    /// time order; exits non-zero if any window could not be cloned or a gap remains.
+    Clone {
+        /// The currency pair, e.g. USDT_BTC.
+        pair: String,
+        /// First second: unix seconds, 2018-10-22, or 2018-10-22T05:00:00Z (UTC).
+        #[arg(long, value_parser = parse_time)]
+        from: i64,
+        /// End of the range, exclusive: --from 2018-10-22 --until 2018-10-23 is one day.
+        #[arg(long, value_parser = parse_time)]
+        until: i64,
+        /// Seconds per window (overrides clone.window_secs).
+        #[arg(long)]
+        window: Option<u32>,
+        /// Write here (grown as FILE.partial, renamed when complete); stdout if not given.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// csv or jsonl; by default from the file's extension (.csv, .jsonl, .ndjson), csv on
+        /// stdout.
+        #[arg(long, value_enum)]
+        format: Option<Format>,
+        /// Start the service in this process with N workers (otherwise a running service, in
+        /// another process, answers).
+        #[arg(long, value_name = "N")]
+        with_workers: Option<usize>,
+        /// Upstream base URL for --with-workers (overrides upstream.base_url).
+        #[arg(long, requires = "with_workers")]
+        upstream: Option<String>,
+        /// How progress is shown: a bar on a terminal, log lines otherwise.
+        #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+        progress: ProgressMode,
+    },
     /// Clone one day of a busy pair through Kafka, all in this process (mock broker, exchange
     /// simulator, the service), and print a summary.
     Demo {
@@ -100,6 +138,74 @@ fn main() -> anyhow::Result<()> {
     let mut settings =
         Settings::load(cli.config.as_deref()).context("loading the configuration")?;
     match cli.command {
+        Command::Clone {
+            pair,
+            from,
+            until,
+            window,
+            out,
+            format,
+            with_workers,
+            upstream,
+            progress,
+        } => {
+            let pair = CurrencyPair::parse(&pair).context("the pair")?;
+            if let Some(secs) = window {
+                settings.clone.window_secs = secs;
+            }
+            if let Some(url) = upstream {
+                settings.upstream.base_url = url;
+            }
+            settings.validate().context("--window / --upstream")?;
+            let format = match (format, &out) {
+                (Some(f), _) => f,
+                (None, None) => Format::Csv,
+                (None, Some(path)) => Format::from_path(path).with_context(|| {
+                    format!(
+                        "cannot tell the format of {} from its extension; use .csv or .jsonl, or --format",
+                        path.display()
+                    )
+                })?,
+            };
+            let options = CloneOptions {
+                pair,
+                from,
+                until,
+                out,
+                format,
+                progress,
+            };
+            let report = actix_rt::System::new().block_on(async {
+                match with_workers {
+                    Some(n) => cloning::run_with_workers(&settings, &options, n).await,
+                    None => cloning::run(&settings, &options).await,
+                }
+            })?;
+            // stdout may be the trades: the summary goes to stderr.
+            eprintln!("{report}");
+            if !report.is_complete() {
+                let mut why = Vec::new();
+                if !report.failed.is_empty() {
+                    let named: Vec<String> = report
+                        .failed
+                        .iter()
+                        .take(5)
+                        .map(|(w, _)| w.to_string())
+                        .collect();
+                    why.push(format!(
+                        "{} windows could not be cloned ({}{}); clone them again with --from/--until",
+                        report.failed.len(),
+                        named.join(", "),
+                        if report.failed.len() > 5 { ", …" } else { "" }
+                    ));
+                }
+                if report.check.missing_ids > 0 {
+                    why.push(format!("{} tradeIDs are missing", report.check.missing_ids));
+                }
+                anyhow::bail!("the clone is incomplete: {}", why.join("; "));
+            }
+            Ok(())
+        }
         Command::Repl {
             simulator,
             upstream,
@@ -147,6 +253,12 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn parse_time(s: &str) -> Result<i64, String> {
+    cloner_worker::utc::parse_time_arg(s).ok_or_else(|| {
+        format!("{s:?} is not a time: use unix seconds, 2018-10-22 or 2018-10-22T05:00:00Z (UTC)")
+    })
 }
 
 async fn run_topics(settings: &Settings, action: TopicsAction) -> anyhow::Result<()> {

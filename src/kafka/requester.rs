@@ -1,8 +1,8 @@
 //! The requesting side's two primitives: publish TodoChunks, read ClonedChunks back.
 //!
-//! Used by the demo, the tests and the benchmarks (and the `clone` command to come). The reader
-//! takes every partition of a topic by assignment, from the beginning, outside any consumer
-//! group: it joins nothing, so it reads at once and commits nothing.
+//! Used by the `clone` command, the demo, the tests and the benchmarks. The reader takes every
+//! partition of a topic by assignment, from the beginning or from the current end, outside any
+//! consumer group: it joins nothing, so it reads at once and commits nothing.
 //!
 //! It must never be part of the service's own path: the service consumes through
 //! [`crate::todo_chunk_consumer`].
@@ -89,15 +89,38 @@ impl Record {
     }
 }
 
-/// Reads a whole topic from its beginning, every partition, without a group.
+/// Reads every partition of a topic, without a group.
 pub struct TopicReader {
     consumer: StreamConsumer,
     topic: String,
 }
 
+/// How long a reader waits for the topic's metadata and watermarks.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl TopicReader {
     /// Assigns every partition of `topic` from the beginning.
     pub fn new(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<TopicReader> {
+        TopicReader::assign(kafka, topic, |_, _| Ok(Offset::Beginning))
+    }
+
+    /// Assigns every partition of `topic` from its current end: only records produced from now
+    /// on are read. The ends are resolved before this returns (it blocks for up to 10 s), so a
+    /// record produced after it returns is never missed.
+    pub fn at_end(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<TopicReader> {
+        TopicReader::assign(kafka, topic, |consumer, partition| {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
+                .with_context(|| format!("the end of {topic} partition {partition}"))?;
+            Ok(Offset::Offset(high))
+        })
+    }
+
+    fn assign(
+        kafka: &KafkaSettings,
+        topic: &str,
+        start: impl Fn(&StreamConsumer, i32) -> anyhow::Result<Offset>,
+    ) -> anyhow::Result<TopicReader> {
         // The consumer properties (security, fetch tuning), but it never joins or commits: the
         // group id only satisfies librdkafka.
         let mut config = client::client_config(kafka, KafkaRole::Consumer)?;
@@ -107,7 +130,7 @@ impl TopicReader {
             .set("enable.partition.eof", "false");
         let consumer: StreamConsumer = config.create().context("creating a topic reader")?;
         let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
             .with_context(|| format!("metadata of {topic}"))?;
         let partitions = metadata
             .topics()
@@ -116,11 +139,11 @@ impl TopicReader {
             .unwrap_or(0);
         anyhow::ensure!(
             partitions > 0,
-            "topic {topic} has no partitions (does it exist?)"
+            "topic {topic} has no partitions: does it exist? (`cloner-worker topics create` creates the configured topics)"
         );
         let mut tpl = TopicPartitionList::new();
         for p in 0..partitions as i32 {
-            tpl.add_partition_offset(topic, p, Offset::Beginning)?;
+            tpl.add_partition_offset(topic, p, start(&consumer, p)?)?;
         }
         consumer
             .assign(&tpl)

@@ -1,0 +1,453 @@
+//! The clone's output: trades in time order, each once, with the check that proves it.
+//!
+//! Windows are answered in any order; [`Output`] holds each answer until every earlier window
+//! is answered too, then writes it. Memory is therefore bounded by what has come early, not by
+//! the whole range. While writing, it checks the one invariant a complete clone has: trade ids
+//! are consecutive per pair in time order, so each written id is the last one plus one. An id
+//! at or below the last one is a duplicate and is not written; a jump is a gap and is reported.
+//!
+//! It must never write a trade twice, nor write out of time order.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+
+use crate::clone::window::Window;
+use crate::proto::{cloned_entry, ClonedEntry};
+use crate::utc::format_utc;
+
+/// How trades are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A header line, then one trade per line: `tradeID,date,type,rate,amount,total`.
+    Csv,
+    /// One JSON object per line, with the API's field names.
+    Jsonl,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+        }
+    }
+
+    /// The format a file name's extension asks for: `.csv`, or `.jsonl` / `.ndjson`.
+    pub fn from_path(path: &std::path::Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" => Some(Format::Csv),
+            "jsonl" | "ndjson" => Some(Format::Jsonl),
+            _ => None,
+        }
+    }
+}
+
+/// What the check found, so far or at the end.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Check {
+    /// Trades written.
+    pub trades: u64,
+    /// The first and last trade id written.
+    pub first_id: Option<i32>,
+    pub last_id: Option<i32>,
+    /// Trades not written because their id was written already.
+    pub duplicates_dropped: u64,
+    /// Missing ids between written ones, as inclusive ranges (the first few).
+    pub gaps: Vec<(i32, i32)>,
+    /// All missing ids, including those of ranges not kept in `gaps`.
+    pub missing_ids: u64,
+    /// Windows that ended without trades (failed); their seconds are not in the output.
+    pub skipped_windows: u64,
+}
+
+/// Gaps kept for the report; the count covers the rest.
+const GAPS_KEPT: usize = 20;
+
+impl Check {
+    /// No gap, nothing skipped: the output is the complete history of the range.
+    pub fn is_complete(&self) -> bool {
+        self.missing_ids == 0 && self.skipped_windows == 0
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} trades", self.trades)?;
+        if let (Some(a), Some(b)) = (self.first_id, self.last_id) {
+            write!(f, " (tradeIDs {a}..={b})")?;
+        }
+        if self.duplicates_dropped > 0 {
+            write!(
+                f,
+                "; {} duplicates received and dropped",
+                self.duplicates_dropped
+            )?;
+        }
+        write!(f, "; no duplicates written")?;
+        if self.missing_ids == 0 {
+            write!(f, "; no gaps")?;
+        } else {
+            write!(
+                f,
+                "; {} missing tradeIDs in {} gaps:",
+                self.missing_ids,
+                self.gaps.len()
+            )?;
+            for (a, b) in &self.gaps {
+                write!(f, " {a}..={b}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A window's place in the output: not answered yet, answered (waiting for earlier ones), or
+/// failed for good.
+enum Slot {
+    Pending {
+        until: i32,
+    },
+    Done {
+        until: i32,
+        entries: Vec<ClonedEntry>,
+    },
+    Failed {
+        until: i32,
+    },
+}
+
+impl Slot {
+    fn until(&self) -> i32 {
+        match self {
+            Slot::Pending { until } | Slot::Done { until, .. } | Slot::Failed { until } => *until,
+        }
+    }
+}
+
+/// A mismatch between what the orchestrator says and the windows this output holds: a bug,
+/// never an input problem.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("window {0} is not awaited by the output")]
+    UnknownWindow(Window),
+    #[error("writing the output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Trades in time order, each once, to `W`.
+pub struct Output<W: Write> {
+    writer: W,
+    format: Format,
+    /// Every window not yet written, by its first second.
+    slots: BTreeMap<i32, Slot>,
+    check: Check,
+}
+
+impl<W: Write> Output<W> {
+    /// An output awaiting `windows` (which must tile a range), writing the CSV header at once.
+    pub fn new(mut writer: W, format: Format, windows: &[Window]) -> std::io::Result<Self> {
+        if format == Format::Csv {
+            writeln!(writer, "tradeID,date,type,rate,amount,total")?;
+        }
+        let slots = windows
+            .iter()
+            .map(|w| (w.from, Slot::Pending { until: w.until }))
+            .collect();
+        Ok(Output {
+            writer,
+            format,
+            slots,
+            check: Check::default(),
+        })
+    }
+
+    fn pending_slot(&mut self, window: Window) -> Result<&mut Slot, OutputError> {
+        match self.slots.get_mut(&window.from) {
+            Some(slot @ Slot::Pending { .. }) if slot.until() == window.until => Ok(slot),
+            _ => Err(OutputError::UnknownWindow(window)),
+        }
+    }
+
+    /// The window's trades; written as soon as every earlier window is written.
+    pub fn complete(
+        &mut self,
+        window: Window,
+        mut entries: Vec<ClonedEntry>,
+    ) -> Result<(), OutputError> {
+        let slot = self.pending_slot(window)?;
+        // Time order; within a second, id order (ids are consecutive in time order).
+        entries.sort_by_key(|e| (e.date, e.trade_id));
+        *slot = Slot::Done {
+            until: window.until,
+            entries,
+        };
+        self.flush_ready()
+    }
+
+    /// The window is replaced by its two halves.
+    pub fn split(&mut self, window: Window, halves: (Window, Window)) -> Result<(), OutputError> {
+        self.pending_slot(window)?;
+        let (a, b) = halves;
+        debug_assert!(a.from == window.from && a.until + 1 == b.from && b.until == window.until);
+        self.slots.insert(a.from, Slot::Pending { until: a.until });
+        self.slots.insert(b.from, Slot::Pending { until: b.until });
+        Ok(())
+    }
+
+    /// The window will not be answered: later ones are written past it.
+    pub fn fail(&mut self, window: Window) -> Result<(), OutputError> {
+        let slot = self.pending_slot(window)?;
+        *slot = Slot::Failed {
+            until: window.until,
+        };
+        self.flush_ready()
+    }
+
+    /// Windows still awaited.
+    pub fn pending(&self) -> usize {
+        self.slots
+            .values()
+            .filter(|s| matches!(s, Slot::Pending { .. }))
+            .count()
+    }
+
+    /// The check so far.
+    pub fn check(&self) -> &Check {
+        &self.check
+    }
+
+    /// Flushes the writer and hands it back with the final check. Windows still pending are
+    /// counted as skipped.
+    pub fn finish(mut self) -> Result<(W, Check), OutputError> {
+        self.check.skipped_windows += self.pending() as u64;
+        self.writer.flush()?;
+        Ok((self.writer, self.check))
+    }
+
+    /// Writes every answered window at the front of the range.
+    fn flush_ready(&mut self) -> Result<(), OutputError> {
+        while let Some(entry) = self.slots.first_entry() {
+            match entry.get() {
+                Slot::Pending { .. } => break,
+                Slot::Failed { .. } => {
+                    entry.remove();
+                    self.check.skipped_windows += 1;
+                }
+                Slot::Done { .. } => {
+                    if let Slot::Done { entries, .. } = entry.remove() {
+                        for e in &entries {
+                            self.write(e)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, e: &ClonedEntry) -> Result<(), OutputError> {
+        let check = &mut self.check;
+        if let Some(last) = check.last_id {
+            if e.trade_id <= last {
+                check.duplicates_dropped += 1;
+                return Ok(());
+            }
+            if e.trade_id > last + 1 {
+                let gap = (last + 1, e.trade_id - 1);
+                check.missing_ids += (i64::from(gap.1) - i64::from(gap.0) + 1) as u64;
+                if check.gaps.len() < GAPS_KEPT {
+                    check.gaps.push(gap);
+                }
+            }
+        }
+        check.first_id.get_or_insert(e.trade_id);
+        check.last_id = Some(e.trade_id);
+        check.trades += 1;
+        let side = if e.r#type == cloned_entry::Type::Buy as i32 {
+            "buy"
+        } else {
+            "sell"
+        };
+        let date = format_utc(e.date.into());
+        match self.format {
+            Format::Csv => writeln!(
+                self.writer,
+                "{},{date},{side},{},{},{}",
+                e.trade_id,
+                csv_field(&e.rate),
+                csv_field(&e.amount),
+                csv_field(&e.total)
+            )?,
+            Format::Jsonl => {
+                let line = serde_json::json!({
+                    "tradeID": e.trade_id,
+                    "date": date,
+                    "type": side,
+                    "rate": e.rate,
+                    "amount": e.amount,
+                    "total": e.total,
+                });
+                writeln!(self.writer, "{line}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A CSV field, quoted when it must be (RFC 4180): upstream strings are not trusted to be
+/// plain decimals.
+fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\"")).into()
+    } else {
+        s.into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(from: i32, until: i32) -> Window {
+        Window { from, until }
+    }
+
+    fn trade(id: i32, date: i32) -> ClonedEntry {
+        ClonedEntry {
+            trade_id: id,
+            date,
+            r#type: cloned_entry::Type::Buy as i32,
+            rate: "0.1".into(),
+            amount: "2".into(),
+            total: "0.2".into(),
+        }
+    }
+
+    fn ids(csv: &[u8]) -> Vec<i32> {
+        String::from_utf8(csv.to_vec())
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').next().unwrap().parse().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn windows_answered_out_of_order_are_written_in_time_order() {
+        let mut out =
+            Output::new(Vec::new(), Format::Csv, &[w(0, 9), w(10, 19), w(20, 29)]).unwrap();
+        out.complete(w(20, 29), vec![trade(6, 25), trade(5, 21)])
+            .unwrap();
+        out.complete(w(10, 19), vec![trade(4, 15), trade(3, 12)])
+            .unwrap();
+        assert_eq!(out.check().trades, 0, "nothing before the first window");
+        out.complete(w(0, 9), vec![trade(2, 9), trade(1, 0)])
+            .unwrap();
+        let (bytes, check) = out.finish().unwrap();
+        assert_eq!(ids(&bytes), [1, 2, 3, 4, 5, 6]);
+        assert!(check.is_complete(), "{check}");
+        assert_eq!((check.first_id, check.last_id), (Some(1), Some(6)));
+        assert!(String::from_utf8(bytes).unwrap().starts_with(
+            "tradeID,date,type,rate,amount,total\n1,1970-01-01 00:00:00,buy,0.1,2,0.2\n"
+        ));
+    }
+
+    #[test]
+    fn split_windows_are_written_in_place() {
+        let mut out = Output::new(Vec::new(), Format::Csv, &[w(0, 9), w(10, 19)]).unwrap();
+        out.split(w(0, 9), w(0, 9).halve().unwrap()).unwrap();
+        out.complete(w(10, 19), vec![trade(3, 10)]).unwrap();
+        out.complete(w(5, 9), vec![trade(2, 7)]).unwrap();
+        assert_eq!(out.pending(), 1);
+        out.complete(w(0, 4), vec![trade(1, 1)]).unwrap();
+        let (bytes, check) = out.finish().unwrap();
+        assert_eq!(ids(&bytes), [1, 2, 3]);
+        assert!(check.is_complete());
+        let mut out = Output::new(Vec::new(), Format::Csv, &[w(0, 9)]).unwrap();
+        assert!(out.complete(w(0, 9), vec![]).is_ok());
+        assert!(
+            matches!(
+                out.complete(w(0, 9), vec![]),
+                Err(OutputError::UnknownWindow(_))
+            ),
+            "a window is answered once"
+        );
+    }
+
+    #[test]
+    fn duplicates_are_dropped_and_gaps_reported() {
+        let mut out = Output::new(Vec::new(), Format::Csv, &[w(0, 9), w(10, 19)]).unwrap();
+        out.complete(w(0, 9), vec![trade(1, 1), trade(2, 2), trade(2, 2)])
+            .unwrap();
+        out.complete(w(10, 19), vec![trade(2, 10), trade(5, 11), trade(9, 12)])
+            .unwrap();
+        let (bytes, check) = out.finish().unwrap();
+        assert_eq!(ids(&bytes), [1, 2, 5, 9]);
+        assert_eq!(check.duplicates_dropped, 2);
+        assert_eq!(check.gaps, [(3, 4), (6, 8)]);
+        assert_eq!(check.missing_ids, 5);
+        assert!(!check.is_complete());
+        assert!(
+            check
+                .to_string()
+                .contains("5 missing tradeIDs in 2 gaps: 3..=4 6..=8"),
+            "{check}"
+        );
+    }
+
+    #[test]
+    fn a_failed_window_is_skipped_and_counted() {
+        let mut out =
+            Output::new(Vec::new(), Format::Csv, &[w(0, 9), w(10, 19), w(20, 29)]).unwrap();
+        out.complete(w(20, 29), vec![trade(3, 20)]).unwrap();
+        out.fail(w(10, 19)).unwrap();
+        out.complete(w(0, 9), vec![trade(1, 0)]).unwrap();
+        let (bytes, check) = out.finish().unwrap();
+        assert_eq!(ids(&bytes), [1, 3]);
+        assert_eq!((check.skipped_windows, check.missing_ids), (1, 1));
+        let out = Output::new(Vec::new(), Format::Csv, &[w(0, 9)]).unwrap();
+        let (_, check) = out.finish().unwrap();
+        assert_eq!(
+            check.skipped_windows, 1,
+            "a window never answered is not complete"
+        );
+    }
+
+    #[test]
+    fn json_lines_carry_the_api_fields_and_csv_quotes_what_it_must() {
+        let mut t = trade(7, 1_540_220_637);
+        t.r#type = cloned_entry::Type::Sell as i32;
+        t.rate = "1,5\"".into();
+        let mut out = Output::new(
+            Vec::new(),
+            Format::Jsonl,
+            &[w(1_540_220_000, 1_540_229_999)],
+        )
+        .unwrap();
+        out.complete(w(1_540_220_000, 1_540_229_999), vec![t.clone()])
+            .unwrap();
+        let (bytes, _) = out.finish().unwrap();
+        let line: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(
+            line,
+            serde_json::json!({"tradeID": 7, "date": "2018-10-22 15:03:57", "type": "sell",
+                "rate": "1,5\"", "amount": "2", "total": "0.2"})
+        );
+        assert_eq!(csv_field("1,5\""), "\"1,5\"\"\"");
+        assert_eq!(csv_field("0.5"), "0.5");
+    }
+
+    #[test]
+    fn formats_follow_the_extension() {
+        use std::path::Path;
+        assert_eq!(Format::from_path(Path::new("a.csv")), Some(Format::Csv));
+        assert_eq!(Format::from_path(Path::new("a.JSONL")), Some(Format::Jsonl));
+        assert_eq!(
+            Format::from_path(Path::new("a.ndjson")),
+            Some(Format::Jsonl)
+        );
+        assert_eq!(Format::from_path(Path::new("a.txt")), None);
+        assert_eq!(Format::from_path(Path::new("a")), None);
+    }
+}
