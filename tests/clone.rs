@@ -1,0 +1,376 @@
+//! `cloner-worker clone` end to end: the broker `scripts/kafka-up` started, the service as a
+//! child process (or in the clone's own process with `--with-workers`), the exchange simulator
+//! on this process's loopback, and `clone` itself as a child process.
+//!
+//! What is proved: a clone of a busy day through the service equals the simulator's ground
+//! truth trade for trade, in time order, with windows split; a window that fails for good is
+//! named and the clone exits non-zero without calling its output complete; results delivered
+//! twice (the service killed and restarted mid-run) still give a duplicate-free file; JSON
+//! Lines on stdout with the service in-process; bad arguments are refused with what to do.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use cloner_worker::config::Settings;
+use cloner_worker::kafka::requester::TopicReader;
+use cloner_worker::simulator::{market, SimulatorConfig, SimulatorHandle};
+use cloner_worker::utc::format_utc;
+use common::kafka::*;
+use common::*;
+
+/// Runs `cloner-worker clone ARGS` with the environment of a service on `settings`' topics;
+/// its exit status, stdout and stderr.
+async fn clone(settings: &Settings, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
+        .arg("clone")
+        .args(args)
+        .args(["--progress", "log"])
+        .envs(service_env(settings))
+        .envs(extra.iter().copied())
+        .env("RUST_LOG", "info,actix_server=warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("cloner-worker clone starts");
+    tokio::time::timeout(TEST_DEADLINE, child.wait_with_output())
+        .await
+        .expect("clone finishes within the test deadline")
+        .expect("clone's output")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A temporary directory of this test's own.
+fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique(&format!("clone-{test}")));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The simulator's trades of `pair` in `[from, until)` as CSV lines, header first: what a
+/// complete clone must write, byte for byte.
+fn ground_truth_csv(sim: &SimulatorConfig, pair: &str, from: i32, until: i32) -> Vec<String> {
+    let mut lines = vec!["tradeID,date,type,rate,amount,total".to_string()];
+    for t in market::trades_in_window(sim, pair, from.into(), i64::from(until) - 1) {
+        lines.push(format!(
+            "{},{},{},{},{},{}",
+            t.trade_id,
+            format_utc(t.date),
+            if t.buy { "buy" } else { "sell" },
+            t.rate,
+            t.amount,
+            t.total
+        ));
+    }
+    lines
+}
+
+fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The number before `label` in the clone's summary, e.g. `23 splits`.
+fn summary_count(summary: &str, label: &str) -> u64 {
+    summary
+        .split(label)
+        .next()
+        .and_then(|before| before.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of {label:?} in:\n{summary}"))
+}
+
+/// Compares line by line, so a failure shows the first difference, not two huge vectors.
+fn assert_same_lines(got: &[String], expected: &[String]) {
+    for (i, (g, e)) in got.iter().zip(expected).enumerate() {
+        assert_eq!(g, e, "line {} differs", i + 1);
+    }
+    assert_eq!(got.len(), expected.len(), "line count");
+}
+
+async fn service_on(sim: &SimulatorHandle, test: &str, rate: Option<f64>) -> Settings {
+    let base = match rate {
+        Some(rate) => settings(sim, 4, rate),
+        None => unlimited_settings(sim, 4),
+    };
+    kafka_settings(base, test).await
+}
+
+const HOUR: i32 = 3600;
+
+#[actix_rt::test]
+async fn a_busy_day_cloned_through_the_service_equals_the_ground_truth() {
+    let sim = start_simulator(no_rate_limit()).await;
+    let settings = service_on(&sim, "clone-day", None).await;
+    let mut service = ServiceProcess::start(&settings);
+    let dir = temp_dir("day");
+    let out = dir.join("day.csv");
+    let output = clone(
+        &settings,
+        &[
+            "USDT_BTC",
+            "--from",
+            "2018-10-22",
+            "--until",
+            "2018-10-23",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    let summary = stderr(&output);
+    assert!(output.status.success(), "clone failed:\n{summary}");
+    let expected = ground_truth_csv(sim.config(), "USDT_BTC", DAY, DAY + 24 * HOUR);
+    assert!(
+        expected.len() > 20_000,
+        "a busy day: {} trades",
+        expected.len()
+    );
+    assert_same_lines(&read_lines(&out), &expected);
+    assert!(
+        summary_count(&summary, " splits") > 0,
+        "a busy pair's hours are too big for one call:\n{summary}"
+    );
+    assert!(summary.contains("no gaps"), "{summary}");
+    assert!(
+        !dir.join("day.csv.partial").exists(),
+        "the partial file became the output"
+    );
+    // Every upstream call was one answer the clone received.
+    assert_eq!(
+        summary_count(&summary, " answers received"),
+        sim.stats().calls,
+        "{summary}"
+    );
+    assert!(service.terminate(TEST_DEADLINE).success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[actix_rt::test]
+async fn a_window_that_always_fails_is_named_and_the_clone_exits_non_zero() {
+    // Every window holding 02:30:00 fails with an API error; the hour 02:00 is that window.
+    let sim = start_simulator(SimulatorConfig {
+        fail_seconds: vec![i64::from(DAY + 2 * HOUR + 1800)],
+        ..no_rate_limit()
+    })
+    .await;
+    let settings = service_on(&sim, "clone-fail", None).await;
+    let _service = ServiceProcess::start(&settings);
+    let dir = temp_dir("fail");
+    let out = dir.join("four-hours.csv");
+    let until = (DAY + 4 * HOUR).to_string();
+    let output = clone(
+        &settings,
+        &[
+            "BTC_ETH",
+            "--from",
+            &DAY.to_string(),
+            "--until",
+            &until,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[("CLONER__CLONE__MAX_ERROR_RETRIES", "2")],
+    )
+    .await;
+    let summary = stderr(&output);
+    assert!(
+        !output.status.success(),
+        "an incomplete clone must fail:\n{summary}"
+    );
+    let window = "2018-10-22 02:00:00..=2018-10-22 02:59:59 UTC [1540173600, 1540177199]";
+    assert!(
+        summary.contains(&format!("FAILED {window}: RANDOM_ERROR after 3 tries")),
+        "the failed window is named with why:\n{summary}"
+    );
+    assert!(
+        summary.contains("the clone is incomplete: 1 windows could not be cloned"),
+        "{summary}"
+    );
+    assert_eq!(sim.stats().failed_windows, 3, "asked once and again twice");
+    assert!(
+        !out.exists(),
+        "an incomplete clone never takes the output's name"
+    );
+    // The rest is kept, with the hole reported.
+    let partial = read_lines(&dir.join("four-hours.csv.partial"));
+    let before = ground_truth_csv(sim.config(), "BTC_ETH", DAY, DAY + 2 * HOUR);
+    let after = ground_truth_csv(sim.config(), "BTC_ETH", DAY + 3 * HOUR, DAY + 4 * HOUR);
+    let expected: Vec<String> = before
+        .into_iter()
+        .chain(after.into_iter().skip(1))
+        .collect();
+    assert_same_lines(&partial, &expected);
+    assert!(summary.contains("missing tradeIDs in 1 gaps"), "{summary}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[actix_rt::test]
+async fn results_delivered_twice_still_give_a_duplicate_free_file() {
+    let sim = start_simulator(no_rate_limit()).await;
+    // Slow enough (20 calls/s) that the service can be killed mid-run.
+    let settings = service_on(&sim, "clone-twice", Some(20.0)).await;
+    // Nothing is committed before the kill, so the restarted service answers again every chunk
+    // the first one answered.
+    let no_commit = [("CLONER__KAFKA__CONSUMER__AUTO_COMMIT_INTERVAL_MS", "600000")];
+    let mut first = ServiceProcess::start_with(&settings, &no_commit);
+    let reader = TopicReader::new(&settings.kafka, &settings.topics.finished).unwrap();
+    let dir = temp_dir("twice");
+    let out = dir.join("day.jsonl");
+    let clone_settings = settings.clone();
+    let out_arg = out.to_str().unwrap().to_string();
+    let run = actix_rt::spawn(async move {
+        let args = [
+            "USDT_BTC",
+            "--from",
+            "2018-10-22",
+            "--until",
+            "2018-10-23",
+            "--out",
+            &out_arg,
+        ];
+        clone(&clone_settings, &args, &[]).await
+    });
+    let answered_before_kill = 10;
+    reader
+        .take(answered_before_kill, TEST_DEADLINE)
+        .await
+        .expect("the first service answers");
+    first.kill();
+    let _second = ServiceProcess::start(&settings);
+    let output = run.await.unwrap();
+    let summary = stderr(&output);
+    eprintln!("{summary}");
+    assert!(output.status.success(), "clone failed:\n{summary}");
+    let strays = summary_count(&summary, " results were not ours or came twice");
+    assert!(
+        strays >= answered_before_kill as u64,
+        "the chunks answered before the kill were answered again:\n{summary}"
+    );
+    // Each trade once, in order, exactly the ground truth.
+    let expected = market::trades_in_window(
+        sim.config(),
+        "USDT_BTC",
+        DAY.into(),
+        i64::from(DAY + 24 * HOUR) - 1,
+    );
+    let lines = read_lines(&out);
+    assert_eq!(lines.len(), expected.len(), "one line per trade");
+    for (line, trade) in lines.iter().zip(&expected) {
+        let got: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(got["tradeID"], trade.trade_id, "{line}");
+        assert_eq!(got["rate"], trade.rate.as_str(), "{line}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[actix_rt::test]
+async fn with_workers_the_service_runs_in_process_and_json_lines_go_to_stdout() {
+    let sim = start_simulator(no_rate_limit()).await;
+    let settings = service_on(&sim, "clone-inproc", None).await;
+    let until = (DAY + 3 * HOUR).to_string();
+    let output = clone(
+        &settings,
+        &[
+            "BTC_ETH",
+            "--from",
+            &DAY.to_string(),
+            "--until",
+            &until,
+            "--format",
+            "jsonl",
+            "--with-workers",
+            "2",
+        ],
+        &[],
+    )
+    .await;
+    let summary = stderr(&output);
+    assert!(output.status.success(), "clone failed:\n{summary}");
+    let expected = market::trades_in_window(
+        sim.config(),
+        "BTC_ETH",
+        DAY.into(),
+        i64::from(DAY + 3 * HOUR) - 1,
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), expected.len(), "{summary}");
+    for (line, trade) in lines.iter().zip(&expected) {
+        let got: serde_json::Value = serde_json::from_str(line).unwrap();
+        let want = serde_json::json!({
+            "tradeID": trade.trade_id,
+            "date": format_utc(trade.date),
+            "type": if trade.buy { "buy" } else { "sell" },
+            "rate": trade.rate,
+            "amount": trade.amount,
+            "total": trade.total,
+        });
+        assert_eq!(got, want);
+    }
+    assert!(summary.contains("written to stdout"), "{summary}");
+}
+
+#[test]
+fn bad_arguments_say_what_to_do() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["USDT_BTC", "--from", "2018-10-23", "--until", "2018-10-22"],
+            "must be after --from",
+        ),
+        (
+            &["USDT_BTC", "--from", "yesterday", "--until", "2018-10-22"],
+            "is not a time",
+        ),
+        (
+            &["USDT/BTC", "--from", "2018-10-22", "--until", "2018-10-23"],
+            "the pair",
+        ),
+        (
+            &[
+                "USDT_BTC",
+                "--from",
+                "2018-10-22",
+                "--until",
+                "2018-10-23",
+                "--out",
+                "x.txt",
+            ],
+            "use .csv or .jsonl, or --format",
+        ),
+        (
+            &[
+                "USDT_BTC",
+                "--from",
+                "2018-10-22",
+                "--until",
+                "2018-10-23",
+                "--window",
+                "0",
+            ],
+            "clone.window_secs",
+        ),
+    ];
+    for (args, expected) in cases {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
+            .arg("clone")
+            .args(args)
+            // No broker: these must fail before one is needed.
+            .env("CLONER__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{args:?}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+}
