@@ -293,5 +293,7 @@ async fn windows_holding_a_fail_second_always_fail() {
         body.starts_with('['),
         "a window without the second is served: {body}"
     );
-    assert_eq!(sim.stats().failed_windows, 2);
+    let stats = sim.stats();
+    assert_eq!(stats.failed_windows, 2);
+    assert!(stats.first_call_ms.is_some() && stats.first_call_ms <= stats.last_call_ms);
 }

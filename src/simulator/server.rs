@@ -37,6 +37,10 @@ pub struct Stats {
     pub window_too_long: u64,
     /// Calls refused because their window holds one of `fail_seconds`.
     pub failed_windows: u64,
+    /// When the first and the last call came, in ms since the simulator started: the calls
+    /// over that span are the rate a client achieved, whatever it did before and after.
+    pub first_call_ms: Option<u64>,
+    pub last_call_ms: Option<u64>,
 }
 
 struct Shared {
@@ -46,6 +50,8 @@ struct Shared {
     recent: Mutex<VecDeque<Instant>>,
     /// Numbers calls, for deterministic fault draws.
     call_number: AtomicU64,
+    /// The origin of `first_call_ms` and `last_call_ms`.
+    started: Instant,
 }
 
 /// A running simulator.
@@ -95,6 +101,7 @@ pub fn start_on(config: SimulatorConfig, addr: SocketAddr) -> std::io::Result<Si
         stats: Mutex::new(Stats::default()),
         recent: Mutex::new(VecDeque::new()),
         call_number: AtomicU64::new(0),
+        started: Instant::now(),
     });
     let state = web::Data::from(shared.clone());
     let server = HttpServer::new(move || {
@@ -179,6 +186,9 @@ fn over_the_limit(state: &Shared) -> bool {
     let limit = state.config.rate_limit as u64;
     let mut stats = state.stats.lock().unwrap();
     stats.calls += 1;
+    let at = now.duration_since(state.started).as_millis() as u64;
+    stats.first_call_ms.get_or_insert(at);
+    stats.last_call_ms = Some(at);
     stats.peak_calls_per_second = stats.peak_calls_per_second.max(in_last_second);
     let over = limit > 0 && in_last_second > limit;
     if over {
