@@ -1,25 +1,27 @@
 //! `cloner-worker demo`: the main job end to end with nothing installed.
 //!
 //! In one process: librdkafka's mock cluster as the broker, the exchange simulator on a free
-//! loopback port as the upstream (with its real rate limit), and the service itself — the same
-//! code as `serve`. It publishes one day of a busy pair as hourly TodoChunks, waits for every
-//! result on the finished topic, drains the service, and prints a summary.
+//! loopback port as the upstream (with its real rate limit), the service itself — the same code
+//! as `serve` — and the requesting side, [`crate::clone`]: one day of a busy pair is cut into
+//! hourly windows, windows too big are halved, and the trades are checked for gaps and
+//! duplicates (and written to a file if asked). Then the service drains and a summary is printed.
 //!
 //! It must never touch anything beyond loopback.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Instant;
 
 use anyhow::Context as _;
 
 use crate::app::Hooks;
-use crate::chunk::result_name;
+use crate::clone::output::Format;
+use crate::clone::progress::ProgressMode;
+use crate::clone::{self, CloneOptions, CloneReport, Sink};
 use crate::config::{KafkaValue, Settings};
 use crate::kafka::mock_broker::MockBroker;
-use crate::kafka::requester::{self, TopicReader};
-use crate::proto::{cloned_chunk, TodoChunk};
+use crate::pair::CurrencyPair;
 use crate::service;
-use crate::simulator::{self, SimulatorConfig};
+use crate::simulator::{self, SimulatorConfig, Stats};
 use crate::todo_chunk_consumer::Drain;
 
 /// What the demo clones.
@@ -29,8 +31,8 @@ pub struct DemoOptions {
     /// First second of the day (UTC).
     pub day_start: i32,
     pub hours: i32,
-    /// Longest the demo waits for its results.
-    pub timeout: Duration,
+    /// Where the trades go: a CSV or JSON Lines file, or nowhere (counted and checked only).
+    pub out: Option<PathBuf>,
 }
 
 impl Default for DemoOptions {
@@ -40,51 +42,45 @@ impl Default for DemoOptions {
             // 2018-10-22 00:00:00 UTC
             day_start: 1_540_166_400,
             hours: 24,
-            timeout: Duration::from_secs(300),
+            out: None,
         }
     }
 }
 
 /// What the demo saw.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DemoSummary {
-    pub chunks: usize,
-    pub by_result: BTreeMap<String, usize>,
-    pub trades: usize,
-    pub upstream_calls: u64,
-    pub rate_violations: u64,
+    pub clone: CloneReport,
+    /// The exchange's side: calls, violations, when the first and last call came.
+    pub exchange: Stats,
     /// The rate limiter's setting.
     pub configured_rate: f64,
-    /// From the first result read to the last: the time the workers were busy cloning.
-    pub cloning: Duration,
     /// Everything, the consumer group's join included.
-    pub elapsed: Duration,
+    pub elapsed_secs: f64,
 }
 
 impl std::fmt::Display for DemoSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let secs = self.elapsed.as_secs_f64();
-        writeln!(f, "chunks:     {}", self.chunks)?;
-        for (kind, n) in &self.by_result {
-            writeln!(f, "  {kind:<15} {n}")?;
-        }
-        writeln!(f, "trades:     {}", self.trades)?;
-        // Every chunk is one call: the calls between the first result and the last are the
-        // chunks after the first.
-        let cloning = self.cloning.as_secs_f64();
-        let rate = if cloning > 0.0 {
-            format!("{:.2}", self.chunks.saturating_sub(1) as f64 / cloning)
+        writeln!(f, "{}", self.clone)?;
+        let x = &self.exchange;
+        let span = match (x.first_call_ms, x.last_call_ms) {
+            (Some(a), Some(b)) if b > a => (b - a) as f64 / 1000.0,
+            _ => 0.0,
+        };
+        let rate = if span > 0.0 {
+            format!("{:.2}", x.calls.saturating_sub(1) as f64 / span)
         } else {
             "-".into()
         };
         writeln!(
             f,
-            "upstream:   {} calls, {rate} calls/s while cloning (limit {}/s; {} calls over the exchange's limit)",
-            self.upstream_calls, self.configured_rate, self.rate_violations
+            "upstream: {} calls, {rate} calls/s from the first to the last (limit {}/s; {} calls over the exchange's limit)",
+            x.calls, self.configured_rate, x.violations
         )?;
         write!(
             f,
-            "elapsed:    {secs:.1} s ({cloning:.1} s cloning; the rest is the consumer group forming)"
+            "total:    {:.1} s, the consumer group forming included",
+            self.elapsed_secs
         )
     }
 }
@@ -97,7 +93,12 @@ pub async fn run(
     options: &DemoOptions,
 ) -> anyhow::Result<DemoSummary> {
     // A pair that cannot be a chunk's would only reach the dead-letter topic.
-    crate::pair::CurrencyPair::parse(&options.pair).context("--pair")?;
+    let pair = CurrencyPair::parse(&options.pair).context("--pair")?;
+    let format = match &options.out {
+        Some(path) => Format::from_path(path)
+            .with_context(|| format!("--out {}: use a .csv or .jsonl file name", path.display()))?,
+        None => Format::Csv,
+    };
     let started = Instant::now();
     for topic in crate::kafka::topics::service_topics(&settings) {
         broker.create_topic(topic, settings.topics.partitions)?;
@@ -111,6 +112,8 @@ pub async fn run(
         .kafka
         .consumer
         .insert("fetch_wait_max_ms".into(), KafkaValue::Int(10));
+    // A free port: two demos side by side must not collide.
+    settings.http.listen = "127.0.0.1:0".into();
     // The exchange allows 10 % over the limiter's rate: grants are exact, but delivery over
     // loopback jitters by a few ms, which a sliding one-second window would count as a 7th
     // call in a second at exactly 6/s (the integration tests leave the same headroom).
@@ -124,53 +127,32 @@ pub async fn run(
     settings.upstream.base_url = sim.base_url();
     settings.validate()?;
 
-    let reader = TopicReader::new(&settings.kafka, &settings.topics.finished)?;
     let consumer = service::start(&settings, Hooks::default()).await?.consumer;
-    let chunks: Vec<TodoChunk> = (0..options.hours)
-        .map(|h| TodoChunk {
-            currency_pair: options.pair.clone(),
-            from_unix_ts: options.day_start + h * 3600,
-            until_unix_ts: options.day_start + h * 3600 + 3599,
-            task_dbid: h + 1,
-        })
-        .collect();
-    let producer = requester::producer(&settings)?;
-    requester::publish_chunks(&producer, &settings.topics.todo, &chunks).await?;
-    log::info!(
-        "published {} hourly chunks of {} to {}",
-        chunks.len(),
-        options.pair,
-        settings.topics.todo
-    );
-
-    let first = reader.take(1, options.timeout).await?;
-    let cloning_started = Instant::now();
-    let rest = reader.take(chunks.len() - 1, options.timeout).await?;
-    let mut summary = DemoSummary {
-        chunks: chunks.len(),
-        configured_rate: settings.default_rate,
-        cloning: cloning_started.elapsed(),
-        elapsed: started.elapsed(),
-        ..DemoSummary::default()
-    };
-    let records: Vec<_> = first.into_iter().chain(rest).collect();
-    for record in &records {
-        let result = record.cloned_chunk()?;
-        *summary.by_result.entry(result_name(&result)).or_default() += 1;
-        if result.chunk_result == cloned_chunk::Result::Complete as i32 {
-            summary.trades += result.entries.len();
-        }
-    }
-    let stats = sim.stats();
-    summary.upstream_calls = stats.calls;
-    summary.rate_violations = stats.violations;
-
+    let from = i64::from(options.day_start);
+    let report = clone::run(
+        &settings,
+        &CloneOptions {
+            pair,
+            from,
+            until: from + i64::from(options.hours) * 3600,
+            out: options.out.clone().map_or(Sink::Discard, Sink::File),
+            format,
+            progress: ProgressMode::Auto,
+        },
+    )
+    .await;
     consumer
         .send(Drain {
             grace: settings.consumer.drain_grace(),
         })
         .await
         .context("draining the service")?;
+    let exchange = sim.stats();
     sim.stop().await;
-    Ok(summary)
+    Ok(DemoSummary {
+        clone: report?,
+        exchange,
+        configured_rate: settings.default_rate,
+        elapsed_secs: started.elapsed().as_secs_f64(),
+    })
 }

@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand};
 use cloner_worker::app::{App, Hooks};
 use cloner_worker::clone::output::Format;
 use cloner_worker::clone::progress::ProgressMode;
-use cloner_worker::clone::{self as cloning, CloneOptions};
+use cloner_worker::clone::{self as cloning, CloneOptions, Sink};
 use cloner_worker::config::Settings;
 use cloner_worker::demo::{self, DemoOptions};
 use cloner_worker::kafka::mock_broker::MockBroker;
@@ -83,9 +83,12 @@ enum Command {
         /// The pair to clone.
         #[arg(long, default_value = "USDT_BTC")]
         pair: String,
-        /// Hourly chunks to publish, from 2018-10-22 00:00 UTC (1 to 744, a month).
+        /// Hours to clone, from 2018-10-22 00:00 UTC (1 to 744, a month).
         #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(i32).range(1..=744))]
         hours: i32,
+        /// Write the trades to this .csv or .jsonl file (otherwise they are only checked).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Run the service: consume TodoChunks, produce ClonedChunks, drain on SIGINT/SIGTERM.
     Serve {
@@ -171,7 +174,7 @@ fn main() -> anyhow::Result<()> {
                 pair,
                 from,
                 until,
-                out,
+                out: out.map_or(Sink::Stdout, Sink::File),
                 format,
                 progress,
             };
@@ -240,16 +243,21 @@ fn main() -> anyhow::Result<()> {
             bootstrap_file,
             control_file,
         } => run_broker(&settings, bootstrap_file, control_file),
-        Command::Demo { pair, hours } => {
+        Command::Demo { pair, hours, out } => {
             let broker = MockBroker::start()?;
             let options = DemoOptions {
                 pair,
                 hours,
+                out,
                 ..DemoOptions::default()
             };
             let summary =
                 actix_rt::System::new().block_on(demo::run(&broker, settings, &options))?;
             println!("{summary}");
+            anyhow::ensure!(
+                summary.clone.is_complete(),
+                "the demo's clone is incomplete (see above)"
+            );
             Ok(())
         }
     }

@@ -49,6 +49,16 @@ use progress::{Counts, Progress, ProgressMode};
 use result_waiter::{Await, GetStats, ResultWaiter, WaiterStats};
 use window::Window;
 
+/// Where the trades go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sink {
+    /// A file, grown as `FILE.partial` and renamed when the clone is complete.
+    File(PathBuf),
+    Stdout,
+    /// Nowhere: only the check and the counts (the demo).
+    Discard,
+}
+
 /// What to clone and where to.
 #[derive(Debug, Clone)]
 pub struct CloneOptions {
@@ -57,8 +67,7 @@ pub struct CloneOptions {
     pub from: i64,
     /// End of the range, exclusive.
     pub until: i64,
-    /// The file to write; stdout when `None`.
-    pub out: Option<PathBuf>,
+    pub out: Sink,
     pub format: Format,
     pub progress: ProgressMode,
 }
@@ -77,8 +86,8 @@ pub struct CloneReport {
     pub failed: Vec<(Window, String)>,
     pub check: Check,
     pub waiter: WaiterStats,
-    /// Where the output went: the file, its `.partial` if incomplete, or `None` for stdout.
-    pub written_to: Option<PathBuf>,
+    /// Where the output went: the file, or its `.partial` if incomplete.
+    pub written_to: Sink,
     pub elapsed: Duration,
 }
 
@@ -111,8 +120,9 @@ impl fmt::Display for CloneReport {
             writeln!(f, "  FAILED {window}: {why}")?;
         }
         match &self.written_to {
-            Some(path) => writeln!(f, "  written to {}", path.display())?,
-            None => writeln!(f, "  written to stdout")?,
+            Sink::File(path) => writeln!(f, "  written to {}", path.display())?,
+            Sink::Stdout => writeln!(f, "  written to stdout")?,
+            Sink::Discard => {}
         }
         write!(
             f,
@@ -168,14 +178,18 @@ pub async fn run(settings: &Settings, options: &CloneOptions) -> anyhow::Result<
     let reader = TopicReader::at_end(&settings.kafka, &settings.topics.finished)?;
     let waiter = ResultWaiter::reading(reader);
 
-    let (writer, partial): (Box<dyn Write>, Option<PathBuf>) = match &options.out {
-        Some(path) => {
+    let (writer, written_to): (Box<dyn Write>, Sink) = match &options.out {
+        Sink::File(path) => {
             let partial = partial_path(path);
             let file = std::fs::File::create(&partial)
                 .with_context(|| format!("creating {}", partial.display()))?;
-            (Box::new(std::io::BufWriter::new(file)), Some(partial))
+            (Box::new(std::io::BufWriter::new(file)), Sink::File(partial))
         }
-        None => (Box::new(std::io::BufWriter::new(std::io::stdout())), None),
+        Sink::Stdout => (
+            Box::new(std::io::BufWriter::new(std::io::stdout())),
+            Sink::Stdout,
+        ),
+        Sink::Discard => (Box::new(std::io::sink()), Sink::Discard),
     };
     let mut output = Output::new(writer, options.format, &plan).context("writing the output")?;
     // One id per run: results of other runs, even of the same windows, belong to nobody here.
@@ -185,10 +199,11 @@ pub async fn run(settings: &Settings, options: &CloneOptions) -> anyhow::Result<
         options.pair,
         plan.len(),
         settings.clone.window_secs,
-        options
-            .out
-            .as_ref()
-            .map_or("stdout".into(), |p| p.display().to_string()),
+        match &options.out {
+            Sink::File(path) => path.display().to_string(),
+            Sink::Stdout => "stdout".into(),
+            Sink::Discard => "nowhere (counted only)".into(),
+        },
         options.format.name(),
     );
 
@@ -265,14 +280,14 @@ pub async fn run(settings: &Settings, options: &CloneOptions) -> anyhow::Result<
         failed,
         check,
         waiter: waiter_stats,
-        written_to: partial.clone(),
+        written_to,
         elapsed: started.elapsed(),
     };
-    if let (Some(partial), Some(out)) = (partial, &options.out) {
+    if let (Sink::File(partial), Sink::File(out)) = (&report.written_to, &options.out) {
         if report.is_complete() {
-            std::fs::rename(&partial, out)
+            std::fs::rename(partial, out)
                 .with_context(|| format!("renaming {} to {}", partial.display(), out.display()))?;
-            report.written_to = Some(out.clone());
+            report.written_to = Sink::File(out.clone());
         }
     }
     Ok(report)
