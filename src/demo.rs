@@ -139,6 +139,7 @@ pub async fn run(
             format,
             progress: ProgressMode::Auto,
         },
+        service::shutdown_signal(),
     )
     .await;
     consumer

@@ -179,15 +179,20 @@ fn main() -> anyhow::Result<()> {
                 progress,
             };
             let report = actix_rt::System::new().block_on(async {
+                // SIGINT/SIGTERM: what is answered is written and the summary says the rest.
+                let stop = service::shutdown_signal();
                 match with_workers {
-                    Some(n) => cloning::run_with_workers(&settings, &options, n).await,
-                    None => cloning::run(&settings, &options).await,
+                    Some(n) => cloning::run_with_workers(&settings, &options, n, stop).await,
+                    None => cloning::run(&settings, &options, stop).await,
                 }
             })?;
             // stdout may be the trades: the summary goes to stderr.
             eprintln!("{report}");
             if !report.is_complete() {
                 let mut why = Vec::new();
+                if report.interrupted {
+                    why.push("interrupted".to_string());
+                }
                 if !report.failed.is_empty() {
                     let named: Vec<String> = report
                         .failed

@@ -23,6 +23,7 @@ pub mod window;
 
 use std::cell::Cell;
 use std::fmt;
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -84,6 +85,8 @@ pub struct CloneReport {
     pub counts: Counts,
     /// Windows given up, with why.
     pub failed: Vec<(Window, String)>,
+    /// Stopped by a signal before every window was answered.
+    pub interrupted: bool,
     pub check: Check,
     pub waiter: WaiterStats,
     /// Where the output went: the file, or its `.partial` if incomplete.
@@ -94,7 +97,7 @@ pub struct CloneReport {
 impl CloneReport {
     /// Every window answered and no gap: the output is the range's complete history.
     pub fn is_complete(&self) -> bool {
-        self.failed.is_empty() && self.check.is_complete()
+        !self.interrupted && self.failed.is_empty() && self.check.is_complete()
     }
 }
 
@@ -119,6 +122,13 @@ impl fmt::Display for CloneReport {
         for (window, why) in &self.failed {
             writeln!(f, "  FAILED {window}: {why}")?;
         }
+        if self.interrupted {
+            writeln!(
+                f,
+                "  INTERRUPTED with {} windows unanswered",
+                self.check.skipped_windows
+            )?;
+        }
         match &self.written_to {
             Sink::File(path) => writeln!(f, "  written to {}", path.display())?,
             Sink::Stdout => writeln!(f, "  written to stdout")?,
@@ -142,12 +152,13 @@ pub async fn run_with_workers(
     settings: &Settings,
     options: &CloneOptions,
     n_workers: usize,
+    stop: impl Future<Output = ()>,
 ) -> anyhow::Result<CloneReport> {
     let mut settings = settings.clone();
     settings.n_workers = n_workers;
     settings.validate().context("--with-workers")?;
     let running = crate::service::start(&settings, Hooks::default()).await?;
-    let report = run(&settings, options).await;
+    let report = run(&settings, options, stop).await;
     running
         .consumer
         .send(Drain {
@@ -158,8 +169,14 @@ pub async fn run_with_workers(
     report
 }
 
-/// Runs the clone against the service(s) consuming the configured topics.
-pub async fn run(settings: &Settings, options: &CloneOptions) -> anyhow::Result<CloneReport> {
+/// Runs the clone against the service(s) consuming the configured topics, until every window
+/// is answered or given up, or `stop` resolves (then what is answered is written, the rest is
+/// reported unanswered).
+pub async fn run(
+    settings: &Settings,
+    options: &CloneOptions,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<CloneReport> {
     let started = Instant::now();
     let plan = window::plan(options.from, options.until, settings.clone.window_secs)?;
     let range = Window {
@@ -226,8 +243,20 @@ pub async fn run(settings: &Settings, options: &CloneOptions) -> anyhow::Result<
     let mut failed = Vec::new();
     let mut asked: FuturesUnordered<LocalBoxFuture<'_, anyhow::Result<Asked>>> =
         plan.iter().map(|&w| Box::pin(asker.ask(w)) as _).collect();
-    while let Some(done) = asked.next().await {
-        let done = done?;
+    let mut stop = std::pin::pin!(stop);
+    let mut interrupted = false;
+    loop {
+        let done = tokio::select! {
+            done = asked.next() => match done {
+                Some(done) => done?,
+                None => break,
+            },
+            () = &mut stop => {
+                log::warn!("interrupted: writing what is answered, {} windows are not", output.pending());
+                interrupted = true;
+                break;
+            }
+        };
         counts.answers += u64::from(done.answers);
         counts.retries += u64::from(done.republished);
         match done.answer {
@@ -278,6 +307,7 @@ pub async fn run(settings: &Settings, options: &CloneOptions) -> anyhow::Result<
         windows_planned: plan.len() as u64,
         counts,
         failed,
+        interrupted,
         check,
         waiter: waiter_stats,
         written_to,
