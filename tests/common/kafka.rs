@@ -195,6 +195,33 @@ impl ServiceProcess {
         }
     }
 
+    /// Like [`ServiceProcess::start`] for a command the caller built (its own arguments,
+    /// environment and working directory): only its standard streams are set here.
+    pub fn spawn(mut command: Command) -> ServiceProcess {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the service process starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        ServiceProcess {
+            child,
+            lines,
+            log: Vec::new(),
+            cursor: 0,
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
