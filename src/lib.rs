@@ -25,8 +25,16 @@
 //!
 //! Around the actors: [`upstream`] (the API client), [`pair`] (what may go into a URL),
 //! [`backoff`], [`job`] (a chunk with its reply channel), [`chunk`] (result helpers),
-//! [`config`] (layered configuration), [`repl`] (the iex-style console) and [`simulator`]
-//! (the deterministic exchange the tests, benchmarks and console run against).
+//! [`utc`] (dates), [`config`] (layered configuration), [`repl`] (the iex-style console) and
+//! [`simulator`] (the deterministic exchange the tests, benchmarks and console run against).
+//!
+//! Kafka: [`todo_chunk_consumer`] (`TodoChunkConsumer`, the service's intake and results, with
+//! [`offset_tracker`] committing in order), [`service`] (`serve`: checks, start, drain) and
+//! [`kafka`] (clients, topics, the test broker, the requester's primitives).
+//!
+//! The requesting side: [`clone`] cuts a range into windows, publishes them, matches results
+//! to requests (`ResultWaiter`), halves windows too big, and writes the trades in time order
+//! with a gap check. [`demo`] runs all of it in one process.
 //!
 //! The reusable parts ([`queue`], [`rate_limiter`], [`backoff`]) know nothing of chunks,
 //! exchanges or Kafka.
