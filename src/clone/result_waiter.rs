@@ -63,7 +63,8 @@ impl ResultWaiter {
     /// Starts the actor with a task feeding it every record `reader` reads.
     pub fn reading(reader: TopicReader) -> Addr<ResultWaiter> {
         ResultWaiter::create(|ctx| {
-            let addr = ctx.address();
+            // Weak: the actor stops when its users drop their addresses, and with it the task.
+            let weak = ctx.address().downgrade();
             let task = actix_rt::spawn(async move {
                 loop {
                     match reader.next().await {
@@ -72,9 +73,7 @@ impl ResultWaiter {
                                 .payload
                                 .as_deref()
                                 .and_then(|p| ClonedChunk::decode(p).ok());
-                            if !addr.connected() {
-                                return;
-                            }
+                            let Some(addr) = weak.upgrade() else { return };
                             addr.do_send(Arrived(result));
                         }
                         // librdkafka reports broker trouble here and keeps trying by itself.
