@@ -328,8 +328,7 @@ impl Settings {
         for role in [KafkaRole::Consumer, KafkaRole::Producer] {
             self.kafka.properties(role)?;
         }
-        if !self.http.listen.is_empty()
-            && self.http.listen.parse::<std::net::SocketAddr>().is_err()
+        if !self.http.listen.is_empty() && self.http.listen.parse::<std::net::SocketAddr>().is_err()
         {
             return invalid(
                 "http.listen",

@@ -122,6 +122,9 @@ pub async fn run(
     .await
     .context("starting the exchange simulator")?;
     settings.upstream.base_url = sim.base_url();
+    // No /metrics or /health: nothing scrapes a demo, and a fixed port would keep two demos (or
+    // a demo and a service) from running at once.
+    settings.http.listen = String::new();
     settings.validate()?;
 
     let reader = TopicReader::new(&settings.kafka, &settings.topics.finished)?;
