@@ -42,7 +42,9 @@ pub enum GroupEvent {
 /// `/health`'s body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Readiness {
+    /// Both conditions: what a readiness probe looks at (also the status, 200 or 503).
     pub ready: bool,
+    /// Said separately so that a 503 tells which condition is missing.
     pub group_joined: bool,
     pub upstream_answered: bool,
 }

@@ -29,7 +29,9 @@ pub enum HttpEndpointError {
         "cannot serve /metrics and /health on {listen} ({source}); set http.listen (CLONER__HTTP__LISTEN) to a free address, port 0 for any free port, or \"\" to turn the endpoint off"
     )]
     Bind {
+        /// The configured address, as given (what the operator has to change).
         listen: String,
+        /// The OS's reason (in use, not an address of this host, no permission).
         #[source]
         source: std::io::Error,
     },

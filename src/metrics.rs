@@ -119,23 +119,28 @@ const RESULTS: [cloned_chunk::Result; 3] = [
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
+    /// The wire name: `COMPLETE`, `WINDOW_TOO_BIG`, `RANDOM_ERROR`.
     result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabel {
+    /// [`DeadLetterReason::label`].
     reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabel {
+    /// [`CallOutcome::label`].
     outcome: &'static str,
 }
 
 /// A partition of the consumer lag gauge.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PartitionLabels {
+    /// The todo topic (bounded: the member consumes one topic).
     topic: String,
+    /// Bounded by the topic's partitions, and only those this member holds.
     partition: i32,
 }
 

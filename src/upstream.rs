@@ -49,7 +49,9 @@ impl UpstreamError {
 /// the difference, which [`UpstreamError::Transient`] does not keep.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Called {
+    /// An HTTP status came back (whatever it was): the upstream is there.
     pub answered: bool,
+    /// What the call says about the window, as [`Upstream::trade_history`] returns it.
     pub result: Result<Window, UpstreamError>,
 }
 
