@@ -24,7 +24,7 @@ use crate::metrics::{CallOutcome, Metrics};
 use crate::pair::validate_chunk;
 use crate::proto::{cloned_chunk, ClonedChunk, TodoChunk};
 use crate::rate_limiter::{register, LimiterClosed, RateLimiter};
-use crate::upstream::{Called, Upstream, UpstreamError, Window};
+use crate::upstream::{Upstream, UpstreamError, Window};
 
 /// What every task of one arbiter shares.
 pub struct TaskDeps {
@@ -79,13 +79,10 @@ pub async fn clone_chunk(
         let calling = Instant::now();
         metrics.rate_limiter_wait.observe(calling - waiting);
         let (from, until) = (chunk.from_unix_ts, chunk.until_unix_ts);
-        let Called {
-            answered,
-            result: called,
-        } = deps.upstream.call(&pair, from, until).await;
-        metrics.upstream_call(call_outcome(&called), calling.elapsed());
-        metrics.health.upstream_answered(answered);
-        let failure = match called {
+        let called = deps.upstream.call(&pair, from, until).await;
+        metrics.upstream_call(call_outcome(&called.result), calling.elapsed());
+        metrics.health.upstream_answered(called.answered);
+        let failure = match called.result {
             Ok(Window::Complete(entries)) => {
                 return Ok(result(&chunk, cloned_chunk::Result::Complete, entries, ""));
             }
