@@ -6,10 +6,12 @@
 
 use actix::prelude::*;
 use actix::registry::SystemRegistry;
+use std::sync::Arc;
 
 use crate::chunk_task::TaskDeps;
 use crate::config::Settings;
 use crate::job::Job;
+use crate::metrics::Metrics;
 use crate::queue::Queue;
 use crate::rate_limiter::{Rate, RateLimiter};
 use crate::registry::Registry;
@@ -25,6 +27,9 @@ pub struct App {
     pub manager: Addr<WorkerManager>,
     pub registry: Addr<Registry>,
     pub supervisor: Addr<WorkerSupervisor>,
+    /// This tree's counters and readiness, for the consumer and the HTTP endpoint; one per
+    /// `App`, so that apps started in one process (tests) do not count into each other.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Options that are not configuration: test hooks.
@@ -38,6 +43,7 @@ impl App {
     /// Starts the tree on the current arbiter. Panics if called twice in one `System` (the
     /// system registry holds one of each singleton).
     pub fn start(settings: &Settings, hooks: Hooks) -> App {
+        let metrics = Metrics::new();
         let queue = Queue::<Job>::new(settings.manager.queue_bound).start();
         SystemRegistry::set(queue.clone());
 
@@ -51,13 +57,15 @@ impl App {
             .start();
         SystemRegistry::set(limiter.clone());
 
-        let manager = WorkerManager::new(queue.clone(), settings.manager.max_attempts).start();
+        let manager = WorkerManager::new(queue.clone(), settings.manager.max_attempts)
+            .with_metrics(metrics.clone())
+            .start();
         SystemRegistry::set(manager.clone());
 
         let registry = Registry::default().start();
         SystemRegistry::set(registry.clone());
 
-        let deps = TaskDeps::new(&settings.upstream, limiter.clone());
+        let deps = TaskDeps::new(&settings.upstream, limiter.clone(), metrics.clone());
         let supervisor = WorkerSupervisor::start_workers(
             settings.n_workers,
             deps,
@@ -79,6 +87,7 @@ impl App {
             manager,
             registry,
             supervisor,
+            metrics,
         }
     }
 }

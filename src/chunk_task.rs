@@ -7,14 +7,20 @@
 //! It always ends in a [`ClonedChunk`], except when the rate limiter is gone (shutdown), which
 //! is not the chunk's fault and must not be answered as if it were. It must never retry without
 //! going through the rate limiter.
+//!
+//! It measures what only it sees: each try's wait for the rate limiter, each upstream call's
+//! duration and outcome, the retries, and whether the upstream answered (readiness).
 
 use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
 
 use actix::Addr;
 
 use crate::backoff::Backoff;
 use crate::chunk::{error_result, result, Describe};
 use crate::config::UpstreamSettings;
+use crate::metrics::{CallOutcome, Metrics};
 use crate::pair::validate_chunk;
 use crate::proto::{cloned_chunk, ClonedChunk, TodoChunk};
 use crate::rate_limiter::{register, LimiterClosed, RateLimiter};
@@ -28,10 +34,16 @@ pub struct TaskDeps {
     pub backoff: Backoff,
     /// Extra tries after a transient failure.
     pub max_retries: u32,
+    /// The app's metrics: limiter waits, upstream calls, retries, and upstream readiness.
+    pub metrics: Arc<Metrics>,
 }
 
 impl TaskDeps {
-    pub fn new(settings: &UpstreamSettings, limiter: Addr<RateLimiter>) -> Rc<TaskDeps> {
+    pub fn new(
+        settings: &UpstreamSettings,
+        limiter: Addr<RateLimiter>,
+        metrics: Arc<Metrics>,
+    ) -> Rc<TaskDeps> {
         Rc::new(TaskDeps {
             upstream: Upstream::new(settings),
             limiter,
@@ -40,6 +52,7 @@ impl TaskDeps {
                 std::time::Duration::from_millis(settings.backoff_max_ms),
             ),
             max_retries: settings.max_retries,
+            metrics,
         })
     }
 }
@@ -59,10 +72,17 @@ pub async fn clone_chunk(
     // Seeded per task: jitter only has to decorrelate tasks, not be unpredictable.
     let mut rng = fastrand::Rng::new();
     let mut retry = 0;
+    let metrics = &deps.metrics;
     loop {
+        let waiting = Instant::now();
         register(&deps.limiter).await?;
+        let calling = Instant::now();
+        metrics.rate_limiter_wait.observe(calling - waiting);
         let (from, until) = (chunk.from_unix_ts, chunk.until_unix_ts);
-        let failure = match deps.upstream.trade_history(&pair, from, until).await {
+        let called = deps.upstream.call(&pair, from, until).await;
+        metrics.upstream_call(call_outcome(&called.result), calling.elapsed());
+        metrics.health.upstream_answered(called.answered);
+        let failure = match called.result {
             Ok(Window::Complete(entries)) => {
                 return Ok(result(&chunk, cloned_chunk::Result::Complete, entries, ""));
             }
@@ -92,6 +112,16 @@ pub async fn clone_chunk(
             retry + 1
         );
         retry += 1;
+        metrics.upstream_retries.inc();
         actix_rt::time::sleep(delay).await;
+    }
+}
+
+fn call_outcome(result: &Result<Window, UpstreamError>) -> CallOutcome {
+    match result {
+        Ok(Window::Complete(_)) => CallOutcome::Complete,
+        Ok(Window::TooBig { .. }) => CallOutcome::TooBig,
+        Err(UpstreamError::Permanent(_)) => CallOutcome::Permanent,
+        Err(UpstreamError::Transient(_)) => CallOutcome::Transient,
     }
 }

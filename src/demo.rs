@@ -112,8 +112,6 @@ pub async fn run(
         .kafka
         .consumer
         .insert("fetch_wait_max_ms".into(), KafkaValue::Int(10));
-    // A free port: two demos side by side must not collide.
-    settings.http.listen = "127.0.0.1:0".into();
     // The exchange allows 10 % over the limiter's rate: grants are exact, but delivery over
     // loopback jitters by a few ms, which a sliding one-second window would count as a 7th
     // call in a second at exactly 6/s (the integration tests leave the same headroom).
@@ -125,6 +123,9 @@ pub async fn run(
     .await
     .context("starting the exchange simulator")?;
     settings.upstream.base_url = sim.base_url();
+    // No /metrics or /health: nothing scrapes a demo, and a fixed port would keep two demos (or
+    // a demo and a service) from running at once.
+    settings.http.listen = String::new();
     settings.validate()?;
 
     let consumer = service::start(&settings, Hooks::default()).await?.consumer;

@@ -23,6 +23,10 @@
 //!   Elixir *Task*) under a deadline, with panics caught.
 //! - [`app`] — boots the tree from [`config::Settings`].
 //!
+//! Observability: [`metrics`] (the Prometheus metrics, one `Arc<Metrics>` per `App`, counted
+//! by the consumer, the manager and the chunk tasks), [`health`] (readiness: group joined and
+//! upstream answering) and [`http_endpoint`] (`/metrics` and `/health` on `http.listen`).
+//!
 //! Around the actors: [`upstream`] (the API client), [`pair`] (what may go into a URL),
 //! [`backoff`], [`job`] (a chunk with its reply channel), [`chunk`] (result helpers),
 //! [`utc`] (dates), [`config`] (layered configuration), [`repl`] (the iex-style console) and
@@ -46,8 +50,11 @@ pub mod chunk_task;
 pub mod clone;
 pub mod config;
 pub mod demo;
+pub mod health;
+pub mod http_endpoint;
 pub mod job;
 pub mod kafka;
+pub mod metrics;
 pub mod offset_tracker;
 pub mod pair;
 pub mod queue;

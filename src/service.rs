@@ -4,6 +4,9 @@
 //! could wait longer between polls than the broker allows, the upstream host does not answer, or
 //! the broker is unreachable or lacks a topic. Each is an error that says what to do.
 //!
+//! It serves `/metrics` and `/health` on `http.listen` ([`HttpEndpoint`]) from before the
+//! consumer joins its group until after the drain.
+//!
 //! It must never exit between taking a chunk and committing past it without producing the
 //! chunk's result: on shutdown it drains (see [`Drain`]).
 
@@ -16,6 +19,7 @@ use anyhow::Context as _;
 
 use crate::app::{App, Hooks};
 use crate::config::{KafkaRole, Settings};
+use crate::http_endpoint::HttpEndpoint;
 use crate::todo_chunk_consumer::{Drain, DrainReport, TodoChunkConsumer};
 
 /// How long start-up checks wait for the broker or the upstream.
@@ -25,6 +29,9 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Running {
     pub app: App,
     pub consumer: Addr<TodoChunkConsumer>,
+    /// `/metrics` and `/health`; `None` when `http.listen` is empty. Stop it after the drain
+    /// (dropping it leaves it serving until the actix system stops).
+    pub http: Option<HttpEndpoint>,
     /// Resolves, with the reason, if the producer fails for good: then the service must drain
     /// and exit, so that a restart gets a new one.
     pub fatal: Pin<Box<dyn Future<Output = String>>>,
@@ -53,6 +60,9 @@ pub async fn serve(
         .await
         .context("the consumer stopped before it could drain")?;
     log::info!("drained: {}", report.stats);
+    if let Some(http) = running.http {
+        http.stop().await;
+    }
     match fatal {
         None => Ok(report),
         Some(reason) => anyhow::bail!(
@@ -61,13 +71,26 @@ pub async fn serve(
     }
 }
 
-/// Checks, then starts the actor tree and the consumer.
+/// Checks, then starts the actor tree, the HTTP endpoint and the consumer.
 pub async fn start(settings: &Settings, hooks: Hooks) -> anyhow::Result<Running> {
     check_poll_interval(settings)?;
     probe_upstream(&settings.upstream.base_url, CHECK_TIMEOUT).await?;
     let app = App::start(settings, hooks);
-    let consumer = TodoChunkConsumer::new(settings, app.manager.clone(), CHECK_TIMEOUT)
-        .context("connecting to Kafka")?;
+    app.metrics.health.upstream_answered(true);
+    // Before the consumer: a taken port stops the start before this member joins its group, and
+    // /health can say "not joined" while it joins.
+    let http = HttpEndpoint::start(
+        &settings.http.listen,
+        app.metrics.clone(),
+        app.queue.clone(),
+    )?;
+    let consumer = TodoChunkConsumer::new(
+        settings,
+        app.manager.clone(),
+        app.metrics.clone(),
+        CHECK_TIMEOUT,
+    )
+    .context("connecting to Kafka")?;
     let fatal = Box::pin(consumer.fatal_errors());
     let consumer = consumer.start();
     log::info!(
@@ -86,6 +109,7 @@ pub async fn start(settings: &Settings, hooks: Hooks) -> anyhow::Result<Running>
     Ok(Running {
         app,
         consumer,
+        http,
         fatal,
     })
 }

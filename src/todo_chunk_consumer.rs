@@ -15,6 +15,10 @@
 //! results are still produced, but its offsets are no longer stored. On [`Drain`], intake stops,
 //! in-flight chunks get a grace period, and the stored positions are committed synchronously.
 //!
+//! It counts for `/metrics` (chunks received and finished by result, dead letters by reason,
+//! chunks in flight, and each held partition's lag from librdkafka's statistics) and tells
+//! `/health` whether the member is in its group.
+//!
 //! It must never store an offset before the result it stands for is acknowledged, and never
 //! drop a message: one that cannot be answered (shutdown) keeps its partition's position where
 //! it is, so the group redelivers it.
@@ -29,6 +33,7 @@ use rdkafka::consumer::{
 };
 use rdkafka::message::{Header, Message as _, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::statistics::Statistics;
 use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
@@ -36,8 +41,10 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use crate::backoff::Backoff;
 use crate::chunk::{decode_todo_chunk, result_name, Describe};
 use crate::config::Settings;
+use crate::health::GroupEvent;
 use crate::kafka::client::{self, KafkaSetupError};
 use crate::kafka::dead_letter_headers as dlq;
+use crate::metrics::{DeadLetterReason, Metrics};
 use crate::offset_tracker::{OffsetTracker, Ticket};
 use crate::proto::{cloned_chunk, ClonedChunk};
 use crate::worker_manager::{AddTask, TaskError, WorkerManager};
@@ -50,21 +57,59 @@ type Partition = (String, i32);
 type SharedTracker = Arc<Mutex<OffsetTracker<Partition>>>;
 
 /// librdkafka callbacks: commit what is done of revoked partitions and forget them before they
-/// go; log what the member holds after each assignment.
+/// go; log what the member holds after each assignment; tell the health whether the member is
+/// in its group; turn statistics reports into the consumer lag metric.
 pub struct GroupContext {
     tracker: SharedTracker,
+    /// Group membership for `/health`, consumer lag for `/metrics`.
+    metrics: Arc<Metrics>,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    /// Every `statistics.interval.ms` (`kafka.consumer.statistics_interval_ms`): the lag of
+    /// each partition this member holds. Partitions it does not hold (librdkafka knows all of
+    /// the topic's) and lags not yet known (no committed offset) are left out.
+    fn stats(&self, statistics: Statistics) {
+        self.metrics
+            .set_consumer_lag(&held_partition_lags(&statistics));
+    }
+}
+
+/// (topic, partition, lag) of the partitions the member holds (`desired`) whose lag is known.
+fn held_partition_lags(statistics: &Statistics) -> Vec<(String, i32, i64)> {
+    let mut lags: Vec<(String, i32, i64)> = statistics
+        .topics
+        .iter()
+        .flat_map(|(topic, t)| {
+            t.partitions
+                .values()
+                // Partition -1 is librdkafka's internal "unassigned" queue.
+                .filter(|p| p.partition >= 0 && p.desired && !p.unknown && p.consumer_lag >= 0)
+                .map(move |p| (topic.clone(), p.partition, p.consumer_lag))
+        })
+        .collect();
+    lags.sort();
+    lags
+}
 
 impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(tpl) = rebalance else {
             return;
         };
+        // Lost: thrown out of the group (session or poll timeout), not a rebalance it is part of.
+        self.metrics.health.group_event(GroupEvent::Revoked {
+            lost: consumer.assignment_lost(),
+        });
         if tpl.count() == 0 {
             return;
         }
+        let revoked: Vec<Partition> = tpl
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect();
+        self.metrics.forget_consumer_lag(&revoked);
         let mut tracker = self.tracker.lock().expect("tracker lock");
         // Commit what is done before the partitions go, so that their next owner starts
         // there and not at the last periodic commit: fewer chunks cloned twice.
@@ -91,6 +136,8 @@ impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
+                // Even an empty assignment: a member with no partitions is still a member.
+                self.metrics.health.group_event(GroupEvent::Assigned);
                 // With the cooperative protocol an assignment is a change, not the whole.
                 let holding = consumer
                     .assignment()
@@ -101,7 +148,10 @@ impl ConsumerContext for GroupContext {
                 )
             }
             Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => log::error!("consumer group rebalance failed: {e}"),
+            Rebalance::Error(e) => {
+                self.metrics.health.group_event(GroupEvent::RebalanceFailed);
+                log::error!("consumer group rebalance failed: {e}")
+            }
         }
     }
 }
@@ -158,6 +208,8 @@ pub struct TodoChunkConsumer {
     /// Retries of a produce that was not acknowledged in time.
     backoff: Backoff,
     stats: ConsumerStats,
+    /// Counted here: chunks received and finished, dead letters, chunks in flight.
+    metrics: Arc<Metrics>,
     /// Set once the producer has failed for good; the service watches it and stops.
     fatal: watch::Sender<Option<String>>,
 }
@@ -168,6 +220,7 @@ impl TodoChunkConsumer {
     pub fn new(
         settings: &Settings,
         manager: Addr<WorkerManager>,
+        metrics: Arc<Metrics>,
         check_timeout: Duration,
     ) -> Result<TodoChunkConsumer, KafkaSetupError> {
         let tracker = SharedTracker::default();
@@ -175,6 +228,7 @@ impl TodoChunkConsumer {
             &settings.kafka,
             GroupContext {
                 tracker: tracker.clone(),
+                metrics: metrics.clone(),
             },
         )?;
         let topics = &settings.topics;
@@ -203,6 +257,7 @@ impl TodoChunkConsumer {
             intake: None,
             backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
             stats: ConsumerStats::default(),
+            metrics,
             fatal: watch::Sender::new(None),
         })
     }
@@ -329,7 +384,7 @@ enum Outcome {
         result: i32,
         entries: usize,
     },
-    DeadLettered,
+    DeadLettered(DeadLetterReason),
     /// Shutting down: no answer; the offset stays uncommitted.
     Abandoned,
     /// The producer failed for good: the result cannot be delivered by this process; the offset
@@ -343,6 +398,7 @@ impl Handler<Received> for TodoChunkConsumer {
     fn handle(&mut self, Received { message, permit }: Received, ctx: &mut Context<Self>) {
         self.stats.received += 1;
         self.stats.in_flight += 1;
+        self.metrics.chunks_in_flight.inc();
         let ticket = self.tracker.lock().expect("tracker lock").start(
             (message.topic().to_string(), message.partition()),
             message.offset(),
@@ -359,6 +415,7 @@ impl Handler<Received> for TodoChunkConsumer {
                     self.dead_letter_topic
                 );
                 let topic = self.dead_letter_topic.clone();
+                let kind = DeadLetterReason::from(&reason);
                 Box::pin(async move {
                     let headers = OwnedHeaders::new()
                         .insert(Header {
@@ -388,12 +445,13 @@ impl Handler<Received> for TodoChunkConsumer {
                     )
                     .await;
                     match delivered {
-                        Ok(()) => Outcome::DeadLettered,
+                        Ok(()) => Outcome::DeadLettered(kind),
                         Err(fatal) => Outcome::Undeliverable(fatal),
                     }
                 })
             }
             Ok(chunk) => {
+                self.metrics.chunks_received.inc();
                 let manager = self.manager.clone();
                 let topic = self.finished_topic.clone();
                 Box::pin(async move {
@@ -439,8 +497,10 @@ impl Handler<Finished> for TodoChunkConsumer {
 
     fn handle(&mut self, done: Finished, _: &mut Context<Self>) {
         self.stats.in_flight -= 1;
+        self.metrics.chunks_in_flight.dec();
         match done.outcome {
             Outcome::Answered { result, entries } => {
+                self.metrics.chunk_finished(result);
                 match cloned_chunk::Result::try_from(result) {
                     Ok(cloned_chunk::Result::Complete) => {
                         self.stats.complete += 1;
@@ -451,7 +511,8 @@ impl Handler<Finished> for TodoChunkConsumer {
                 }
                 self.finish(&done.ticket);
             }
-            Outcome::DeadLettered => {
+            Outcome::DeadLettered(reason) => {
+                self.metrics.dead_letter(reason);
                 self.stats.dead_letters += 1;
                 self.finish(&done.ticket);
             }
@@ -585,6 +646,8 @@ impl Handler<Drain> for TodoChunkConsumer {
         if let Some(intake) = self.intake.take() {
             intake.abort();
         }
+        // No longer consuming: not ready, whatever the group still thinks until the member leaves.
+        self.metrics.health.group_event(GroupEvent::Left);
         // The stats, not the permits: the aborted intake may still hold one for a message it
         // never received.
         log::info!(

@@ -45,6 +45,17 @@ impl UpstreamError {
     }
 }
 
+/// One call's result, and whether the upstream answered it at all: any HTTP status is an
+/// answer, a transport failure (no connection, no response in time) is not. Readiness wants
+/// the difference, which [`UpstreamError::Transient`] does not keep.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Called {
+    /// An HTTP status came back (whatever it was): the upstream is there.
+    pub answered: bool,
+    /// What the call says about the window, as [`Upstream::trade_history`] returns it.
+    pub result: Result<Window, UpstreamError>,
+}
+
 pub struct Upstream {
     /// Not `Send`: one client per arbiter, shared by that arbiter's workers (one pool).
     client: awc::Client,
@@ -93,14 +104,41 @@ impl Upstream {
         from: i32,
         until: i32,
     ) -> Result<Window, UpstreamError> {
+        self.call(pair, from, until).await.result
+    }
+
+    /// [`Upstream::trade_history`], saying also whether the upstream answered.
+    pub async fn call(&self, pair: &CurrencyPair, from: i32, until: i32) -> Called {
         let url = self.url(pair, from, until);
-        let mut response = self
+        let response = self
             .client
             .get(&url)
             .insert_header(("Accept", "application/json"))
             .send()
-            .await
-            .map_err(|e| UpstreamError::Transient(format!("GET {url}: {e}")))?;
+            .await;
+        match response {
+            Ok(response) => Called {
+                answered: true,
+                result: self.read_answer(response, &url, from, until).await,
+            },
+            Err(e) => Called {
+                answered: false,
+                result: Err(UpstreamError::Transient(format!("GET {url}: {e}"))),
+            },
+        }
+    }
+
+    /// Classifies an HTTP answer: its status, then its body.
+    async fn read_answer<S>(
+        &self,
+        mut response: awc::ClientResponse<S>,
+        url: &str,
+        from: i32,
+        until: i32,
+    ) -> Result<Window, UpstreamError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
+    {
         let status = response.status();
         let body = response
             .body()

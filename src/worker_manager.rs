@@ -13,12 +13,14 @@
 //! in the queue, or answered.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use crate::chunk::{error_result, Describe};
 use crate::job::Job;
+use crate::metrics::Metrics;
 use crate::proto::{ClonedChunk, TodoChunk};
 use crate::queue::{next_element, AddToQueue, Queue, QueueClosed, Requeue};
 use crate::worker::{AttemptOutcome, Run, WorkerId};
@@ -55,6 +57,9 @@ pub struct WorkerManager {
     /// Gets answers nobody asked for; logged when unset.
     unclaimed: Option<Recipient<Unclaimed>>,
     stats: ManagerStats,
+    /// Counts attempts and attempt retries for `/metrics`; a private set unless the app gives
+    /// its own ([`WorkerManager::with_metrics`]).
+    metrics: Arc<Metrics>,
 }
 
 /// Counters for the REPL, metrics and tests.
@@ -77,7 +82,14 @@ impl WorkerManager {
             takers: 0,
             unclaimed: None,
             stats: ManagerStats::default(),
+            metrics: Metrics::new(),
         }
+    }
+
+    /// Counts into `metrics` (the app's) instead of a private set.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> WorkerManager {
+        self.metrics = metrics;
+        self
     }
 
     /// Parks a taker on the queue for every free worker that has none.
@@ -111,6 +123,7 @@ impl WorkerManager {
 
     fn dispatch(&mut self, worker: WorkerId, job: Job) {
         let (addr, incarnation) = self.workers.get(&worker).expect("free workers are running");
+        self.metrics.attempts.inc();
         addr.do_send(Run {
             job: job.id,
             chunk: job.chunk.clone(),
@@ -130,6 +143,7 @@ impl WorkerManager {
                 Describe(&job.chunk),
                 job.failed_attempts
             );
+            self.metrics.attempt_retries.inc();
             self.queue.do_send(Requeue(job));
         } else {
             self.stats.gave_up += 1;

@@ -223,7 +223,7 @@ async fn results_delivered_twice_still_give_a_duplicate_free_file() {
     // Nothing is committed before the kill, so the restarted service answers again every chunk
     // the first one answered.
     let no_commit = [("CLONER__KAFKA__CONSUMER__AUTO_COMMIT_INTERVAL_MS", "600000")];
-    let mut first = ServiceProcess::start_with(&settings, &no_commit);
+    let mut first = ServiceProcess::start_with_env(&settings, &no_commit);
     let reader = TopicReader::new(&settings.kafka, &settings.topics.finished).unwrap();
     let dir = temp_dir("twice");
     let out = dir.join("day.jsonl");

@@ -166,6 +166,9 @@ pub async fn run_with_workers(
         })
         .await
         .context("draining the in-process service")?;
+    if let Some(http) = running.http {
+        http.stop().await;
+    }
     report
 }
 

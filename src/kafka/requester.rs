@@ -127,7 +127,10 @@ impl TopicReader {
         config
             .set("group.id", format!("cloner-reader-{}", std::process::id()))
             .set("enable.auto.commit", "false")
-            .set("enable.partition.eof", "false");
+            .set("enable.partition.eof", "false")
+            // A reader has no use for the group consumer's statistics (its default context
+            // would log each report).
+            .set("statistics.interval.ms", "0");
         let consumer: StreamConsumer = config.create().context("creating a topic reader")?;
         let metadata = consumer
             .fetch_metadata(Some(topic), METADATA_TIMEOUT)

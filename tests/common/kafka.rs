@@ -162,11 +162,12 @@ pub struct ServiceProcess {
 
 impl ServiceProcess {
     pub fn start(settings: &Settings) -> ServiceProcess {
-        ServiceProcess::start_with(settings, &[])
+        ServiceProcess::start_with_env(settings, &[])
     }
 
-    /// Like [`ServiceProcess::start`], with `extra` environment variables on top.
-    pub fn start_with(settings: &Settings, extra: &[(&str, &str)]) -> ServiceProcess {
+    /// [`ServiceProcess::start`] with `extra` environment variables, which win over
+    /// [`service_env`]'s (e.g. `CLONER__HTTP__LISTEN`).
+    pub fn start_with_env(settings: &Settings, extra: &[(&str, &str)]) -> ServiceProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
             .arg("serve")
             .envs(service_env(settings))
