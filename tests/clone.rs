@@ -534,3 +534,73 @@ async fn an_interrupted_clone_keeps_its_partial_output_and_says_what_is_missing(
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[actix_rt::test]
+async fn windows_are_halved_down_to_one_second_and_a_second_too_big_is_named() {
+    // Two trades a page: every window with two or more trades is halved, down to single
+    // seconds; a second that holds two trades can never be cloned. Three times the usual
+    // trading, so that some seconds do.
+    let sim = start_simulator(SimulatorConfig {
+        page_limit: 2,
+        intensity: 3.0,
+        ..no_rate_limit()
+    })
+    .await;
+    let settings = service_on(&sim, "clone-second", None).await;
+    let _service =
+        ServiceProcess::start_with_env(&settings, &[("CLONER__UPSTREAM__PAGE_LIMIT", "2")]);
+    let (from, until) = (DAY, DAY + 600);
+    let crowded: Vec<i64> = (from..until)
+        .map(i64::from)
+        .filter(|&s| market::count_in_window(sim.config(), "USDT_BTC", s, s) >= 2)
+        .collect();
+    assert!(
+        !crowded.is_empty(),
+        "the test needs a second with two trades"
+    );
+    let output = clone(
+        &settings,
+        &[
+            "USDT_BTC",
+            "--from",
+            &from.to_string(),
+            "--until",
+            &until.to_string(),
+            "--window",
+            "600",
+        ],
+        &[],
+    )
+    .await;
+    let summary = stderr(&output);
+    assert!(!output.status.success(), "{summary}");
+    for second in &crowded {
+        let at = format_utc(*second);
+        assert!(
+            summary.contains(&format!(
+                "FAILED {at}..={at} UTC [{second}, {second}]: one second holds more trades than one call returns"
+            )),
+            "second {second} is named:\n{summary}"
+        );
+    }
+    assert_eq!(
+        summary.matches("FAILED ").count(),
+        crowded.len(),
+        "only the crowded seconds fail:\n{summary}"
+    );
+    // Every other trade is there, in order.
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let expected: Vec<String> = ground_truth_csv(sim.config(), "USDT_BTC", from, until)
+        .into_iter()
+        .filter(|line| {
+            line.starts_with("tradeID")
+                || !crowded
+                    .iter()
+                    .any(|s| line.split(',').nth(1) == Some(format_utc(*s).as_str()))
+        })
+        .collect();
+    assert_same_lines(
+        &stdout.lines().map(str::to_string).collect::<Vec<_>>(),
+        &expected,
+    );
+}
