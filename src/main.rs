@@ -133,10 +133,19 @@ enum TopicsAction {
 }
 
 fn main() -> anyhow::Result<()> {
-    env_logger::Builder::from_env(
+    let logger = env_logger::Builder::from_env(
         env_logger::Env::default().default_filter_or("info,actix_server=warn"),
     )
-    .init();
+    .build();
+    let level = logger.filter();
+    // Log lines go through the progress bars' terminal, so that they print above a bar.
+    indicatif_log_bridge::LogWrapper::new(
+        cloner_worker::clone::progress::terminal().clone(),
+        logger,
+    )
+    .try_init()
+    .context("installing the logger")?;
+    log::set_max_level(level);
     let cli = Cli::parse();
     let mut settings =
         Settings::load(cli.config.as_deref()).context("loading the configuration")?;

@@ -4,9 +4,17 @@
 //! It must never write to stdout: that is where trades go when no file is given.
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+/// stderr as the bars see it. The binary's logger writes through it too
+/// (`indicatif_log_bridge`), so that a log line is printed above a bar instead of through it.
+pub fn terminal() -> &'static MultiProgress {
+    static TERMINAL: OnceLock<MultiProgress> = OnceLock::new();
+    TERMINAL.get_or_init(MultiProgress::new)
+}
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -62,8 +70,7 @@ impl Progress {
                 "[{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} windows · {msg}",
             )
             .expect("a valid template");
-            let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr())
-                .with_style(style);
+            let bar = terminal().add(ProgressBar::new(0).with_style(style));
             // Redrawn on each answer, not on a timer: nothing here wakes up by itself.
             return Progress {
                 bar: Some(bar),
