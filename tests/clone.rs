@@ -20,10 +20,14 @@ use cloner_worker::utc::format_utc;
 use common::kafka::*;
 use common::*;
 
-/// Runs `cloner-worker clone ARGS` with the environment of a service on `settings`' topics;
-/// its exit status, stdout and stderr.
-async fn clone(settings: &Settings, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
+/// Starts `cloner-worker clone ARGS` with the environment of a service on `settings`' topics,
+/// progress as log lines, stdout and stderr piped; killed when dropped.
+fn spawn_clone(
+    settings: &Settings,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
         .arg("clone")
         .args(args)
         .args(["--progress", "log"])
@@ -35,7 +39,13 @@ async fn clone(settings: &Settings, args: &[&str], extra: &[(&str, &str)]) -> Ou
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .expect("cloner-worker clone starts");
+        .expect("cloner-worker clone starts")
+}
+
+/// Runs `cloner-worker clone ARGS` (see [`spawn_clone`]) to its end; its exit status, stdout
+/// and stderr.
+async fn clone(settings: &Settings, args: &[&str], extra: &[(&str, &str)]) -> Output {
+    let child = spawn_clone(settings, args, extra);
     tokio::time::timeout(TEST_DEADLINE, child.wait_with_output())
         .await
         .expect("clone finishes within the test deadline")
@@ -381,26 +391,22 @@ async fn an_unanswered_request_is_published_again_until_a_service_answers() {
     let settings = service_on(&sim, "clone-republish", None).await;
     let until = (DAY + 2 * HOUR).to_string();
     // No service yet: the requests wait, unanswered, and are published again each second.
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
-        .args([
-            "clone",
+    let mut child = spawn_clone(
+        &settings,
+        &[
             "BTC_ETH",
             "--from",
             &DAY.to_string(),
             "--until",
             &until,
-        ])
-        .args(["--progress", "log", "--format", "jsonl"])
-        .envs(service_env(&settings))
-        .env("CLONER__CLONE__ANSWER_TIMEOUT_MS", "1000")
-        .env("CLONER__CLONE__MAX_REPUBLISH", "1000")
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+            "--format",
+            "jsonl",
+        ],
+        &[
+            ("CLONER__CLONE__ANSWER_TIMEOUT_MS", "1000"),
+            ("CLONER__CLONE__MAX_REPUBLISH", "1000"),
+        ],
+    );
     let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let mut log = Vec::new();
     // Both windows published again before a service exists.
@@ -491,23 +497,19 @@ async fn an_interrupted_clone_keeps_its_partial_output_and_says_what_is_missing(
     let out = dir.join("two-hours.csv");
     let until = (DAY + 2 * HOUR).to_string();
     // No service: nothing is answered before the signal.
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
-        .args([
-            "clone",
+    let mut child = spawn_clone(
+        &settings,
+        &[
             "BTC_ETH",
             "--from",
             &DAY.to_string(),
             "--until",
             &until,
-        ])
-        .args(["--progress", "log", "--out", out.to_str().unwrap()])
-        .envs(service_env(&settings))
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
     let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
     let mut log = Vec::new();
     let run = async {

@@ -168,32 +168,13 @@ impl ServiceProcess {
     /// [`ServiceProcess::start`] with `extra` environment variables, which win over
     /// [`service_env`]'s (e.g. `CLONER__HTTP__LISTEN`).
     pub fn start_with_env(settings: &Settings, extra: &[(&str, &str)]) -> ServiceProcess {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_cloner-worker"));
+        command
             .arg("serve")
             .envs(service_env(settings))
             .envs(extra.iter().copied())
-            .env("RUST_LOG", "info,actix_server=warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cloner-worker serve starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        ServiceProcess {
-            child,
-            lines,
-            log: Vec::new(),
-            cursor: 0,
-        }
+            .env("RUST_LOG", "info,actix_server=warn");
+        ServiceProcess::spawn(command)
     }
 
     /// Like [`ServiceProcess::start`] for a command the caller built (its own arguments,
