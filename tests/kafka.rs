@@ -555,6 +555,16 @@ fn the_demo_refuses_a_pair_that_cannot_be_a_chunks() {
 }
 
 #[test]
+fn the_demo_refuses_an_output_file_it_cannot_tell_the_format_of() {
+    let (ok, _, err) = run_cli(&["demo", "--out", "trades.txt"], &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("--out trades.txt: use a .csv or .jsonl file name"),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_demo_clones_through_its_embedded_broker_and_prints_a_summary() {
     let (ok, summary, err) = run_cli(&["demo", "--hours", "3"], &[]);
     assert!(ok, "{err}");
