@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 
-use cloner_worker::queue::{next_element, AddToQueue, GetFirstElement, Queue};
-use cloner_worker::rate_limiter::{register, Rate, RateLimiter};
+use cloner_worker::pool::queue::{next_element, AddToQueue, GetFirstElement, Queue};
+use cloner_worker::task::rate_limiter::{register, Rate, RateLimiter};
 
 /// Times `iters` runs of `body` inside the system.
 fn timed<F, Fut>(sys: &actix_rt::SystemRunner, iters: u64, body: F) -> Duration

@@ -60,15 +60,15 @@ mod common;
 
 use common::{small_windows, SimulatorProcess};
 
-use cloner_worker::app::Hooks;
+use cloner_worker::clone::requester::{self, TopicReader};
 use cloner_worker::config::{KafkaRole, KafkaValue, Settings};
+use cloner_worker::dev::mock_broker::MockBroker;
 use cloner_worker::kafka::client;
-use cloner_worker::kafka::mock_broker::MockBroker;
-use cloner_worker::kafka::requester::{self, TopicReader};
+use cloner_worker::pool::app::Hooks;
+use cloner_worker::pool::manager::AddTask;
 use cloner_worker::proto::{cloned_chunk, TodoChunk};
 use cloner_worker::service;
-use cloner_worker::todo_chunk_consumer::{Drain, GetStats};
-use cloner_worker::worker_manager::AddTask;
+use cloner_worker::service::consumer::{Drain, GetStats};
 
 /// Deliveries the passthrough keeps in flight (the service's default `max_in_flight`).
 const PASSTHROUGH_IN_FLIGHT: usize = 1000;

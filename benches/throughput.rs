@@ -20,12 +20,12 @@ mod common;
 
 use common::{small_windows, SimulatorProcess, DAY};
 
-use cloner_worker::app::{App, Hooks};
 use cloner_worker::config::Settings;
+use cloner_worker::dev::simulator::{market, SimulatorConfig, Stats};
+use cloner_worker::pool::app::{App, Hooks};
+use cloner_worker::pool::manager::AddTask;
 use cloner_worker::proto::{cloned_chunk, TodoChunk};
-use cloner_worker::rate_limiter::{Rate, SetRate};
-use cloner_worker::simulator::{market, SimulatorConfig, Stats};
-use cloner_worker::worker_manager::AddTask;
+use cloner_worker::task::rate_limiter::{Rate, SetRate};
 
 /// Windows of `pair` holding 900–999 trades each: a full page that still answers COMPLETE.
 fn full_page_windows(sim: &SimulatorConfig, pair: &str, n: usize) -> Vec<TodoChunk> {

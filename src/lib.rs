@@ -43,32 +43,16 @@
 //! The reusable parts ([`queue`], [`rate_limiter`], [`backoff`]) know nothing of chunks,
 //! exchanges or Kafka.
 
-pub mod app;
-pub mod backoff;
-pub mod chunk;
-pub mod chunk_task;
+pub mod cli;
 pub mod clone;
 pub mod config;
-pub mod demo;
-pub mod health;
-pub mod http_endpoint;
-pub mod job;
+pub mod dev;
+pub mod domain;
 pub mod kafka;
-pub mod metrics;
-pub mod offset_tracker;
-pub mod pair;
-pub mod queue;
-pub mod rate_limiter;
-pub mod registry;
-pub mod repl;
+pub mod pool;
 pub mod service;
-pub mod simulator;
-pub mod supervisor;
-pub mod todo_chunk_consumer;
-pub mod upstream;
-pub mod utc;
-pub mod worker;
-pub mod worker_manager;
+pub mod task;
+pub mod telemetry;
 
 /// The wire types, generated at build time from `proto/assignment_messages.proto`.
 pub mod proto {

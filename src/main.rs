@@ -7,7 +7,7 @@
 //! - `serve` — the service: TodoChunks from Kafka, ClonedChunks back, until SIGINT/SIGTERM.
 //! - `topics create|delete|list` — the service's topics through the admin API.
 //! - `broker` — librdkafka's mock cluster as a broker process, for tests (scripts/kafka-up).
-//! - `repl` — the iex-style console over the actor tree (see `cloner_worker::repl`), against
+//! - `repl` — the iex-style console over the actor tree (see `cloner_worker::cli::repl`), against
 //!   the configured upstream or, with `--simulator`, an exchange simulator started in-process.
 
 use std::io::IsTerminal;
@@ -16,18 +16,18 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 
-use cloner_worker::app::{App, Hooks};
+use cloner_worker::cli::demo::{self, DemoOptions};
+use cloner_worker::cli::repl;
 use cloner_worker::clone::output::Format;
 use cloner_worker::clone::progress::ProgressMode;
 use cloner_worker::clone::{self as cloning, CloneOptions, Sink};
 use cloner_worker::config::Settings;
-use cloner_worker::demo::{self, DemoOptions};
-use cloner_worker::kafka::mock_broker::MockBroker;
+use cloner_worker::dev::mock_broker::MockBroker;
+use cloner_worker::dev::simulator::{self, SimulatorConfig};
+use cloner_worker::domain::pair::CurrencyPair;
 use cloner_worker::kafka::topics::{self, TopicOutcome};
-use cloner_worker::pair::CurrencyPair;
-use cloner_worker::repl;
+use cloner_worker::pool::app::{App, Hooks};
 use cloner_worker::service;
-use cloner_worker::simulator::{self, SimulatorConfig};
 
 #[derive(Parser)]
 #[command(
@@ -278,7 +278,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn parse_time(s: &str) -> Result<i64, String> {
-    cloner_worker::utc::parse_time_arg(s).ok_or_else(|| {
+    cloner_worker::domain::utc::parse_time_arg(s).ok_or_else(|| {
         format!("{s:?} is not a time: use unix seconds, 2018-10-22 or 2018-10-22T05:00:00Z (UTC)")
     })
 }

@@ -13,10 +13,10 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use cloner_worker::clone::requester::TopicReader;
 use cloner_worker::config::Settings;
-use cloner_worker::kafka::requester::TopicReader;
-use cloner_worker::simulator::{market, SimulatorConfig, SimulatorHandle};
-use cloner_worker::utc::format_utc;
+use cloner_worker::dev::simulator::{market, SimulatorConfig, SimulatorHandle};
+use cloner_worker::domain::utc::format_utc;
 use common::kafka::*;
 use common::*;
 

@@ -24,10 +24,10 @@ use std::time::Duration;
 
 use serde_norway::Value;
 
+use cloner_worker::clone::requester::{self, chunk_key, TopicReader};
 use cloner_worker::config::{KafkaRole, Settings};
-use cloner_worker::kafka::requester::{self, chunk_key, TopicReader};
+use cloner_worker::dev::simulator::SimulatorConfig;
 use cloner_worker::proto::cloned_chunk;
-use cloner_worker::simulator::SimulatorConfig;
 use common::kafka::*;
 use common::*;
 

@@ -16,11 +16,11 @@ use prost::Message as _;
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 
+use cloner_worker::clone::requester::{self, chunk_key, Record, TopicReader};
 use cloner_worker::config::Settings;
+use cloner_worker::dev::simulator::SimulatorConfig;
 use cloner_worker::kafka::dead_letter_headers as dlq;
-use cloner_worker::kafka::requester::{self, chunk_key, Record, TopicReader};
 use cloner_worker::proto::{cloned_chunk, ClonedChunk, TodoChunk};
-use cloner_worker::simulator::SimulatorConfig;
 use common::kafka::*;
 use common::*;
 
@@ -57,7 +57,7 @@ fn results_by_key(records: &[Record]) -> BTreeMap<String, Vec<ClonedChunk>> {
 
 /// A service against `sim`, `workers` workers, limiter off, at most `in_flight` chunks taken.
 async fn service_settings(
-    sim: &cloner_worker::simulator::SimulatorHandle,
+    sim: &cloner_worker::dev::simulator::SimulatorHandle,
     workers: usize,
     in_flight: usize,
     test: &str,

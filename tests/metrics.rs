@@ -13,7 +13,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use cloner_worker::kafka::requester::{self, TopicReader};
+use cloner_worker::clone::requester::{self, TopicReader};
 use cloner_worker::proto::{cloned_chunk, TodoChunk};
 use common::kafka::*;
 use common::*;

@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use cloner_worker::simulator::{market, SimulatorConfig};
+use cloner_worker::dev::simulator::{market, SimulatorConfig};
 
 /// 2018-10-22 00:00:00 UTC and the end of that hour.
 const FROM: i64 = 1_540_166_400;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cloner_worker::simulator::{self, market, SimulatorConfig, SimulatorHandle, Stats};
+use cloner_worker::dev::simulator::{self, market, SimulatorConfig, SimulatorHandle, Stats};
 
 const DAY: i64 = 1_540_166_400; // 2018-10-22
 
@@ -50,7 +50,10 @@ async fn answers_newest_first_as_the_api_does() {
     let newest = &trades[0];
     let last = truth.last().unwrap();
     assert_eq!(newest["tradeID"], last.trade_id);
-    assert_eq!(newest["date"], cloner_worker::utc::format_utc(last.date));
+    assert_eq!(
+        newest["date"],
+        cloner_worker::domain::utc::format_utc(last.date)
+    );
     assert_eq!(newest["rate"], last.rate.as_str());
     for key in ["globalTradeID", "type", "amount", "total", "orderNumber"] {
         assert!(newest.get(key).is_some(), "{key} in {newest}");

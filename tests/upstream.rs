@@ -2,9 +2,9 @@
 //! classified (one call each, no retries).
 
 use cloner_worker::config::Settings;
-use cloner_worker::pair::CurrencyPair;
-use cloner_worker::simulator::{self, market, SimulatorConfig, SimulatorHandle};
-use cloner_worker::upstream::{Upstream, UpstreamError, Window};
+use cloner_worker::dev::simulator::{self, market, SimulatorConfig, SimulatorHandle};
+use cloner_worker::domain::pair::CurrencyPair;
+use cloner_worker::task::upstream::{Upstream, UpstreamError, Window};
 
 const DAY: i32 = 1_540_166_400; // 2018-10-22
 

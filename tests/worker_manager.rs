@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use cloner_worker::app::{App, Hooks};
+use cloner_worker::dev::simulator::SimulatorConfig;
+use cloner_worker::pool::app::{App, Hooks};
+use cloner_worker::pool::manager::{AddTask, GetManagerStatus, WorkerState};
+use cloner_worker::pool::registry::AwaitWorkersUp;
+use cloner_worker::pool::supervisor::KillWorker;
+use cloner_worker::pool::worker::InjectedFault;
 use cloner_worker::proto::{cloned_chunk, ClonedChunk, TodoChunk};
-use cloner_worker::registry::AwaitWorkersUp;
-use cloner_worker::simulator::SimulatorConfig;
-use cloner_worker::supervisor::KillWorker;
-use cloner_worker::worker::InjectedFault;
-use cloner_worker::worker_manager::{AddTask, GetStatus, WorkerState};
 use common::*;
 
 async fn add_task(app: &App, chunk: TodoChunk) -> ClonedChunk {
@@ -264,7 +264,7 @@ async fn a_panicking_task_is_retried_and_its_worker_restarted() {
     let app = App::start(&s, hooks);
     let answers = add_all(&app, hourly_chunks("BTC_ETH", DAY, 20, 0)).await;
     assert_all_complete(&sim_config, &answers);
-    let status = app.manager.send(GetStatus).await.unwrap();
+    let status = app.manager.send(GetManagerStatus).await.unwrap();
     assert_eq!(status.stats.failed_attempts, 1);
     // The worker that ran chunk 13 stopped and came back: n_workers again, one restart.
     let workers = wait_for_workers(&app, 3).await;
@@ -288,7 +288,7 @@ async fn many_panics_cost_exactly_one_attempt_each() {
     let app = App::start(&s, hooks);
     let answers = add_all(&app, hourly_chunks("BTC_ETH", DAY, 60, 0)).await;
     assert_all_complete(&sim_config, &answers);
-    let stats = app.manager.send(GetStatus).await.unwrap().stats;
+    let stats = app.manager.send(GetManagerStatus).await.unwrap().stats;
     assert_eq!(stats.failed_attempts, 20, "{stats:?}");
     let workers = wait_for_workers(&app, 3).await;
     assert_eq!(
@@ -334,7 +334,7 @@ async fn an_attempt_past_its_deadline_is_retried() {
     assert_all_complete(&sim_config, &answers);
     assert_eq!(
         app.manager
-            .send(GetStatus)
+            .send(GetManagerStatus)
             .await
             .unwrap()
             .stats
@@ -363,7 +363,7 @@ async fn a_worker_killed_mid_chunk_loses_nothing() {
     let answers = join_all(chunks.into_iter().map(|c| add_task(&app, c)));
     let killer = async {
         hung_now.recv().await.unwrap();
-        let status = app.manager.send(GetStatus).await.unwrap();
+        let status = app.manager.send(GetManagerStatus).await.unwrap();
         let (victim, _) = status
             .workers
             .iter()
@@ -376,7 +376,7 @@ async fn a_worker_killed_mid_chunk_loses_nothing() {
             .await
             .expect("answered in time");
     assert_all_complete(&sim_config, &answers);
-    let status = app.manager.send(GetStatus).await.unwrap();
+    let status = app.manager.send(GetManagerStatus).await.unwrap();
     assert_eq!(
         status.stats.failed_attempts, 1,
         "the killed attempt counted once"
@@ -398,13 +398,18 @@ async fn many_callers_each_get_exactly_their_answer() {
         assert_eq!(answer.original_todo_chunk.as_ref(), Some(chunk));
     }
     assert_eq!(
-        app.manager.send(GetStatus).await.unwrap().stats.answered,
+        app.manager
+            .send(GetManagerStatus)
+            .await
+            .unwrap()
+            .stats
+            .answered,
         301
     );
 }
 
 /// Waits until the registry has `n` running workers and returns its listing.
-async fn wait_for_workers(app: &App, n: usize) -> Vec<cloner_worker::registry::WorkerEntry> {
+async fn wait_for_workers(app: &App, n: usize) -> Vec<cloner_worker::pool::registry::WorkerEntry> {
     let wait = app.registry.send(AwaitWorkersUp(n));
     let workers = actix_rt::time::timeout(Duration::from_secs(10), wait)
         .await

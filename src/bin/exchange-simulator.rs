@@ -1,4 +1,4 @@
-//! `exchange-simulator`: the deterministic Poloniex-style API of `cloner_worker::simulator`, as
+//! `exchange-simulator`: the deterministic Poloniex-style API of `cloner_worker::dev::simulator`, as
 //! a process of its own. Prints one line, `exchange-simulator listening on http://ADDR`, once it
 //! accepts calls (and writes the port to `--port-file` if given); stops on SIGINT/SIGTERM.
 
@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Parser;
 
-use cloner_worker::simulator::{self, SimulatorConfig};
+use cloner_worker::dev::simulator::{self, SimulatorConfig};
 
 #[derive(Parser)]
 #[command(

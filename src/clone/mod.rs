@@ -18,6 +18,7 @@
 
 pub mod output;
 pub mod progress;
+pub mod requester;
 pub mod result_waiter;
 pub mod window;
 
@@ -35,15 +36,15 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use prost::Message as _;
 use rdkafka::producer::{FutureProducer, Producer as _};
 
-use crate::app::Hooks;
-use crate::chunk::result_name;
 use crate::config::{CloneSettings, Settings};
+use crate::domain::chunk::result_name;
+use crate::domain::pair::CurrencyPair;
 use crate::kafka::client;
-use crate::kafka::requester::{self, TopicReader};
-use crate::pair::CurrencyPair;
+use crate::pool::app::Hooks;
 use crate::proto::{cloned_chunk, ClonedEntry, TodoChunk};
+use crate::service::consumer::Drain;
 use crate::service::CHECK_TIMEOUT;
-use crate::todo_chunk_consumer::Drain;
+use requester::TopicReader;
 
 use output::{Check, Format, Output};
 use progress::{Counts, Progress, ProgressMode};

@@ -13,8 +13,8 @@ use std::fmt;
 use std::io::Write;
 
 use crate::clone::window::Window;
+use crate::domain::utc::format_utc;
 use crate::proto::{cloned_entry, ClonedEntry};
-use crate::utc::format_utc;
 
 /// How trades are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -14,7 +14,7 @@ use actix::prelude::*;
 use prost::Message as _;
 use tokio::sync::oneshot;
 
-use crate::kafka::requester::TopicReader;
+use crate::clone::requester::TopicReader;
 use crate::proto::{ClonedChunk, TodoChunk};
 
 /// What identifies a chunk's answer: the chunk itself.
@@ -163,7 +163,7 @@ impl Handler<GetStats> for ResultWaiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chunk;
+    use crate::domain::chunk;
     use crate::proto::cloned_chunk;
 
     fn todo(from: i32) -> TodoChunk {

@@ -6,7 +6,7 @@
 
 use std::fmt;
 
-use crate::utc::format_utc;
+use crate::domain::utc::format_utc;
 
 /// `[from, until]`, both inclusive, in unix seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

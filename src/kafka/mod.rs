@@ -1,5 +1,5 @@
 //! The Kafka side of the service, apart from the consumer actor itself
-//! ([`crate::todo_chunk_consumer`]):
+//! ([`crate::service::consumer`]):
 //!
 //! - [`client`] — librdkafka clients built from [`crate::config::KafkaSettings`], with the
 //!   properties at-least-once depends on enforced, and the reachability check that turns a
@@ -11,8 +11,6 @@
 //! Nothing here knows about workers or the upstream API.
 
 pub mod client;
-pub mod mock_broker;
-pub mod requester;
 pub mod topics;
 
 /// Headers a dead letter carries: why it was refused and where it came from.

@@ -17,7 +17,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use cloner_worker::config::{KafkaRole, KafkaValue, Settings};
-use cloner_worker::kafka::{client, mock_broker, topics};
+use cloner_worker::dev::mock_broker;
+use cloner_worker::kafka::{client, topics};
 
 /// Where `scripts/kafka-up` writes the mock broker's addresses.
 fn run_dir() -> PathBuf {

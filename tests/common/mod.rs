@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use cloner_worker::config::Settings;
+use cloner_worker::dev::simulator::{self, market, SimulatorConfig, SimulatorHandle};
 use cloner_worker::proto::{cloned_chunk, ClonedChunk, TodoChunk};
-use cloner_worker::simulator::{self, market, SimulatorConfig, SimulatorHandle};
 
 pub mod kafka;
 

@@ -8,16 +8,17 @@ use actix::prelude::*;
 use actix::registry::SystemRegistry;
 use std::sync::Arc;
 
-use crate::chunk_task::TaskDeps;
 use crate::config::Settings;
-use crate::job::Job;
-use crate::metrics::Metrics;
-use crate::queue::Queue;
-use crate::rate_limiter::{Rate, RateLimiter};
-use crate::registry::Registry;
-use crate::supervisor::WorkerSupervisor;
-use crate::worker::FaultHook;
-use crate::worker_manager::WorkerManager;
+use crate::pool::job::Job;
+use crate::pool::manager::WorkerManager;
+use crate::pool::protocol::{RegistryLinks, WorkerLinks};
+use crate::pool::queue::Queue;
+use crate::pool::registry::Registry;
+use crate::pool::supervisor::WorkerSupervisor;
+use crate::pool::worker::FaultHook;
+use crate::task::chunk_task::TaskDeps;
+use crate::task::rate_limiter::{Rate, RateLimiter};
+use crate::telemetry::metrics::Metrics;
 
 /// The addresses of the singletons; each is also reachable with `X::from_registry()`.
 #[derive(Clone)]
@@ -62,13 +63,23 @@ impl App {
             .start();
         SystemRegistry::set(manager.clone());
 
-        let registry = Registry::default().start();
+        let registry = Registry::new(RegistryLinks {
+            up: manager.clone().recipient(),
+            down: manager.clone().recipient(),
+        })
+        .start();
         SystemRegistry::set(registry.clone());
 
         let deps = TaskDeps::new(&settings.upstream, limiter.clone(), metrics.clone());
+        let links = WorkerLinks {
+            register: registry.clone().recipient(),
+            stopped: registry.clone().recipient(),
+            finished: manager.clone().recipient(),
+        };
         let supervisor = WorkerSupervisor::start_workers(
             settings.n_workers,
             deps,
+            links,
             settings.attempt_deadline(),
             hooks.fault,
         )

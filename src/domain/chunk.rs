@@ -61,7 +61,7 @@ pub enum Undecodable {
     #[error("the payload is not a TodoChunk: {0}")]
     NotATodoChunk(String),
     #[error(transparent)]
-    Invalid(#[from] crate::pair::InvalidChunk),
+    Invalid(#[from] crate::domain::pair::InvalidChunk),
 }
 
 /// Decodes and validates a `TodoChunk` as it arrives from Kafka.
@@ -69,7 +69,7 @@ pub fn decode_todo_chunk(payload: Option<&[u8]>) -> Result<TodoChunk, Undecodabl
     use prost::Message as _;
     let bytes = payload.ok_or(Undecodable::NoPayload)?;
     let chunk = TodoChunk::decode(bytes).map_err(|e| Undecodable::NotATodoChunk(e.to_string()))?;
-    crate::pair::validate_chunk(&chunk)?;
+    crate::domain::pair::validate_chunk(&chunk)?;
     Ok(chunk)
 }
 

@@ -12,9 +12,9 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 use crate::config::UpstreamSettings;
-use crate::pair::CurrencyPair;
+use crate::domain::pair::CurrencyPair;
+use crate::domain::utc::parse_utc_datetime;
 use crate::proto::{cloned_entry, ClonedEntry};
-use crate::utc::parse_utc_datetime;
 
 /// How much of an unexpected body goes into an error message.
 const BODY_EXCERPT: usize = 200;

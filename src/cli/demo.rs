@@ -13,16 +13,16 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 
-use crate::app::Hooks;
 use crate::clone::output::Format;
 use crate::clone::progress::ProgressMode;
 use crate::clone::{self, CloneOptions, CloneReport, Sink};
 use crate::config::{KafkaValue, Settings};
-use crate::kafka::mock_broker::MockBroker;
-use crate::pair::CurrencyPair;
+use crate::dev::mock_broker::MockBroker;
+use crate::dev::simulator::{self, SimulatorConfig, Stats};
+use crate::domain::pair::CurrencyPair;
+use crate::pool::app::Hooks;
 use crate::service;
-use crate::simulator::{self, SimulatorConfig, Stats};
-use crate::todo_chunk_consumer::Drain;
+use crate::service::consumer::Drain;
 
 /// What the demo clones.
 #[derive(Debug, Clone)]

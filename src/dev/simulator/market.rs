@@ -9,7 +9,7 @@
 //! Pure and deterministic: no I/O, no clock, no global state. Prices are integers in units of
 //! 1e-8 and are formatted as decimal strings without ever passing through a float.
 
-use crate::simulator::SimulatorConfig;
+use crate::dev::simulator::SimulatorConfig;
 
 /// 2014-01-01 00:00:00 UTC: the market opens; there are no trades before it.
 pub const EPOCH: i64 = 1_388_534_400;

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
-use crate::chunk_task::TaskDeps;
-use crate::worker::{FaultHook, Kill, Worker, WorkerId};
+use crate::pool::protocol::{Kill, WorkerId, WorkerLinks};
+use crate::pool::worker::{FaultHook, Worker};
+use crate::task::chunk_task::TaskDeps;
 
 #[derive(Default)]
 pub struct WorkerSupervisor {
@@ -20,17 +21,18 @@ pub struct WorkerSupervisor {
 }
 
 impl WorkerSupervisor {
-    /// Starts workers `1..=n` on the current arbiter.
+    /// Starts workers `1..=n` on the current arbiter, each reporting to `links`.
     pub fn start_workers(
         n: usize,
         deps: Rc<TaskDeps>,
+        links: WorkerLinks,
         deadline: Duration,
         hook: Option<FaultHook>,
     ) -> Self {
         let workers = (1..=n)
             .map(|id| {
-                let (deps, hook) = (deps.clone(), hook.clone());
-                actix::Supervisor::start(move |_| Worker::new(id, deps, deadline, hook))
+                let (deps, links, hook) = (deps.clone(), links.clone(), hook.clone());
+                actix::Supervisor::start(move |_| Worker::new(id, deps, links, deadline, hook))
             })
             .collect();
         WorkerSupervisor { workers }

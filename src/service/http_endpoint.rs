@@ -15,9 +15,9 @@ use std::time::Duration;
 use actix::Addr;
 use actix_web::{http::header, web, HttpResponse, HttpServer};
 
-use crate::job::Job;
-use crate::metrics::{Metrics, CONTENT_TYPE};
-use crate::queue::{Len, Queue};
+use crate::pool::job::Job;
+use crate::pool::queue::{Len, Queue};
+use crate::telemetry::metrics::{Metrics, CONTENT_TYPE};
 
 /// How long a scrape waits for the queue's length before it reports the last one.
 const QUEUE_DEPTH_TIMEOUT: Duration = Duration::from_secs(1);

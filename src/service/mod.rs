@@ -14,13 +14,18 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+pub mod consumer;
+pub mod http_endpoint;
+pub mod offset_tracker;
+
 use actix::prelude::*;
 use anyhow::Context as _;
 
-use crate::app::{App, Hooks};
 use crate::config::{KafkaRole, Settings};
-use crate::http_endpoint::HttpEndpoint;
-use crate::todo_chunk_consumer::{Drain, DrainReport, TodoChunkConsumer};
+use crate::pool::app::{App, Hooks};
+
+use crate::service::consumer::{Drain, DrainReport, TodoChunkConsumer};
+use crate::service::http_endpoint::HttpEndpoint;
 
 /// How long start-up checks wait for the broker or the upstream.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);

@@ -11,11 +11,12 @@ use std::collections::BTreeMap;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::worker::{Worker, WorkerId};
-use crate::worker_manager::{WorkerDown, WorkerManager, WorkerUp};
+use crate::pool::protocol::{
+    RegisterWorker, RegistryLinks, WorkerDown, WorkerHandle, WorkerId, WorkerStopped, WorkerUp,
+};
 
 struct Entry {
-    addr: Addr<Worker>,
+    handle: WorkerHandle,
     /// Whether the worker is running now (registered and not stopped since).
     up: bool,
     /// Times it was restarted.
@@ -25,11 +26,22 @@ struct Entry {
 #[derive(Default)]
 pub struct Registry {
     workers: BTreeMap<WorkerId, Entry>,
+    /// The manager, told of every start and stop; `None` only in a registry that
+    /// `from_registry()` made up without an `App` (nobody to tell).
+    links: Option<RegistryLinks>,
     /// Callers of [`AwaitWorkersUp`], answered when that many workers run.
     up_waiters: Vec<(usize, oneshot::Sender<Vec<WorkerEntry>>)>,
 }
 
 impl Registry {
+    /// A registry that tells `links` (the manager) of every worker's start and stop.
+    pub fn new(links: RegistryLinks) -> Registry {
+        Registry {
+            links: Some(links),
+            ..Registry::default()
+        }
+    }
+
     fn listing(&self) -> Vec<WorkerEntry> {
         self.workers
             .iter()
@@ -61,16 +73,6 @@ impl Supervised for Registry {}
 /// Reachable as a named process: `Registry::from_registry()`.
 impl SystemService for Registry {}
 
-/// A worker announces itself as worker `id`.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct RegisterWorker {
-    pub id: WorkerId,
-    /// Restarts of this worker so far (0 at first start).
-    pub incarnation: u32,
-    pub addr: Addr<Worker>,
-}
-
 impl Handler<RegisterWorker> for Registry {
     type Result = ();
 
@@ -78,26 +80,21 @@ impl Handler<RegisterWorker> for Registry {
         if msg.incarnation > 0 {
             log::info!("worker {} is back (restart {})", msg.id, msg.incarnation);
         }
+        if let Some(links) = &self.links {
+            links.up.do_send(WorkerUp {
+                id: msg.id,
+                incarnation: msg.incarnation,
+                run: msg.handle.run.clone(),
+            });
+        }
         let entry = Entry {
-            addr: msg.addr.clone(),
+            handle: msg.handle,
             up: true,
             restarts: msg.incarnation,
         };
         self.workers.insert(msg.id, entry);
-        WorkerManager::from_registry().do_send(WorkerUp {
-            id: msg.id,
-            incarnation: msg.incarnation,
-            addr: msg.addr.recipient(),
-        });
         self.wake_up_waiters();
     }
-}
-
-/// A worker stopped (it will be restarted by its supervisor).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct WorkerStopped {
-    pub id: WorkerId,
 }
 
 impl Handler<WorkerStopped> for Registry {
@@ -108,24 +105,26 @@ impl Handler<WorkerStopped> for Registry {
         if let Some(entry) = self.workers.get_mut(&msg.id) {
             entry.up = false;
         }
-        WorkerManager::from_registry().do_send(WorkerDown { id: msg.id });
+        if let Some(links) = &self.links {
+            links.down.do_send(WorkerDown { id: msg.id });
+        }
         self.wake_up_waiters();
     }
 }
 
-/// The address of worker `n`, if it is running.
+/// How to reach worker `n`, if it is running.
 #[derive(Message)]
-#[rtype(result = "Option<Addr<Worker>>")]
+#[rtype(result = "Option<WorkerHandle>")]
 pub struct Whereis(pub WorkerId);
 
 impl Handler<Whereis> for Registry {
-    type Result = Option<Addr<Worker>>;
+    type Result = Option<WorkerHandle>;
 
     fn handle(&mut self, Whereis(id): Whereis, _: &mut Context<Self>) -> Self::Result {
         self.workers
             .get(&id)
             .filter(|e| e.up)
-            .map(|e| e.addr.clone())
+            .map(|e| e.handle.clone())
     }
 }
 

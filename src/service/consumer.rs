@@ -38,16 +38,16 @@ use rdkafka::util::Timeout;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::backoff::Backoff;
-use crate::chunk::{decode_todo_chunk, result_name, Describe};
 use crate::config::Settings;
-use crate::health::GroupEvent;
+use crate::domain::chunk::{decode_todo_chunk, result_name, Describe};
 use crate::kafka::client::{self, KafkaSetupError};
 use crate::kafka::dead_letter_headers as dlq;
-use crate::metrics::{DeadLetterReason, Metrics};
-use crate::offset_tracker::{OffsetTracker, Ticket};
+use crate::pool::manager::{AddTask, TaskError, WorkerManager};
 use crate::proto::{cloned_chunk, ClonedChunk};
-use crate::worker_manager::{AddTask, TaskError, WorkerManager};
+use crate::service::offset_tracker::{OffsetTracker, Ticket};
+use crate::task::backoff::Backoff;
+use crate::telemetry::health::GroupEvent;
+use crate::telemetry::metrics::{DeadLetterReason, Metrics};
 
 /// A partition: (topic, partition number).
 type Partition = (String, i32);
@@ -704,7 +704,7 @@ mod tests {
     use rdkafka::types::RDKafkaRespErr;
 
     use super::*;
-    use crate::kafka::mock_broker::MockBroker;
+    use crate::dev::mock_broker::MockBroker;
 
     fn producer_on(broker: &MockBroker) -> FutureProducer {
         let mut settings = Settings::default();

@@ -17,14 +17,14 @@ use std::time::Instant;
 
 use actix::Addr;
 
-use crate::backoff::Backoff;
-use crate::chunk::{error_result, result, Describe};
 use crate::config::UpstreamSettings;
-use crate::metrics::{CallOutcome, Metrics};
-use crate::pair::validate_chunk;
+use crate::domain::chunk::{error_result, result, Describe};
+use crate::domain::pair::validate_chunk;
 use crate::proto::{cloned_chunk, ClonedChunk, TodoChunk};
-use crate::rate_limiter::{register, LimiterClosed, RateLimiter};
-use crate::upstream::{Upstream, UpstreamError, Window};
+use crate::task::backoff::Backoff;
+use crate::task::rate_limiter::{register, LimiterClosed, RateLimiter};
+use crate::task::upstream::{Upstream, UpstreamError, Window};
+use crate::telemetry::metrics::{CallOutcome, Metrics};
 
 /// What every task of one arbiter shares.
 pub struct TaskDeps {

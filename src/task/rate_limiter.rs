@@ -289,16 +289,16 @@ pub struct LimiterStatus {
     pub timer_armed: bool,
 }
 
-pub struct GetStatus;
+pub struct GetLimiterStatus;
 
-impl Message for GetStatus {
+impl Message for GetLimiterStatus {
     type Result = LimiterStatus;
 }
 
-impl Handler<GetStatus> for RateLimiter {
-    type Result = MessageResult<GetStatus>;
+impl Handler<GetLimiterStatus> for RateLimiter {
+    type Result = MessageResult<GetLimiterStatus>;
 
-    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: GetLimiterStatus, _: &mut Context<Self>) -> Self::Result {
         MessageResult(LimiterStatus {
             rate: self.rate,
             burst: self.burst,
@@ -439,7 +439,7 @@ mod tests {
             async move { register(&limiter).await.unwrap() }
         });
         // The second caller is parked for 100 s; raising the rate re-arms the one timer.
-        while limiter.send(GetStatus).await.unwrap().waiting == 0 {
+        while limiter.send(GetLimiterStatus).await.unwrap().waiting == 0 {
             tokio::task::yield_now().await;
         }
         limiter
@@ -457,7 +457,7 @@ mod tests {
         let limiter = RateLimiter::new(Rate::PerSecond(5.0), 2).unwrap().start();
         grant_times(&limiter, 10).await;
         tokio::time::sleep(Duration::from_secs(60)).await;
-        let status = limiter.send(GetStatus).await.unwrap();
+        let status = limiter.send(GetLimiterStatus).await.unwrap();
         assert_eq!(
             (status.waiting, status.timer_armed),
             (0, false),
@@ -481,12 +481,12 @@ mod tests {
             limiter.send(Register(tx)).await.unwrap();
             parked.push(rx);
         }
-        let status = limiter.send(GetStatus).await.unwrap();
+        let status = limiter.send(GetLimiterStatus).await.unwrap();
         assert_eq!((status.waiting, status.timer_armed), (3, true));
         for rx in parked {
             rx.await.unwrap();
         }
-        let status = limiter.send(GetStatus).await.unwrap();
+        let status = limiter.send(GetLimiterStatus).await.unwrap();
         assert_eq!(
             (status.waiting, status.timer_armed, status.granted),
             (0, false, 4)
@@ -505,7 +505,7 @@ mod tests {
         register(&limiter).await.unwrap();
         // Served at the very next slot, not one later.
         assert_on_schedule(Instant::now() - start, interval(1.0));
-        assert_eq!(limiter.send(GetStatus).await.unwrap().granted, 2);
+        assert_eq!(limiter.send(GetLimiterStatus).await.unwrap().granted, 2);
     }
 
     #[actix_rt::test]

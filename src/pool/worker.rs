@@ -16,16 +16,15 @@ use std::time::Duration;
 use actix::prelude::*;
 use futures_util::FutureExt;
 
-use crate::chunk::Describe;
-use crate::chunk_task::{clone_chunk, TaskDeps};
-use crate::job::JobId;
+use crate::domain::chunk::Describe;
+use crate::pool::job::JobId;
+use crate::pool::protocol::{
+    AttemptFailure, AttemptFinished, AttemptOutcome, Kill, RegisterWorker, Run, WorkerHandle,
+    WorkerId, WorkerLinks, WorkerStopped,
+};
 use crate::proto::{ClonedChunk, TodoChunk};
-use crate::rate_limiter::LimiterClosed;
-use crate::registry::{RegisterWorker, Registry, WorkerStopped};
-use crate::worker_manager::{AttemptFinished, WorkerManager};
-
-/// Worker `n`, counted from 1.
-pub type WorkerId = usize;
+use crate::task::chunk_task::{clone_chunk, TaskDeps};
+use crate::task::rate_limiter::LimiterClosed;
 
 /// A fault a test injects into a task, by chunk and attempt (see [`FaultHook`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,18 +38,11 @@ pub enum InjectedFault {
 /// Test hook: decides, per chunk and zero-based attempt, whether the task misbehaves.
 pub type FaultHook = Rc<dyn Fn(&TodoChunk, u32) -> Option<InjectedFault>>;
 
-/// How one attempt ended.
-#[derive(Debug)]
-pub enum AttemptOutcome {
-    /// The task produced the chunk's answer (any result kind).
-    Answered(ClonedChunk),
-    /// No answer: the task panicked, passed its deadline, or could not get a grant. Retry.
-    Failed { reason: String, panicked: bool },
-}
-
 pub struct Worker {
     id: WorkerId,
     deps: Rc<TaskDeps>,
+    /// Where it reports its starts, stops and attempts.
+    links: WorkerLinks,
     /// Deadline of one attempt.
     deadline: Duration,
     hook: Option<FaultHook>,
@@ -66,12 +58,14 @@ impl Worker {
     pub fn new(
         id: WorkerId,
         deps: Rc<TaskDeps>,
+        links: WorkerLinks,
         deadline: Duration,
         hook: Option<FaultHook>,
     ) -> Worker {
         Worker {
             id,
             deps,
+            links,
             deadline,
             hook,
             current: None,
@@ -84,16 +78,20 @@ impl Actor for Worker {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        Registry::from_registry().do_send(RegisterWorker {
+        let me = ctx.address();
+        self.links.register.do_send(RegisterWorker {
             id: self.id,
             incarnation: self.incarnation,
-            addr: ctx.address(),
+            handle: WorkerHandle {
+                run: me.clone().recipient(),
+                kill: me.recipient(),
+            },
         });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
         // Cancelled with the context: the spawned task, if any. The manager retries its chunk.
-        Registry::from_registry().do_send(WorkerStopped { id: self.id });
+        self.links.stopped.do_send(WorkerStopped { id: self.id });
     }
 }
 
@@ -102,17 +100,6 @@ impl Supervised for Worker {
         self.current = None;
         self.incarnation += 1;
     }
-}
-
-/// Work on `chunk` (attempt number `attempt`, from 0) and report to the manager. Addressed to
-/// one incarnation of the worker; a later one ignores it.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Run {
-    pub job: JobId,
-    pub chunk: TodoChunk,
-    pub attempt: u32,
-    pub incarnation: u32,
 }
 
 impl Handler<Run> for Worker {
@@ -134,14 +121,10 @@ impl Handler<Run> for Worker {
                 self.id,
                 run.job
             );
-            let reason = format!("worker {} was busy", self.id);
-            WorkerManager::from_registry().do_send(AttemptFinished {
+            self.links.finished.do_send(AttemptFinished {
                 worker: self.id,
                 job: run.job,
-                outcome: AttemptOutcome::Failed {
-                    reason,
-                    panicked: false,
-                },
+                outcome: AttemptOutcome::Failed(AttemptFailure::WorkerBusy(self.id)),
             });
             return;
         }
@@ -152,24 +135,17 @@ impl Handler<Run> for Worker {
         let fut = async move {
             match actix_rt::time::timeout(deadline, AssertUnwindSafe(task).catch_unwind()).await {
                 Ok(Ok(Ok(answer))) => AttemptOutcome::Answered(answer),
-                Ok(Ok(Err(LimiterClosed))) => AttemptOutcome::Failed {
-                    reason: "the rate limiter stopped".into(),
-                    panicked: false,
-                },
-                Ok(Err(panic)) => AttemptOutcome::Failed {
-                    reason: format!("task panicked: {}", panic_message(&panic)),
-                    panicked: true,
-                },
-                Err(_) => AttemptOutcome::Failed {
-                    reason: format!("attempt passed its deadline of {deadline:?}"),
-                    panicked: false,
-                },
+                Ok(Ok(Err(LimiterClosed))) => AttemptOutcome::Failed(AttemptFailure::LimiterClosed),
+                Ok(Err(panic)) => {
+                    AttemptOutcome::Failed(AttemptFailure::Panicked(panic_message(&panic)))
+                }
+                Err(_) => AttemptOutcome::Failed(AttemptFailure::DeadlinePassed(deadline)),
             }
         };
         ctx.spawn(fut.into_actor(self).map(move |outcome, worker, ctx| {
             worker.current = None;
-            let panicked = matches!(outcome, AttemptOutcome::Failed { panicked: true, .. });
-            WorkerManager::from_registry().do_send(AttemptFinished {
+            let panicked = outcome.panicked();
+            worker.links.finished.do_send(AttemptFinished {
                 worker: worker.id,
                 job,
                 outcome,
@@ -204,11 +180,6 @@ fn panic_message(panic: &Box<dyn Any + Send>) -> String {
         "non-string panic payload".to_string()
     }
 }
-
-/// Stops the worker, as if it had died (tests and the REPL). Its supervisor restarts it.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Kill;
 
 impl Handler<Kill> for Worker {
     type Result = ();

@@ -18,12 +18,15 @@ use std::sync::Arc;
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use crate::chunk::{error_result, Describe};
-use crate::job::Job;
-use crate::metrics::Metrics;
+use crate::config::Settings;
+use crate::domain::chunk::{error_result, result_name, Describe};
+use crate::pool::job::Job;
+use crate::pool::protocol::{
+    AttemptFailure, AttemptFinished, AttemptOutcome, Run, WorkerDown, WorkerId, WorkerUp,
+};
+use crate::pool::queue::{next_element, AddToQueue, Queue, QueueClosed, Requeue};
 use crate::proto::{ClonedChunk, TodoChunk};
-use crate::queue::{next_element, AddToQueue, Queue, QueueClosed, Requeue};
-use crate::worker::{AttemptOutcome, Run, WorkerId};
+use crate::telemetry::metrics::Metrics;
 
 /// Why `add_task` has no result to give.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -134,7 +137,7 @@ impl WorkerManager {
     }
 
     /// An attempt of `job` ended without an answer: retry it, or answer with the error.
-    fn attempt_failed(&mut self, mut job: Job, reason: String) {
+    fn attempt_failed(&mut self, mut job: Job, reason: AttemptFailure) {
         self.stats.failed_attempts += 1;
         job.failed_attempts += 1;
         if job.failed_attempts < self.max_attempts {
@@ -173,7 +176,7 @@ impl WorkerManager {
                 None => log::info!(
                     "chunk {} answered {} with {} entries (nobody waiting)",
                     Describe(&job.chunk),
-                    crate::chunk::result_name(&answer),
+                    result_name(&answer),
                     answer.entries.len()
                 ),
             },
@@ -182,9 +185,13 @@ impl WorkerManager {
 }
 
 impl Default for WorkerManager {
-    /// For the system registry only; the service starts its manager with its configuration.
+    /// What `WorkerManager::from_registry()` starts if nothing registered a manager before
+    /// (`SystemService` requires it): one on the system's queue, with the embedded default
+    /// configuration. [`App::start`](crate::pool::app::App::start) registers a configured one
+    /// first, so a running service never gets this.
     fn default() -> Self {
-        WorkerManager::new(Queue::<Job>::from_registry(), 3)
+        let max_attempts = Settings::default().manager.max_attempts;
+        WorkerManager::new(Queue::<Job>::from_registry(), max_attempts)
     }
 }
 
@@ -221,33 +228,16 @@ impl Handler<AddTask> for WorkerManager {
     }
 }
 
-/// From the registry: worker `id` is running (first start or restart).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct WorkerUp {
-    pub id: WorkerId,
-    pub incarnation: u32,
-    /// Where its work goes (a `Worker`; anything that takes `Run` in tests).
-    pub addr: Recipient<Run>,
-}
-
 impl Handler<WorkerUp> for WorkerManager {
     type Result = ();
 
     fn handle(&mut self, msg: WorkerUp, ctx: &mut Context<Self>) {
-        self.workers.insert(msg.id, (msg.addr, msg.incarnation));
+        self.workers.insert(msg.id, (msg.run, msg.incarnation));
         if !self.busy.contains_key(&msg.id) && !self.free.contains(&msg.id) {
             self.free.push_back(msg.id);
         }
         self.take_for_free_workers(ctx);
     }
-}
-
-/// From the registry: worker `id` stopped; its job, if any, is retried.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct WorkerDown {
-    pub id: WorkerId,
 }
 
 impl Handler<WorkerDown> for WorkerManager {
@@ -257,18 +247,9 @@ impl Handler<WorkerDown> for WorkerManager {
         self.workers.remove(&id);
         self.free.retain(|&w| w != id);
         if let Some(job) = self.busy.remove(&id) {
-            self.attempt_failed(job, format!("worker {id} died"));
+            self.attempt_failed(job, AttemptFailure::WorkerDied(id));
         }
     }
-}
-
-/// From a worker: how its attempt of `job` ended.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AttemptFinished {
-    pub worker: WorkerId,
-    pub job: crate::job::JobId,
-    pub outcome: AttemptOutcome,
 }
 
 impl Handler<AttemptFinished> for WorkerManager {
@@ -284,13 +265,13 @@ impl Handler<AttemptFinished> for WorkerManager {
         let job = self.busy.remove(&msg.worker).expect("checked above");
         // A worker whose task panicked is stopping: it is free again when it is back (WorkerUp),
         // not now, or the next job would go to an actor on its way down.
-        let stopping = matches!(msg.outcome, AttemptOutcome::Failed { panicked: true, .. });
+        let stopping = msg.outcome.panicked();
         if !stopping && self.workers.contains_key(&msg.worker) {
             self.free.push_back(msg.worker);
         }
         match msg.outcome {
             AttemptOutcome::Answered(answer) => self.answer(job, answer),
-            AttemptOutcome::Failed { reason, .. } => self.attempt_failed(job, reason),
+            AttemptOutcome::Failed(reason) => self.attempt_failed(job, reason),
         }
         self.take_for_free_workers(ctx);
     }
@@ -324,14 +305,15 @@ pub struct ManagerStatus {
     pub stats: ManagerStats,
 }
 
+/// The manager's view now: its workers and counters.
 #[derive(Message)]
 #[rtype(result = "ManagerStatus")]
-pub struct GetStatus;
+pub struct GetManagerStatus;
 
-impl Handler<GetStatus> for WorkerManager {
-    type Result = MessageResult<GetStatus>;
+impl Handler<GetManagerStatus> for WorkerManager {
+    type Result = MessageResult<GetManagerStatus>;
 
-    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, _: GetManagerStatus, _: &mut Context<Self>) -> Self::Result {
         let mut workers: Vec<_> = self
             .free
             .iter()
@@ -386,7 +368,7 @@ mod tests {
         manager.do_send(WorkerUp {
             id,
             incarnation: 0,
-            addr: probe.clone(),
+            run: probe.clone(),
         });
         (manager, probe, runs)
     }
@@ -420,16 +402,13 @@ mod tests {
             (1, 0, 0)
         );
 
-        let failed = AttemptOutcome::Failed {
-            reason: "task panicked: boom".into(),
-            panicked: true,
-        };
+        let failed = AttemptOutcome::Failed(AttemptFailure::Panicked("boom".into()));
         manager.do_send(AttemptFinished {
             worker: 1,
             job: run.job,
             outcome: failed,
         });
-        let status = manager.send(GetStatus).await.unwrap();
+        let status = manager.send(GetManagerStatus).await.unwrap();
         assert_eq!(
             worker_ids(&status),
             [],
@@ -442,14 +421,15 @@ mod tests {
         manager.do_send(WorkerUp {
             id: 1,
             incarnation: 1,
-            addr: probe,
+            run: probe,
         });
         let retry = runs.recv().await.unwrap();
         assert_eq!(
             (retry.chunk.task_dbid, retry.attempt, retry.incarnation),
             (1, 1, 1)
         );
-        let answer = crate::chunk::result(&retry.chunk, cloned_chunk::Result::Complete, vec![], "");
+        let answer =
+            crate::domain::chunk::result(&retry.chunk, cloned_chunk::Result::Complete, vec![], "");
         let outcome = AttemptOutcome::Answered(answer.clone());
         manager.do_send(AttemptFinished {
             worker: 1,
@@ -460,7 +440,7 @@ mod tests {
 
         let run_b = runs.recv().await.unwrap();
         assert_eq!(run_b.chunk.task_dbid, 2);
-        let answer_b = crate::chunk::error_result(&run_b.chunk, "Invalid currency pair.");
+        let answer_b = crate::domain::chunk::error_result(&run_b.chunk, "Invalid currency pair.");
         let outcome = AttemptOutcome::Answered(answer_b.clone());
         manager.do_send(AttemptFinished {
             worker: 1,
@@ -478,7 +458,8 @@ mod tests {
 
         manager.do_send(WorkerDown { id: 7 });
         // A report from the dead incarnation changes nothing.
-        let late = AttemptOutcome::Answered(crate::chunk::error_result(&first.chunk, "late"));
+        let late =
+            AttemptOutcome::Answered(crate::domain::chunk::error_result(&first.chunk, "late"));
         manager.do_send(AttemptFinished {
             worker: 7,
             job: first.job,
@@ -487,7 +468,7 @@ mod tests {
         manager.do_send(WorkerUp {
             id: 7,
             incarnation: 1,
-            addr: probe,
+            run: probe,
         });
         let second = runs.recv().await.unwrap();
         assert_eq!((second.attempt, second.incarnation), (1, 1));

@@ -5,7 +5,7 @@
 //! consumer group: it joins nothing, so it reads at once and commits nothing.
 //!
 //! It must never be part of the service's own path: the service consumes through
-//! [`crate::todo_chunk_consumer`].
+//! [`crate::service::consumer`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -14,15 +14,15 @@ use std::time::Instant;
 use actix::prelude::*;
 use tokio::sync::{mpsc, Notify};
 
-use crate::app::App;
-use crate::chunk::result_name;
-use crate::job::Job;
+use crate::domain::chunk::result_name;
+use crate::pool::app::App;
+use crate::pool::job::Job;
+use crate::pool::manager::{AddTask, GetManagerStatus, SetUnclaimedSink, Unclaimed, WorkerState};
+use crate::pool::queue::{AddToQueue, GetFirstElement, Len};
+use crate::pool::registry::{ListWorkers, Whereis};
+use crate::pool::supervisor::KillWorker;
 use crate::proto::{ClonedChunk, TodoChunk};
-use crate::queue::{AddToQueue, GetFirstElement, Len};
-use crate::rate_limiter::{register, GetStatus as LimiterStatus, Rate, SetRate};
-use crate::registry::{ListWorkers, Whereis};
-use crate::supervisor::KillWorker;
-use crate::worker_manager::{self, AddTask, SetUnclaimedSink, Unclaimed, WorkerState};
+use crate::task::rate_limiter::{register, GetLimiterStatus, Rate, SetRate};
 
 pub const HELP: &str = "\
 Queue.add_to_queue PAIR FROM UNTIL [TASK_ID]   queue a TodoChunk; its result prints when ready
@@ -302,7 +302,7 @@ async fn try_execute(
             Err(e) => format!("{{:error, {e:?}}}"),
         },
         Command::Workers => {
-            let status = app.manager.send(worker_manager::GetStatus).await?;
+            let status = app.manager.send(GetManagerStatus).await?;
             let mut out = String::from("[");
             for (i, (id, state)) in status.workers.iter().enumerate() {
                 let sep = if i == 0 { "" } else { ", " };
@@ -329,7 +329,7 @@ async fn try_execute(
             Err(e) => format!("{{:error, {e:?}}}"),
         },
         Command::LimiterStatus => {
-            let s = app.limiter.send(LimiterStatus).await?;
+            let s = app.limiter.send(GetLimiterStatus).await?;
             format!(
                 "%{{rate: {:?}, burst: {}, waiting: {}, granted: {}}}",
                 s.rate.to_string(),
@@ -429,7 +429,10 @@ mod tests {
 
     #[test]
     fn results_print_like_elixir_structs() {
-        let r = crate::chunk::error_result(&chunk("BTC_ETH", 1, 2, 3), "Invalid currency pair.");
+        let r = crate::domain::chunk::error_result(
+            &chunk("BTC_ETH", 1, 2, 3),
+            "Invalid currency pair.",
+        );
         assert_eq!(
             show_result(&r),
             "%ClonedChunk{chunk_result: :RANDOM_ERROR, original_todo_chunk: %TodoChunk{currency_pair: \"BTC_ETH\", \

@@ -1,8 +1,8 @@
 //! The service's Prometheus metrics: what came in, what went out, and where the time goes.
 //!
-//! One [`Metrics`] per started [`App`](crate::app::App), shared as an `Arc` by the parts that
+//! One [`Metrics`] per started [`App`](crate::pool::app::App), shared as an `Arc` by the parts that
 //! count (the consumer, the manager, the chunk tasks) and rendered by the HTTP endpoint
-//! ([`crate::http_endpoint`]) as OpenMetrics text. Not a process-global: the tests start several
+//! ([`crate::service::http_endpoint`]) as OpenMetrics text. Not a process-global: the tests start several
 //! `App`s in one process, each with its own counters.
 //!
 //! Built on `prometheus-client` for the registry and a text encoder that gets the format right
@@ -26,10 +26,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::chunk::Undecodable;
-use crate::health::Health;
-use crate::pair::InvalidChunk;
+use crate::domain::chunk::Undecodable;
+use crate::domain::pair::InvalidChunk;
 use crate::proto::cloned_chunk;
+use crate::telemetry::health::Health;
 
 /// Prefix of every metric name.
 pub const PREFIX: &str = "cloner";
@@ -536,7 +536,7 @@ mod tests {
 
     #[test]
     fn dead_letter_reasons_follow_the_decoder() {
-        use crate::chunk::decode_todo_chunk;
+        use crate::domain::chunk::decode_todo_chunk;
         use crate::proto::TodoChunk;
         use prost::Message as _;
         let reason = |payload: Option<&[u8]>| {

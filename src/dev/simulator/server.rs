@@ -294,7 +294,7 @@ fn to_json(trades: &[market::SimTrade]) -> String {
             r#"{{"globalTradeID":{},"tradeID":{},"date":"{}","type":"{}","rate":"{}","amount":"{}","total":"{}","orderNumber":{}}}"#,
             t.global_trade_id,
             t.trade_id,
-            crate::utc::format_utc(t.date),
+            crate::domain::utc::format_utc(t.date),
             if t.buy { "buy" } else { "sell" },
             t.rate,
             t.amount,

@@ -1,0 +1,15 @@
+//! One chunk's work — the Elixir *Task* a worker runs: wait for the rate limiter, call the
+//! upstream, classify the answer, retry what is transient.
+//!
+//! - [`chunk_task`]: `clone_chunk`, the future itself, and what it shares (`TaskDeps`).
+//! - [`upstream`]: the exchange's API client (Poloniex legacy `returnTradeHistory`).
+//! - [`rate_limiter`]: `RateLimiter`, a generic actor granting one call at a time at a rate.
+//! - [`backoff`]: exponential backoff with jitter, generic.
+//!
+//! The reusable parts ([`rate_limiter`], [`backoff`]) must never know what a chunk or an
+//! exchange is.
+
+pub mod backoff;
+pub mod chunk_task;
+pub mod rate_limiter;
+pub mod upstream;
