@@ -1,7 +1,7 @@
 //! librdkafka clients from configuration.
 //!
 //! Every property of the `[kafka]` tables goes to librdkafka as written; on top, the ones that
-//! the reliability contract (design.md §4) depends on are enforced here, whatever the
+//! the reliability contract (`docs/reliability.md`) depends on are enforced here, whatever the
 //! configuration says: an idempotent producer with `acks=all`, and a consumer whose offsets are
 //! stored by the service only (after a chunk's result is acknowledged) and committed by
 //! librdkafka from that store.
@@ -76,7 +76,8 @@ const ENFORCED: [(KafkaRole, &str, &str); 4] = [
     (KafkaRole::Producer, "acks", "all"),
 ];
 
-/// The producer of results and dead letters; `delivery_timeout` bounds one delivery's retries.
+/// The producer of results and dead letters; `consumer.delivery_timeout_ms` (librdkafka's
+/// `delivery.timeout.ms`) bounds one delivery's retries.
 pub fn producer(settings: &Settings) -> Result<FutureProducer, KafkaSetupError> {
     let mut config = client_config(&settings.kafka, KafkaRole::Producer)?;
     config.set(
