@@ -68,7 +68,7 @@ use cloner_worker::pool::app::Hooks;
 use cloner_worker::pool::manager::AddTask;
 use cloner_worker::proto::{cloned_chunk, TodoChunk};
 use cloner_worker::service;
-use cloner_worker::service::consumer::{Drain, GetStats};
+use cloner_worker::service::consumer::GetConsumerStats;
 
 /// Deliveries the passthrough keeps in flight (the service's default `max_in_flight`).
 const PASSTHROUGH_IN_FLIGHT: usize = 1000;
@@ -359,14 +359,14 @@ async fn service_end_to_end(bench: &Bench, chunks: &[TodoChunk]) -> anyhow::Resu
     requester::publish_chunks(&producer, &settings.topics.todo, chunks).await?;
     let reader = TopicReader::new(&settings.kafka, &settings.topics.finished)?;
 
-    let service::Running { app, consumer, .. } =
-        service::start(&settings, Hooks::default()).await?;
+    let running = service::start(&settings, Hooks::default()).await?;
+    let (app, consumer) = (running.app.clone(), running.consumer.clone());
     let n = chunks.len();
     // The first message received: the consumer's counter, looked at every millisecond (the
     // group join before it is not the service's throughput).
     let wait_first = async {
         loop {
-            if consumer.send(GetStats).await?.received > 0 {
+            if consumer.send(GetConsumerStats).await?.received > 0 {
                 return anyhow::Ok((Instant::now(), CpuSnapshot::take(bench.sim_pid)));
             }
             actix_rt::time::sleep(Duration::from_millis(1)).await;
@@ -403,13 +403,13 @@ async fn service_end_to_end(bench: &Bench, chunks: &[TodoChunk]) -> anyhow::Resu
 
     anyhow::ensure!(keys.len() == n, "{} distinct results among {n}", keys.len());
     // A result can be read before its delivery report reaches the service: wait for those.
-    let mut stats = consumer.send(GetStats).await?;
+    let mut stats = consumer.send(GetConsumerStats).await?;
     for _ in 0..5_000 {
         if stats.in_flight == 0 {
             break;
         }
         actix_rt::time::sleep(Duration::from_millis(1)).await;
-        stats = consumer.send(GetStats).await?;
+        stats = consumer.send(GetConsumerStats).await?;
     }
     anyhow::ensure!(
         stats.received == n as u64 && stats.complete == n as u64,
@@ -430,11 +430,7 @@ async fn service_end_to_end(bench: &Bench, chunks: &[TodoChunk]) -> anyhow::Resu
     let actors_only = n as f64 / actors_elapsed.as_secs_f64();
     let actors_cpu = actors_cpu.describe(&CpuSnapshot::take(bench.sim_pid), actors_elapsed, n);
     drop(answers);
-    consumer
-        .send(Drain {
-            grace: Duration::from_secs(5),
-        })
-        .await?;
+    running.shutdown(Duration::from_secs(5)).await?;
     drop(app);
     Ok(ServiceRun {
         rate: n as f64 / (end - start).as_secs_f64(),
@@ -472,8 +468,7 @@ async fn latency(bench: &Bench) -> anyhow::Result<Latency> {
     let topics = cloner_worker::kafka::topics::service_topics(&settings);
     bench.broker.create_topics(&settings, &topics).await?;
     let reader = TopicReader::new(&settings.kafka, &settings.topics.finished)?;
-    let service::Running { app, consumer, .. } =
-        service::start(&settings, Hooks::default()).await?;
+    let running = service::start(&settings, Hooks::default()).await?;
     let producer = requester::producer(&settings)?;
 
     // The first chunks wait for the group join; then a few more to warm up.
@@ -509,12 +504,7 @@ async fn latency(bench: &Bench) -> anyhow::Result<Latency> {
             acks.push(acked.as_secs_f64() * 1e3);
         }
     }
-    consumer
-        .send(Drain {
-            grace: Duration::from_secs(5),
-        })
-        .await?;
-    drop(app);
+    running.shutdown(Duration::from_secs(5)).await?;
     total.sort_by(f64::total_cmp);
     acks.sort_by(f64::total_cmp);
     Ok(Latency {

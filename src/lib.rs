@@ -3,45 +3,60 @@
 //! Clones an exchange's public trade history chunk by chunk. A [`proto::TodoChunk`] (a currency
 //! pair and an inclusive window of unix seconds) goes in; a [`proto::ClonedChunk`] comes out:
 //! `COMPLETE` with every trade of the window, `WINDOW_TOO_BIG` when one upstream call cannot
-//! hold the window, or `RANDOM_ERROR` saying what went wrong.
+//! hold the window, or `RANDOM_ERROR` saying what went wrong. The wire schema, the result
+//! semantics and the reliability contract are in `docs/` (`docs/wire.md`, `docs/results.md`,
+//! `docs/reliability.md`).
+//!
+//! ## A TodoChunk's way, step by step
+//!
+//! 1. [`service::intake`] reads it from the `todo-chunk` topic once an in-flight permit is free
+//!    (back-pressure).
+//! 2. [`service::consumer`] (`TodoChunkConsumer`) decodes and validates it
+//!    ([`domain::chunk`], [`domain::pair`]); what cannot be a chunk goes to the dead-letter
+//!    topic ([`service::dead_letter`]). A chunk is handed to the pool with
+//!    `WorkerManager.add_task`.
+//! 3. [`pool::manager`] (`WorkerManager`) queues it as a [`pool::job`] in the [`pool::queue`]
+//!    and gives it to a free [`pool::worker`].
+//! 4. The worker runs [`task::chunk_task`] (the Elixir *Task*): it waits for the
+//!    [`task::rate_limiter`], calls the exchange through [`task::upstream`], retries what is
+//!    transient with [`task::backoff`], and ends in a ClonedChunk.
+//! 5. Back in the consumer, [`service::delivery`] produces the ClonedChunk to `finished-chunk`
+//!    and waits for the broker's acknowledgement; only then does [`service::offset_tracker`]
+//!    let the offset be stored, in order per partition, and librdkafka commits it.
+//! 6. On the requesting side, [`clone`] published the chunk in the first place: it cuts a range
+//!    into windows, matches each ClonedChunk to its request, halves windows too big, and writes
+//!    the trades in time order with a gap check.
 //!
 //! ## Layout
 //!
-//! The actor tree mirrors the original Elixir application; each actor has a file of its own,
-//! with its messages beside it, and the singletons are actix system services
-//! (`X::from_registry()`), the way named processes are found in Elixir:
+//! | folder | what it holds | must never |
+//! |---|---|---|
+//! | [`domain`] | chunks, currency pairs, UTC dates: the words of the problem | do I/O |
+//! | [`pool`] | the actor tree: `App`, `Queue`, `WorkerManager`, `Worker`, `Registry`, `WorkerSupervisor`, and their messages in [`pool::protocol`] | know where chunks come from |
+//! | [`task`] | one chunk's work: the task, the upstream client, the rate limiter, backoff | retry without the rate limiter |
+//! | [`service`] | `serve`: start-up checks, the consumer by role (intake, group, delivery, dead letters, offsets, drain), the HTTP endpoint | commit before a result is acknowledged |
+//! | [`telemetry`] | Prometheus metrics and `/health` readiness | decide anything |
+//! | [`kafka`] | librdkafka clients and topic administration | know what a chunk is |
+//! | [`clone`] | the requesting side (`cloner-worker clone`) and its Kafka primitives | write a trade twice or out of order |
+//! | [`dev`] | the exchange simulator and the mock Kafka broker, for tests, benchmarks and the demo | be what production talks to |
+//! | [`cli`] | the command line, one file per command, the console and the demo | hold logic a library caller needs |
+//! | [`config`] | layered configuration: embedded defaults, a file, then `CLONER__*` | let an invalid value through |
+//! | [`proto`] | the wire types, generated from `proto/assignment_messages.proto` | change a field's number or meaning |
 //!
-//! - [`queue`] — `Queue<T>`, a generic bounded FIFO actor (`add_to_queue`, `get_first_element`,
-//!   and [`queue::next_element`] to wait without polling).
-//! - [`rate_limiter`] — `RateLimiter`, a generic actor that grants one call at a time at a set
-//!   rate (`register`, `set_rate`), with one timer for the next free slot and none while idle.
-//! - [`worker_manager`] — `WorkerManager`: `add_task`, free and busy workers, retries of
-//!   attempts that ended without an answer.
-//! - [`registry`] — `Registry`: worker `n` by number; tells the manager of deaths and returns.
-//! - [`supervisor`] — `WorkerSupervisor`: starts the workers under actix supervisors.
-//! - [`worker`] — `Worker`: runs each chunk as a short-lived future ([`chunk_task`], the
-//!   Elixir *Task*) under a deadline, with panics caught.
-//! - [`app`] — boots the tree from [`config::Settings`].
+//! The reusable parts ([`pool::queue`], [`task::rate_limiter`], [`task::backoff`],
+//! [`service::offset_tracker`]) are generic and know nothing of chunks, exchanges or Kafka.
 //!
-//! Observability: [`metrics`] (the Prometheus metrics, one `Arc<Metrics>` per `App`, counted
-//! by the consumer, the manager and the chunk tasks), [`health`] (readiness: group joined and
-//! upstream answering) and [`http_endpoint`] (`/metrics` and `/health` on `http.listen`).
+//! ## Where to add
 //!
-//! Around the actors: [`upstream`] (the API client), [`pair`] (what may go into a URL),
-//! [`backoff`], [`job`] (a chunk with its reply channel), [`chunk`] (result helpers),
-//! [`utc`] (dates), [`config`] (layered configuration), [`repl`] (the iex-style console) and
-//! [`simulator`] (the deterministic exchange the tests, benchmarks and console run against).
-//!
-//! Kafka: [`todo_chunk_consumer`] (`TodoChunkConsumer`, the service's intake and results, with
-//! [`offset_tracker`] committing in order), [`service`] (`serve`: checks, start, drain) and
-//! [`kafka`] (clients, topics, the test broker, the requester's primitives).
-//!
-//! The requesting side: [`clone`] cuts a range into windows, publishes them, matches results
-//! to requests (`ResultWaiter`), halves windows too big, and writes the trades in time order
-//! with a gap check. [`demo`] runs all of it in one process.
-//!
-//! The reusable parts ([`queue`], [`rate_limiter`], [`backoff`]) know nothing of chunks,
-//! exchanges or Kafka.
+//! - **An upstream venue**: a client beside [`task::upstream`] that answers a window with the
+//!   same [`task::upstream::Window`] / [`task::upstream::UpstreamError`] classification; the
+//!   chunk task is the only caller. Its simulator goes in [`dev::simulator`].
+//! - **A metric**: a field in [`telemetry::metrics::Metrics`], registered in `Metrics::new`,
+//!   counted where its fact is known (the consumer, the manager or the chunk task); the README's
+//!   metrics table lists it.
+//! - **A command**: a file in [`cli`] with its clap arguments and a `run`.
+//! - **A message between the pool's actors**: in [`pool::protocol`], handed over as a
+//!   `Recipient`.
 
 pub mod cli;
 pub mod clone;

@@ -355,7 +355,7 @@ fn bad_arguments_say_what_to_do() {
                 "--out",
                 "x.txt",
             ],
-            "use .csv or .jsonl, or --format",
+            "--out x.txt: use a .csv or .jsonl file name, or --format csv|jsonl",
         ),
         (
             &[

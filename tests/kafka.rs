@@ -19,8 +19,8 @@ use rdkafka::util::Timeout;
 use cloner_worker::clone::requester::{self, chunk_key, Record, TopicReader};
 use cloner_worker::config::Settings;
 use cloner_worker::dev::simulator::SimulatorConfig;
-use cloner_worker::kafka::dead_letter_headers as dlq;
 use cloner_worker::proto::{cloned_chunk, ClonedChunk, TodoChunk};
+use cloner_worker::service::dead_letter::header as dlq;
 use common::kafka::*;
 use common::*;
 

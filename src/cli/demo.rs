@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
+use clap::Args;
 
 use crate::clone::output::Format;
 use crate::clone::progress::ProgressMode;
@@ -22,7 +23,41 @@ use crate::dev::simulator::{self, SimulatorConfig, Stats};
 use crate::domain::pair::CurrencyPair;
 use crate::pool::app::Hooks;
 use crate::service;
-use crate::service::consumer::Drain;
+
+/// `cloner-worker demo`'s arguments.
+#[derive(Args)]
+pub struct DemoArgs {
+    /// The pair to clone.
+    #[arg(long, default_value = "USDT_BTC")]
+    pair: String,
+    /// Hours to clone, from 2018-10-22 00:00 UTC (1 to 744, a month).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(i32).range(1..=744))]
+    hours: i32,
+    /// Write the trades to this .csv or .jsonl file (otherwise they are only checked).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// csv or jsonl; by default from --out's extension.
+    #[arg(long, value_enum, requires = "out")]
+    format: Option<Format>,
+}
+
+impl DemoArgs {
+    /// Runs the demo with its own broker, prints the summary; an error if the clone is not
+    /// complete.
+    pub fn run(self, settings: Settings) -> anyhow::Result<()> {
+        let broker = MockBroker::start()?;
+        let options = DemoOptions {
+            pair: self.pair,
+            hours: self.hours,
+            out: self.out,
+            format: self.format,
+            ..DemoOptions::default()
+        };
+        let summary = actix_rt::System::new().block_on(run(&broker, settings, &options))?;
+        println!("{summary}");
+        Ok(summary.clone.ensure_complete()?)
+    }
+}
 
 /// What the demo clones.
 #[derive(Debug, Clone)]
@@ -33,6 +68,8 @@ pub struct DemoOptions {
     pub hours: i32,
     /// Where the trades go: a CSV or JSON Lines file, or nowhere (counted and checked only).
     pub out: Option<PathBuf>,
+    /// The output's format; by default from `out`'s extension.
+    pub format: Option<Format>,
 }
 
 impl Default for DemoOptions {
@@ -43,6 +80,7 @@ impl Default for DemoOptions {
             day_start: 1_540_166_400,
             hours: 24,
             out: None,
+            format: None,
         }
     }
 }
@@ -94,11 +132,7 @@ pub async fn run(
 ) -> anyhow::Result<DemoSummary> {
     // A pair that cannot be a chunk's would only reach the dead-letter topic.
     let pair = CurrencyPair::parse(&options.pair).context("--pair")?;
-    let format = match &options.out {
-        Some(path) => Format::from_path(path)
-            .with_context(|| format!("--out {}: use a .csv or .jsonl file name", path.display()))?,
-        None => Format::Csv,
-    };
+    let format = Format::choose(options.format, options.out.as_deref())?;
     let started = Instant::now();
     for topic in crate::kafka::topics::service_topics(&settings) {
         broker.create_topic(topic, settings.topics.partitions)?;
@@ -128,7 +162,7 @@ pub async fn run(
     settings.http.listen = String::new();
     settings.validate()?;
 
-    let consumer = service::start(&settings, Hooks::default()).await?.consumer;
+    let running = service::start(&settings, Hooks::default()).await?;
     let from = i64::from(options.day_start);
     let report = clone::run(
         &settings,
@@ -143,10 +177,8 @@ pub async fn run(
         service::shutdown_signal(),
     )
     .await;
-    consumer
-        .send(Drain {
-            grace: settings.consumer.drain_grace(),
-        })
+    running
+        .shutdown(settings.consumer.drain_grace())
         .await
         .context("draining the service")?;
     let exchange = sim.stats();

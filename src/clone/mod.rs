@@ -16,39 +16,37 @@
 //! It must never write a trade twice or out of order, and never call a clone complete that
 //! has a gap: the output's check decides, not the count of answers.
 
+pub mod asker;
 pub mod output;
 pub mod progress;
+pub mod report;
 pub mod requester;
 pub mod result_waiter;
 pub mod window;
 
 use std::cell::Cell;
-use std::fmt;
 use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use actix::Addr;
 use anyhow::Context as _;
 use futures_util::future::LocalBoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use prost::Message as _;
-use rdkafka::producer::{FutureProducer, Producer as _};
+use rdkafka::producer::Producer as _;
 
-use crate::config::{CloneSettings, Settings};
-use crate::domain::chunk::result_name;
+use crate::config::Settings;
 use crate::domain::pair::CurrencyPair;
 use crate::kafka::client;
 use crate::pool::app::Hooks;
-use crate::proto::{cloned_chunk, ClonedEntry, TodoChunk};
-use crate::service::consumer::Drain;
-use crate::service::CHECK_TIMEOUT;
-use requester::TopicReader;
+use crate::service::checks::CHECK_TIMEOUT;
 
-use output::{Check, Format, Output};
+use asker::{Answer, Asked, Asker};
+use output::{Format, Output};
 use progress::{Counts, Progress, ProgressMode};
-use result_waiter::{Await, GetStats, ResultWaiter, WaiterStats};
+pub use report::{CloneReport, Incomplete};
+use requester::TopicReader;
+use result_waiter::{GetWaiterStats, ResultWaiter};
 use window::Window;
 
 /// Where the trades go.
@@ -74,79 +72,6 @@ pub struct CloneOptions {
     pub progress: ProgressMode,
 }
 
-/// What the clone did.
-#[derive(Debug, Clone)]
-pub struct CloneReport {
-    pub pair: String,
-    /// The range, inclusive, as asked for.
-    pub range: Window,
-    /// Windows in the first plan.
-    pub windows_planned: u64,
-    /// The counts at the end.
-    pub counts: Counts,
-    /// Windows given up, with why.
-    pub failed: Vec<(Window, String)>,
-    /// Stopped by a signal before every window was answered.
-    pub interrupted: bool,
-    pub check: Check,
-    pub waiter: WaiterStats,
-    /// Where the output went: the file, or its `.partial` if incomplete.
-    pub written_to: Sink,
-    pub elapsed: Duration,
-}
-
-impl CloneReport {
-    /// Every window answered and no gap: the output is the range's complete history.
-    pub fn is_complete(&self) -> bool {
-        !self.interrupted && self.failed.is_empty() && self.check.is_complete()
-    }
-}
-
-impl fmt::Display for CloneReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let c = &self.counts;
-        let secs = self.elapsed.as_secs_f64();
-        writeln!(f, "clone of {} {}", self.pair, self.range)?;
-        writeln!(
-            f,
-            "  windows: {} planned, {} splits, {} answered in the end; {} answers received, {} republished",
-            self.windows_planned, c.splits, c.windows_done, c.answers, c.retries
-        )?;
-        writeln!(f, "  output:  {}", self.check)?;
-        if self.waiter.strays > 0 {
-            writeln!(
-                f,
-                "  {} results were not ours or came twice; ignored",
-                self.waiter.strays
-            )?;
-        }
-        for (window, why) in &self.failed {
-            writeln!(f, "  FAILED {window}: {why}")?;
-        }
-        if self.interrupted {
-            writeln!(
-                f,
-                "  INTERRUPTED with {} windows unanswered",
-                self.check.skipped_windows
-            )?;
-        }
-        match &self.written_to {
-            Sink::File(path) => writeln!(f, "  written to {}", path.display())?,
-            Sink::Stdout => writeln!(f, "  written to stdout")?,
-            Sink::Discard => {}
-        }
-        write!(
-            f,
-            "  elapsed: {secs:.1} s, {:.2} answers/s",
-            if secs > 0.0 {
-                c.answers as f64 / secs
-            } else {
-                0.0
-            }
-        )
-    }
-}
-
 /// Runs `clone` with the service started in this process (`n_workers` workers), then drains
 /// the service.
 pub async fn run_with_workers(
@@ -161,15 +86,9 @@ pub async fn run_with_workers(
     let running = crate::service::start(&settings, Hooks::default()).await?;
     let report = run(&settings, options, stop).await;
     running
-        .consumer
-        .send(Drain {
-            grace: settings.consumer.drain_grace(),
-        })
+        .shutdown(settings.consumer.drain_grace())
         .await
         .context("draining the in-process service")?;
-    if let Some(http) = running.http {
-        http.stop().await;
-    }
     report
 }
 
@@ -303,7 +222,7 @@ pub async fn run(
     progress.finish();
     let (writer, check) = output.finish()?;
     drop(writer);
-    let waiter_stats = waiter.send(GetStats).await.unwrap_or_default();
+    let waiter_stats = waiter.send(GetWaiterStats).await.unwrap_or_default();
     failed.sort();
     let mut report = CloneReport {
         pair: options.pair.to_string(),
@@ -333,133 +252,4 @@ fn partial_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".partial");
     PathBuf::from(name)
-}
-
-/// A window's final answer.
-enum Answer {
-    Complete(Vec<ClonedEntry>),
-    TooBig(String),
-    Failed(String),
-}
-
-/// A window asked for, with what it took.
-struct Asked {
-    window: Window,
-    answer: Answer,
-    /// Results received for it (each was an upstream call).
-    answers: u32,
-    /// Times it was published again.
-    republished: u32,
-}
-
-/// Publishes requests and waits for their answers.
-struct Asker<'a> {
-    waiter: Addr<ResultWaiter>,
-    producer: FutureProducer,
-    topic: &'a str,
-    pair: &'a str,
-    run_id: i32,
-    settings: &'a CloneSettings,
-    /// Upstream calls per second the service is configured for; `None` if unlimited.
-    rate: Option<f64>,
-    /// Requests published and not answered yet: the service's backlog, as far as this run
-    /// knows.
-    in_flight: Cell<usize>,
-}
-
-impl Asker<'_> {
-    /// How long a request published now may wait: the timeout, plus the time the requests
-    /// ahead of it take at the configured rate.
-    fn patience(&self) -> Duration {
-        let ahead = match self.rate {
-            Some(rate) => Duration::from_secs_f64(self.in_flight.get() as f64 / rate),
-            None => Duration::ZERO,
-        };
-        self.settings.answer_timeout() + ahead
-    }
-
-    /// Asks for `window` until it gets a final answer or runs out of tries.
-    async fn ask(&self, window: Window) -> anyhow::Result<Asked> {
-        let chunk = TodoChunk {
-            currency_pair: self.pair.to_string(),
-            from_unix_ts: window.from,
-            until_unix_ts: window.until,
-            task_dbid: self.run_id,
-        };
-        let key = requester::chunk_key(&chunk);
-        let payload = chunk.encode_to_vec();
-        let mut asked = Asked {
-            window,
-            answer: Answer::Failed(String::new()),
-            answers: 0,
-            republished: 0,
-        };
-        let (mut errors, mut unanswered) = (0, 0);
-        self.in_flight.set(self.in_flight.get() + 1);
-        let answer = 'answered: loop {
-            // Registered before publishing, so a quick answer is not missed.
-            let mut answer = self
-                .waiter
-                .send(Await(chunk.clone()))
-                .await
-                .context("the result waiter stopped")?;
-            loop {
-                requester::publish_raw(&self.producer, self.topic, &key, &payload)
-                    .await
-                    .context("is the broker reachable? (kafka.bootstrap_servers)")?;
-                let patience = self.patience();
-                match tokio::time::timeout(patience, &mut answer).await {
-                    Ok(Ok(result)) => {
-                        asked.answers += 1;
-                        match cloned_chunk::Result::try_from(result.chunk_result) {
-                            Ok(cloned_chunk::Result::Complete) => {
-                                break 'answered Answer::Complete(result.entries)
-                            }
-                            Ok(cloned_chunk::Result::WindowTooBig) => {
-                                break 'answered Answer::TooBig(result.possible_error_message)
-                            }
-                            _ if errors < self.settings.max_error_retries => {
-                                errors += 1;
-                                asked.republished += 1;
-                                log::warn!(
-                                    "{window}: {} ({}); asking again ({errors} of {})",
-                                    result_name(&result),
-                                    result.possible_error_message,
-                                    self.settings.max_error_retries
-                                );
-                                continue 'answered;
-                            }
-                            _ => {
-                                break 'answered Answer::Failed(format!(
-                                    "{} after {} tries: {}",
-                                    result_name(&result),
-                                    errors + 1,
-                                    result.possible_error_message
-                                ))
-                            }
-                        }
-                    }
-                    Ok(Err(_)) => anyhow::bail!("the result waiter stopped"),
-                    Err(_) if unanswered < self.settings.max_republish => {
-                        unanswered += 1;
-                        asked.republished += 1;
-                        log::warn!(
-                            "{window}: no answer within {patience:.0?}; publishing it again ({unanswered} of {})",
-                            self.settings.max_republish
-                        );
-                    }
-                    Err(_) => {
-                        break 'answered Answer::Failed(format!(
-                            "no answer after {} publications; is a service consuming {}?",
-                            unanswered + 1,
-                            self.topic
-                        ))
-                    }
-                }
-            }
-        };
-        self.in_flight.set(self.in_flight.get() - 1);
-        asked.answer = answer;
-        Ok(asked)
-    }
 }

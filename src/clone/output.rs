@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 
 use crate::clone::window::Window;
 use crate::domain::utc::format_utc;
@@ -34,13 +35,35 @@ impl Format {
     }
 
     /// The format a file name's extension asks for: `.csv`, or `.jsonl` / `.ndjson`.
-    pub fn from_path(path: &std::path::Path) -> Option<Format> {
+    pub fn from_path(path: &Path) -> Option<Format> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" => Some(Format::Csv),
             "jsonl" | "ndjson" => Some(Format::Jsonl),
             _ => None,
         }
     }
+
+    /// The format to write in: the one `asked` for (`--format`), else the one `out`'s extension
+    /// asks for, else CSV (on stdout).
+    pub fn choose(asked: Option<Format>, out: Option<&Path>) -> Result<Format, UnknownFormat> {
+        match (asked, out) {
+            (Some(format), _) => Ok(format),
+            (None, None) => Ok(Format::Csv),
+            (None, Some(path)) => Format::from_path(path).ok_or_else(|| UnknownFormat {
+                path: path.to_path_buf(),
+            }),
+        }
+    }
+}
+
+/// An output file whose extension names no format, and no `--format`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "--out {}: use a .csv or .jsonl file name, or --format csv|jsonl",
+    path.display()
+)]
+pub struct UnknownFormat {
+    pub path: PathBuf,
 }
 
 /// What the check found, so far or at the end.

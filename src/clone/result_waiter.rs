@@ -150,12 +150,12 @@ impl Handler<Arrived> for ResultWaiter {
 /// The counters so far.
 #[derive(Message)]
 #[rtype(result = "WaiterStats")]
-pub struct GetStats;
+pub struct GetWaiterStats;
 
-impl Handler<GetStats> for ResultWaiter {
-    type Result = MessageResult<GetStats>;
+impl Handler<GetWaiterStats> for ResultWaiter {
+    type Result = MessageResult<GetWaiterStats>;
 
-    fn handle(&mut self, _: GetStats, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: GetWaiterStats, _: &mut Self::Context) -> Self::Result {
         MessageResult(self.stats)
     }
 }
@@ -195,7 +195,7 @@ mod tests {
         assert_eq!(b.await.unwrap().original_todo_chunk, Some(todo(0)));
         waiter.send(answer(&todo(10))).await.unwrap();
         assert_eq!(other.await.unwrap().original_todo_chunk, Some(todo(10)));
-        let stats = waiter.send(GetStats).await.unwrap();
+        let stats = waiter.send(GetWaiterStats).await.unwrap();
         assert_eq!((stats.delivered, stats.strays), (2, 0));
     }
 
@@ -212,7 +212,7 @@ mod tests {
         // A second copy (the service answered twice) finds nobody waiting.
         waiter.send(answer(&todo(0))).await.unwrap();
         assert!(mine.await.is_ok());
-        let stats = waiter.send(GetStats).await.unwrap();
+        let stats = waiter.send(GetWaiterStats).await.unwrap();
         assert_eq!(
             stats,
             WaiterStats {
@@ -228,7 +228,7 @@ mod tests {
         let waiter = ResultWaiter::default().start();
         drop(waiter.send(Await(todo(0))).await.unwrap());
         waiter.send(answer(&todo(0))).await.unwrap();
-        let stats = waiter.send(GetStats).await.unwrap();
+        let stats = waiter.send(GetWaiterStats).await.unwrap();
         assert_eq!((stats.delivered, stats.strays), (0, 1));
     }
 }

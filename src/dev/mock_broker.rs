@@ -1,5 +1,5 @@
-//! A Kafka broker without Apache Kafka: librdkafka's mock cluster (design.md §6), for the tests,
-//! the benchmarks and the demo.
+//! A Kafka broker without Apache Kafka: librdkafka's mock cluster (`docs/kafka-here.md`), for
+//! the tests, the benchmarks and the demo.
 //!
 //! The mock serves the real protocol on a loopback port, to this process and to any other, but
 //! does not implement CreateTopics; topics are created through its own API instead — at start,

@@ -2,8 +2,9 @@
 //! goes back on.
 //!
 //! The queue holds jobs, not bare chunks, so that an answer can find its caller and a retried
-//! chunk keeps its attempt count. A job must never be dropped before it is answered (see
-//! [`Job::answer`]).
+//! chunk keeps its attempt count. A job must never be dropped before it is answered: the
+//! `WorkerManager` answers each job it takes exactly once, on `reply` or, for a job queued
+//! without a caller, to its unclaimed sink.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -1,11 +1,10 @@
 //! The actor tree that clones chunks in process — the original Elixir application:
 //!
-//! ```text
-//! App ─ starts ─▶ Queue<Job> ◀─ takes ─ WorkerManager ─ Run ─▶ Worker n (× n_workers)
-//!                                        ▲        ▲                │  ▲
-//!                       AttemptFinished ─┘        └─ WorkerUp/Down ─ Registry ◀─ RegisterWorker
-//!                                                                        WorkerSupervisor restarts
-//! ```
+//! `add_task` puts a [`job`] in the [`queue`]; the [`manager`] takes one for each free
+//! [`worker`] and sends it `Run`; the worker answers with `AttemptFinished`. Workers tell the
+//! [`registry`] when they start and stop, the registry tells the manager, and the
+//! [`supervisor`] restarts a worker that died, so a job held by a dead worker is retried, never
+//! lost. Who sends what to whom is tabled in [`protocol`].
 //!
 //! - [`app`]: boots the tree and registers its singletons as system services.
 //! - [`queue`]: `Queue<T>`, a generic bounded FIFO actor.
@@ -15,7 +14,8 @@
 //! - [`registry`]: `Registry`, worker `n` by number; tells the manager of deaths and returns.
 //! - [`supervisor`]: `WorkerSupervisor`, which restarts workers that die.
 //! - [`protocol`]: the messages the pool's actors send each other. An actor that only sends to
-//!   another is handed a `Recipient`, so no actor's file imports another's.
+//!   another is handed a `Recipient`, so imports go one way: the supervisor starts workers,
+//!   the manager uses the queue, [`app`] wires them all; nothing imports back.
 //!
 //! The pool must never know where chunks come from (Kafka, the console) or go to.
 

@@ -1,5 +1,6 @@
-//! The messages the pool's actors send each other, in one place, so that no actor's file needs
-//! another's: a sender is handed a `Recipient` of the message it sends (see [`WorkerLinks`]).
+//! The messages the pool's actors send each other, in one place, so that a sender needs only
+//! this file, not the receiver's: it is handed a `Recipient` of the message it sends (see
+//! [`WorkerLinks`], [`RegistryLinks`]).
 //!
 //! ```text
 //! WorkerManager ── Run ──────────────▶ Worker        (one job, to one incarnation)

@@ -1,45 +1,105 @@
 //! `cloner-worker serve`: the actor tree fed from Kafka, until a shutdown signal, then a drain.
 //!
-//! Before anything starts it checks what would otherwise fail in silence: the consumer group
-//! could wait longer between polls than the broker allows, the upstream host does not answer, or
-//! the broker is unreachable or lacks a topic. Each is an error that says what to do.
+//! A TodoChunk's way through the service, one file each:
 //!
-//! It serves `/metrics` and `/health` on `http.listen` ([`HttpEndpoint`]) from before the
-//! consumer joins its group until after the drain.
+//! 1. [`checks`]: before anything starts, what would otherwise fail in silence.
+//! 2. [`intake`]: the message is read from the todo topic once an in-flight permit is free.
+//! 3. [`consumer`]: `TodoChunkConsumer` decodes it and asks the pool
+//!    ([`WorkerManager.add_task`](crate::pool::manager::AddTask)), or refuses it as a
+//!    [`dead_letter`].
+//! 4. [`delivery`]: the answer (or dead letter) is produced and acknowledged by the broker.
+//! 5. [`offset_tracker`]: only then, and only in order per partition, its offset may be
+//!    stored ([`offsets`]); librdkafka commits what is stored. [`group`] commits before a
+//!    partition is revoked.
+//! 6. [`http_endpoint`]: `/metrics` and `/health` on `http.listen`, from before the consumer
+//!    joins its group until after the drain.
 //!
 //! It must never exit between taking a chunk and committing past it without producing the
-//! chunk's result: on shutdown it drains (see [`Drain`]).
+//! chunk's result: on shutdown it drains ([`Running::shutdown`]).
+
+pub mod checks;
+pub mod consumer;
+pub mod dead_letter;
+pub mod delivery;
+pub mod group;
+pub mod http_endpoint;
+pub mod intake;
+pub mod offset_tracker;
+pub mod offsets;
 
 use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
-pub mod consumer;
-pub mod http_endpoint;
-pub mod offset_tracker;
-
 use actix::prelude::*;
-use anyhow::Context as _;
 
-use crate::config::{KafkaRole, Settings};
+use crate::config::{ConfigError, KafkaRole, Settings};
+use crate::kafka::client::KafkaSetupError;
 use crate::pool::app::{App, Hooks};
+use crate::service::checks::{CheckError, CHECK_TIMEOUT};
+use crate::service::consumer::{Drain, DrainReport, ProducerFailure, TodoChunkConsumer};
+use crate::service::delivery::DeliveryError;
+use crate::service::http_endpoint::{HttpEndpoint, HttpEndpointError};
 
-use crate::service::consumer::{Drain, DrainReport, TodoChunkConsumer};
-use crate::service::http_endpoint::HttpEndpoint;
+/// Why the service did not start; each says what to set.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Check(#[from] CheckError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Http(#[from] HttpEndpointError),
+    #[error("connecting to Kafka: {0}")]
+    Kafka(#[from] KafkaSetupError),
+}
 
-/// How long start-up checks wait for the broker or the upstream.
-pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+/// Why the service stopped other than on request.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The consumer actor was gone before the drain: nothing could be committed (what is not
+    /// committed is delivered again).
+    #[error("the consumer stopped before it could drain")]
+    ConsumerGone,
+    /// The service drained and stopped because its producer failed for good.
+    #[error("stopped: {0}; start the service again (chunks not committed are delivered again)")]
+    ProducerFailed(DeliveryError),
+}
 
 /// A started service.
 pub struct Running {
     pub app: App,
     pub consumer: Addr<TodoChunkConsumer>,
-    /// `/metrics` and `/health`; `None` when `http.listen` is empty. Stop it after the drain
-    /// (dropping it leaves it serving until the actix system stops).
+    /// `/metrics` and `/health`; `None` when `http.listen` is empty. Stopped by
+    /// [`Running::shutdown`] (dropped, it would serve until the actix system stops).
     pub http: Option<HttpEndpoint>,
-    /// Resolves, with the reason, if the producer fails for good: then the service must drain
-    /// and exit, so that a restart gets a new one.
-    pub fatal: Pin<Box<dyn Future<Output = String>>>,
+    /// Resolves if the producer fails for good.
+    producer_failure: ProducerFailure,
+}
+
+impl Running {
+    /// Resolves, with why, if the producer fails for good: then the service must drain and
+    /// exit, so that a restart gets a new one. Never resolves otherwise.
+    pub async fn producer_failed(&mut self) -> DeliveryError {
+        self.producer_failure.wait().await
+    }
+
+    /// The one way a started service stops: the consumer drains (intake stops, in-flight
+    /// chunks get `grace` to finish, what is done is committed, the member leaves the group),
+    /// then the HTTP endpoint stops.
+    pub async fn shutdown(self, grace: Duration) -> Result<DrainReport, ServeError> {
+        let report = self
+            .consumer
+            .send(Drain { grace })
+            .await
+            .map_err(|_| ServeError::ConsumerGone)?;
+        log::info!("drained: {}", report.stats);
+        if let Some(http) = self.http {
+            http.stop().await;
+        }
+        Ok(report)
+    }
 }
 
 /// Runs the service until `shutdown` resolves (or the producer fails for good), then drains;
@@ -48,38 +108,26 @@ pub async fn serve(
     settings: &Settings,
     hooks: Hooks,
     shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<DrainReport> {
-    let running = start(settings, hooks).await?;
-    let fatal = tokio::select! {
+) -> Result<DrainReport, ServeError> {
+    let mut running = start(settings, hooks).await?;
+    let failure = tokio::select! {
         () = shutdown => {
             log::info!("shutdown requested");
             None
         }
-        reason = running.fatal => Some(reason),
+        failure = running.producer_failed() => Some(failure),
     };
-    let report = running
-        .consumer
-        .send(Drain {
-            grace: settings.consumer.drain_grace(),
-        })
-        .await
-        .context("the consumer stopped before it could drain")?;
-    log::info!("drained: {}", report.stats);
-    if let Some(http) = running.http {
-        http.stop().await;
-    }
-    match fatal {
+    let report = running.shutdown(settings.consumer.drain_grace()).await?;
+    match failure {
         None => Ok(report),
-        Some(reason) => anyhow::bail!(
-            "stopped: the Kafka producer failed for good ({reason}); start the service again (chunks not committed are delivered again)"
-        ),
+        Some(failure) => Err(ServeError::ProducerFailed(failure)),
     }
 }
 
 /// Checks, then starts the actor tree, the HTTP endpoint and the consumer.
-pub async fn start(settings: &Settings, hooks: Hooks) -> anyhow::Result<Running> {
-    check_poll_interval(settings)?;
-    probe_upstream(&settings.upstream.base_url, CHECK_TIMEOUT).await?;
+pub async fn start(settings: &Settings, hooks: Hooks) -> Result<Running, StartError> {
+    checks::poll_interval(settings)?;
+    checks::probe_upstream(&settings.upstream.base_url, CHECK_TIMEOUT).await?;
     let app = App::start(settings, hooks);
     app.metrics.health.upstream_answered(true);
     // Before the consumer: a taken port stops the start before this member joins its group, and
@@ -94,9 +142,8 @@ pub async fn start(settings: &Settings, hooks: Hooks) -> anyhow::Result<Running>
         app.manager.clone(),
         app.metrics.clone(),
         CHECK_TIMEOUT,
-    )
-    .context("connecting to Kafka")?;
-    let fatal = Box::pin(consumer.fatal_errors());
+    )?;
+    let producer_failure = consumer.producer_failure();
     let consumer = consumer.start();
     log::info!(
         "consuming {} at {} (group {}); results to {}, dead letters to {}; up to {} chunks in flight",
@@ -115,64 +162,8 @@ pub async fn start(settings: &Settings, hooks: Hooks) -> anyhow::Result<Running>
         app,
         consumer,
         http,
-        fatal,
+        producer_failure,
     })
-}
-
-/// Intake waits for a free in-flight slot without polling Kafka. The longest such wait is one
-/// chunk's worst case; the group evicts a member that does not poll within
-/// `max.poll.interval.ms`, so that must be longer.
-fn check_poll_interval(settings: &Settings) -> anyhow::Result<()> {
-    let props = settings.kafka.properties(KafkaRole::Consumer)?;
-    let interval_ms: u64 = match props.get("max.poll.interval.ms") {
-        Some(v) => v
-            .parse()
-            .with_context(|| format!("kafka.consumer.max_poll_interval_ms: not a number: {v:?}"))?,
-        None => 300_000, // librdkafka's default
-    };
-    let worst_chunk_ms =
-        settings.worker.attempt_deadline_ms * u64::from(settings.manager.max_attempts);
-    anyhow::ensure!(
-        interval_ms > worst_chunk_ms,
-        "kafka.consumer.max_poll_interval_ms ({interval_ms}) must exceed one chunk's worst case, worker.attempt_deadline_ms x manager.max_attempts ({worst_chunk_ms}): while every in-flight slot is taken the consumer does not poll, and the group would evict it"
-    );
-    Ok(())
-}
-
-/// Connects to the upstream's host and port: a wrong `upstream.base_url` fails here, at start,
-/// not as a RANDOM_ERROR on every chunk. Sends nothing, so it costs no rate-limit slot.
-pub async fn probe_upstream(base_url: &str, timeout: Duration) -> anyhow::Result<()> {
-    let (host, port) = host_and_port(base_url)
-        .with_context(|| format!("upstream.base_url {base_url:?} has no host"))?;
-    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
-    match tokio::time::timeout(timeout, connect).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => anyhow::bail!(
-            "cannot reach the upstream at {base_url} ({host}:{port}): {e}; set upstream.base_url (CLONER__UPSTREAM__BASE_URL) to a reachable API"
-        ),
-        Err(_) => anyhow::bail!(
-            "the upstream at {base_url} did not answer within {timeout:?}; set upstream.base_url (CLONER__UPSTREAM__BASE_URL) to a reachable API"
-        ),
-    }
-}
-
-/// `http://host:port/path` → (host, port), with the scheme's port by default.
-fn host_and_port(url: &str) -> Option<(String, u16)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?']).next()?;
-    let authority = authority.rsplit('@').next()?;
-    let default_port = if scheme == "https" { 443 } else { 80 };
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (host, after) = v6.split_once(']')?;
-        let port = after.strip_prefix(':').map(str::parse).transpose().ok()?;
-        (host.to_string(), port.unwrap_or(default_port))
-    } else {
-        match authority.rsplit_once(':') {
-            Some((host, port)) => (host.to_string(), port.parse().ok()?),
-            None => (authority.to_string(), default_port),
-        }
-    };
-    (!host.is_empty()).then_some((host, port))
 }
 
 /// Resolves on the first SIGINT or SIGTERM. The handlers are installed when this is called, so
@@ -186,62 +177,5 @@ pub fn shutdown_signal() -> impl Future<Output = ()> {
             _ = term.recv() => {}
             _ = int.recv() => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn host_and_port_of_upstream_urls() {
-        let cases = [
-            ("https://poloniex.com", Some(("poloniex.com", 443))),
-            ("http://127.0.0.1:9000", Some(("127.0.0.1", 9000))),
-            ("http://127.0.0.1:9000/api?x=1", Some(("127.0.0.1", 9000))),
-            ("http://[::1]:81/", Some(("::1", 81))),
-            ("http://user@host", Some(("host", 80))),
-            ("http://", None),
-            ("no-scheme", None),
-        ];
-        for (url, expected) in cases {
-            let got = host_and_port(url);
-            assert_eq!(
-                got.as_ref().map(|(h, p)| (h.as_str(), *p)),
-                expected,
-                "{url}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_poll_interval_shorter_than_a_chunk_is_refused() {
-        let mut settings = Settings::default();
-        assert!(check_poll_interval(&settings).is_ok(), "the defaults fit");
-        settings.kafka.consumer.insert(
-            "max_poll_interval_ms".into(),
-            crate::config::KafkaValue::Int(60_000),
-        );
-        let err = check_poll_interval(&settings).unwrap_err().to_string();
-        assert!(err.contains("max_poll_interval_ms"), "{err}");
-    }
-
-    #[actix_rt::test]
-    async fn an_unreachable_upstream_is_named() {
-        // A port nobody listens on: bind one, then free it.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let url = format!("http://127.0.0.1:{port}");
-        let err = probe_upstream(&url, Duration::from_secs(5))
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains(&url) && err.contains("upstream.base_url"),
-            "{err}"
-        );
     }
 }

@@ -5,183 +5,80 @@
 //! accepted too: `WorkerManager.add_task("BTC_ETH", 1540000000, 1540003599)`. Bad input gets
 //! one `** (…)` line and the prompt; the console must never crash on input.
 
+pub mod command;
+pub mod show;
+
 use std::cell::Cell;
 use std::fmt::Write as _;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::rc::Rc;
 use std::time::Instant;
 
 use actix::prelude::*;
+use anyhow::Context as _;
+use clap::Args;
 use tokio::sync::{mpsc, Notify};
 
-use crate::domain::chunk::result_name;
-use crate::pool::app::App;
+use crate::config::Settings;
+use crate::dev::simulator::{self, SimulatorConfig};
+use crate::pool::app::{App, Hooks};
 use crate::pool::job::Job;
 use crate::pool::manager::{AddTask, GetManagerStatus, SetUnclaimedSink, Unclaimed, WorkerState};
 use crate::pool::queue::{AddToQueue, GetFirstElement, Len};
 use crate::pool::registry::{ListWorkers, Whereis};
 use crate::pool::supervisor::KillWorker;
-use crate::proto::{ClonedChunk, TodoChunk};
-use crate::task::rate_limiter::{register, GetLimiterStatus, Rate, SetRate};
+use crate::task::rate_limiter::{register, GetLimiterStatus, SetRate};
 
-pub const HELP: &str = "\
-Queue.add_to_queue PAIR FROM UNTIL [TASK_ID]   queue a TodoChunk; its result prints when ready
-Queue.get_first_element                        take the oldest queued TodoChunk (nil if none)
-Queue.length                                   chunks waiting in the queue
-WorkerManager.add_task PAIR FROM UNTIL [TASK_ID]  clone a chunk and print its ClonedChunk
-WorkerManager.workers                          each worker: free or busy with which chunk
-RateLimiter.register                           wait for permission for one call
-RateLimiter.set_rate N | :infinity             calls per second from the next grant on
-RateLimiter.status                             rate, burst, waiting callers, grants so far
-Registry.workers                               registered workers: up or down, restarts
-Registry.whereis N                             is worker N registered?
-Supervisor.kill N                              stop worker N as if it crashed (it restarts)
-help                                           this text
-exit                                           leave (waits for queued chunks' results)
-PAIR is like BTC_ETH; FROM and UNTIL are unix seconds, both inclusive.";
+pub use command::{parse, Command, HELP};
+use show::{show_chunk, show_result};
 
-/// One console command.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Command {
-    AddToQueue(TodoChunk),
-    GetFirstElement,
-    QueueLength,
-    AddTask(TodoChunk),
-    Workers,
-    Register,
-    SetRate(Rate),
-    LimiterStatus,
-    RegistryWorkers,
-    Whereis(usize),
-    Kill(usize),
-    Help,
-    Exit,
-    Nothing,
+/// `cloner-worker repl`: the console against the configured upstream or, with `--simulator`,
+/// an exchange simulator started in this process.
+#[derive(Args)]
+pub struct ReplArgs {
+    /// Start an exchange simulator on a free loopback port and use it as the upstream.
+    #[arg(long, conflicts_with = "upstream")]
+    simulator: bool,
+    /// Upstream base URL (overrides upstream.base_url).
+    #[arg(long)]
+    upstream: Option<String>,
 }
 
-/// Parses one line; the error is the one-line message to print.
-pub fn parse(line: &str) -> Result<Command, String> {
-    // iex call syntax: parentheses, commas and quotes are only separators here.
-    let cleaned: String = line
-        .chars()
-        .map(|c| {
-            if matches!(c, '(' | ')' | ',' | '"') {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect();
-    let mut words = cleaned.split_whitespace();
-    let Some(name) = words.next() else {
-        return Ok(Command::Nothing);
-    };
-    let args: Vec<&str> = words.collect();
-    let arity = |n: usize, usage: &str| {
-        if args.len() == n {
-            Ok(())
-        } else {
-            Err(format!("** (ArgumentError) usage: {usage}"))
+impl ReplArgs {
+    pub fn run(self, mut settings: Settings) -> anyhow::Result<()> {
+        if let Some(url) = self.upstream {
+            settings.upstream.base_url = url;
+            settings.validate().context("--upstream")?;
         }
-    };
-    let chunk = |usage: &str| -> Result<TodoChunk, String> {
-        if !(3..=4).contains(&args.len()) {
-            return Err(format!("** (ArgumentError) usage: {usage}"));
-        }
-        let int = |what: &str, s: &str| {
-            s.parse::<i32>().map_err(|_| {
-                format!(
-                    "** (ArgumentError) {what} must be a whole number of unix seconds, got {s:?}"
-                )
-            })
-        };
-        Ok(TodoChunk {
-            currency_pair: args[0].to_string(),
-            from_unix_ts: int("FROM", args[1])?,
-            until_unix_ts: int("UNTIL", args[2])?,
-            task_dbid: match args.get(3) {
-                Some(s) => s.parse().map_err(|_| {
-                    format!("** (ArgumentError) TASK_ID must be a whole number, got {s:?}")
-                })?,
-                None => 0,
-            },
-        })
-    };
-    let worker_id = |usage: &str| -> Result<usize, String> {
-        arity(1, usage)?;
-        args[0].parse().map_err(|_| {
-            format!(
-                "** (ArgumentError) N must be a worker number, got {:?}",
-                args[0]
-            )
-        })
-    };
-    match name {
-        "Queue.add_to_queue" => Ok(Command::AddToQueue(chunk(
-            "Queue.add_to_queue PAIR FROM UNTIL [TASK_ID]",
-        )?)),
-        "Queue.get_first_element" => {
-            arity(0, "Queue.get_first_element").map(|_| Command::GetFirstElement)
-        }
-        "Queue.length" => arity(0, "Queue.length").map(|_| Command::QueueLength),
-        "WorkerManager.add_task" => Ok(Command::AddTask(chunk(
-            "WorkerManager.add_task PAIR FROM UNTIL [TASK_ID]",
-        )?)),
-        "WorkerManager.workers" => arity(0, "WorkerManager.workers").map(|_| Command::Workers),
-        "RateLimiter.register" => arity(0, "RateLimiter.register").map(|_| Command::Register),
-        "RateLimiter.set_rate" => {
-            arity(1, "RateLimiter.set_rate N | :infinity")?;
-            match args[0] {
-                ":infinity" | "infinity" => Ok(Command::SetRate(Rate::Unlimited)),
-                s => match s.parse::<f64>() {
-                    Ok(r) if r.is_finite() && r > 0.0 => Ok(Command::SetRate(Rate::PerSecond(r))),
-                    _ => Err(format!("** (ArgumentError) rate must be a positive number of calls per second or :infinity, got {s:?}")),
-                },
-            }
-        }
-        "RateLimiter.status" => arity(0, "RateLimiter.status").map(|_| Command::LimiterStatus),
-        "Registry.workers" => arity(0, "Registry.workers").map(|_| Command::RegistryWorkers),
-        "Registry.whereis" => Ok(Command::Whereis(worker_id("Registry.whereis N")?)),
-        "Supervisor.kill" => Ok(Command::Kill(worker_id("Supervisor.kill N")?)),
-        "help" | "h" | "h()" => Ok(Command::Help),
-        "exit" | "quit" | ":q" => Ok(Command::Exit),
-        other => Err(format!(
-            "** (UndefinedFunctionError) {other} is undefined; type help for the commands"
-        )),
+        actix_rt::System::new().block_on(console(settings, self.simulator))
     }
 }
 
-/// `%TodoChunk{…}`.
-pub fn show_chunk(c: &TodoChunk) -> String {
-    format!(
-        "%TodoChunk{{currency_pair: {:?}, from_unix_ts: {}, until_unix_ts: {}, task_dbid: {}}}",
-        c.currency_pair, c.from_unix_ts, c.until_unix_ts, c.task_dbid
-    )
-}
-
-/// `%ClonedChunk{…}` with the entries summarised (count and trade id range).
-pub fn show_result(r: &ClonedChunk) -> String {
-    let original = r
-        .original_todo_chunk
-        .as_ref()
-        .map(show_chunk)
-        .unwrap_or_else(|| "nil".into());
-    let entries = match (r.entries.first(), r.entries.last()) {
-        (Some(first), Some(last)) => {
-            format!(
-                "[{} entries, trade_id {}..{}]",
-                r.entries.len(),
-                first.trade_id,
-                last.trade_id
-            )
-        }
-        _ => "[]".to_string(),
+async fn console(mut settings: Settings, with_simulator: bool) -> anyhow::Result<()> {
+    let simulator = if with_simulator {
+        let config = SimulatorConfig {
+            page_limit: settings.upstream.page_limit,
+            ..SimulatorConfig::default()
+        };
+        let handle = simulator::start(config)
+            .await
+            .context("starting the exchange simulator")?;
+        log::info!("exchange simulator on {}", handle.base_url());
+        settings.upstream.base_url = handle.base_url();
+        Some(handle)
+    } else {
+        None
     };
-    format!(
-        "%ClonedChunk{{chunk_result: :{}, original_todo_chunk: {original}, entries: {entries}, possible_error_message: {:?}}}",
-        result_name(r),
-        r.possible_error_message
-    )
+    let app = App::start(&settings, Hooks::default());
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        println!("cloner-worker console; type help for the commands, exit to leave");
+    }
+    run(app, stdin_lines(), interactive).await;
+    if let Some(handle) = simulator {
+        handle.stop().await;
+    }
+    Ok(())
 }
 
 /// Prints answers to chunks queued from the console, and counts them in.
@@ -367,76 +264,4 @@ async fn try_execute(
         Command::Help => HELP.into(),
         Command::Exit | Command::Nothing => String::new(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn chunk(pair: &str, from: i32, until: i32, id: i32) -> TodoChunk {
-        TodoChunk {
-            currency_pair: pair.into(),
-            from_unix_ts: from,
-            until_unix_ts: until,
-            task_dbid: id,
-        }
-    }
-
-    #[test]
-    fn parses_plain_and_iex_syntax_alike() {
-        let want = Command::AddTask(chunk("BTC_ETH", 10, 20, 0));
-        assert_eq!(
-            parse("WorkerManager.add_task BTC_ETH 10 20"),
-            Ok(want.clone())
-        );
-        assert_eq!(
-            parse(r#"WorkerManager.add_task("BTC_ETH", 10, 20)"#),
-            Ok(want)
-        );
-        assert_eq!(
-            parse("Queue.add_to_queue USDT_BTC 1 2 7"),
-            Ok(Command::AddToQueue(chunk("USDT_BTC", 1, 2, 7)))
-        );
-        assert_eq!(
-            parse("RateLimiter.set_rate 2.5"),
-            Ok(Command::SetRate(Rate::PerSecond(2.5)))
-        );
-        assert_eq!(
-            parse("RateLimiter.set_rate(:infinity)"),
-            Ok(Command::SetRate(Rate::Unlimited))
-        );
-        assert_eq!(parse("Supervisor.kill 2"), Ok(Command::Kill(2)));
-        assert_eq!(parse("   "), Ok(Command::Nothing));
-    }
-
-    #[test]
-    fn bad_input_gets_one_line_that_says_what_to_do() {
-        for line in [
-            "WorkerManager.add_task BTC_ETH ten 20",
-            "WorkerManager.add_task BTC_ETH",
-            "RateLimiter.set_rate 0",
-            "RateLimiter.set_rate -3",
-            "Queue.get_first_element now",
-            "Supervisor.kill two",
-            "Foo.bar",
-        ] {
-            let err = parse(line).unwrap_err();
-            assert!(err.starts_with("** ("), "{line}: {err}");
-            assert!(!err.contains('\n'), "{line}: {err}");
-        }
-        assert!(parse("Foo.bar").unwrap_err().contains("help"));
-    }
-
-    #[test]
-    fn results_print_like_elixir_structs() {
-        let r = crate::domain::chunk::error_result(
-            &chunk("BTC_ETH", 1, 2, 3),
-            "Invalid currency pair.",
-        );
-        assert_eq!(
-            show_result(&r),
-            "%ClonedChunk{chunk_result: :RANDOM_ERROR, original_todo_chunk: %TodoChunk{currency_pair: \"BTC_ETH\", \
-             from_unix_ts: 1, until_unix_ts: 2, task_dbid: 3}, entries: [], possible_error_message: \"Invalid currency pair.\"}"
-        );
-    }
 }

@@ -1,5 +1,5 @@
 //! The exchange simulator: a deterministic stand-in for the Poloniex public API, served on a
-//! loopback port for tests, benchmarks and the demo (design.md §5).
+//! loopback port for tests, benchmarks and the demo (`docs/simulator.md`).
 //!
 //! - [`market`]: the trades themselves, a pure function of (seed, pair, window).
 //! - [`server`]: the HTTP side: `returnTradeHistory` with the API's answers and errors, the rate

@@ -1,17 +1,19 @@
 //! `TodoChunkConsumer`: the bridge from Kafka into the actor tree — the original's consumer.
 //!
-//! An intake task takes one message at a time from an rdkafka `StreamConsumer` (a member of the
-//! consumer group on the todo topic), each only when one of `max_in_flight` permits is free: a
-//! full service stops reading (back-pressure) instead of buffering. Each message becomes one of:
+//! An intake task ([`intake`](crate::service::intake)) takes one message at a time from an
+//! rdkafka `StreamConsumer` (a member of the consumer group on the todo topic), each only when
+//! one of `max_in_flight` permits is free: a full service stops reading (back-pressure) instead
+//! of buffering. Each message becomes one of:
 //!
 //! - a chunk for `WorkerManager.add_task`, whose answer is produced to the finished topic with
 //!   the message's key;
-//! - a dead letter, when it cannot be a chunk: produced as received to the dead-letter topic,
-//!   with the reason and its origin in headers.
+//! - a dead letter, when it cannot be a chunk ([`dead_letter`](crate::service::dead_letter)).
 //!
 //! Its offset is stored for commit only once that produce is acknowledged by the broker
 //! (`acks=all`, idempotent producer) *and* every earlier message of its partition is too
-//! ([`OffsetTracker`]); librdkafka commits what is stored. A revoked partition's in-flight
+//! ([`OffsetTracker`](crate::service::offset_tracker::OffsetTracker)); librdkafka commits what
+//! is stored. Delivery and its typed failure are in [`delivery`](crate::service::delivery), the
+//! group callbacks in [`group`](crate::service::group). A revoked partition's in-flight
 //! results are still produced, but its offsets are no longer stored. On [`Drain`], intake stops,
 //! in-flight chunks get a grace period, and the stored positions are committed synchronously.
 //!
@@ -22,171 +24,38 @@
 //! It must never store an offset before the result it stands for is acknowledged, and never
 //! drop a message: one that cannot be answered (shutdown) keeps its partition's position where
 //! it is, so the group redelivers it.
+//!
+//! Beside it: the [`drain`](Drain) and the counters ([`ConsumerStats`]).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use prost::Message as _;
-use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
-};
-use rdkafka::message::{Header, Message as _, OwnedHeaders, OwnedMessage};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
-use rdkafka::statistics::Statistics;
-use rdkafka::util::Timeout;
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message as _;
+use rdkafka::producer::FutureProducer;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Settings;
 use crate::domain::chunk::{decode_todo_chunk, result_name, Describe};
 use crate::kafka::client::{self, KafkaSetupError};
-use crate::kafka::dead_letter_headers as dlq;
 use crate::pool::manager::{AddTask, TaskError, WorkerManager};
 use crate::proto::{cloned_chunk, ClonedChunk};
-use crate::service::offset_tracker::{OffsetTracker, Ticket};
+use crate::service::dead_letter;
+use crate::service::delivery::{deliver, DeliveryError, Record};
+use crate::service::group::GroupContext;
+use crate::service::intake::{intake, Received};
+use crate::service::offset_tracker::Ticket;
+use crate::service::offsets::{describe_positions, offset_list, Partition, SharedTracker};
 use crate::task::backoff::Backoff;
-use crate::telemetry::health::GroupEvent;
 use crate::telemetry::metrics::{DeadLetterReason, Metrics};
 
-/// A partition: (topic, partition number).
-type Partition = (String, i32);
+mod drain;
+mod stats;
 
-/// The offsets of the partitions this member holds; shared with librdkafka's rebalance
-/// callbacks, which run on the intake task's poll (the same thread as the actor).
-type SharedTracker = Arc<Mutex<OffsetTracker<Partition>>>;
-
-/// librdkafka callbacks: commit what is done of revoked partitions and forget them before they
-/// go; log what the member holds after each assignment; tell the health whether the member is
-/// in its group; turn statistics reports into the consumer lag metric.
-pub struct GroupContext {
-    tracker: SharedTracker,
-    /// Group membership for `/health`, consumer lag for `/metrics`.
-    metrics: Arc<Metrics>,
-}
-
-impl ClientContext for GroupContext {
-    /// Every `statistics.interval.ms` (`kafka.consumer.statistics_interval_ms`): the lag of
-    /// each partition this member holds. Partitions it does not hold (librdkafka knows all of
-    /// the topic's) and lags not yet known (no committed offset) are left out.
-    fn stats(&self, statistics: Statistics) {
-        self.metrics
-            .set_consumer_lag(&held_partition_lags(&statistics));
-    }
-}
-
-/// (topic, partition, lag) of the partitions the member holds (`desired`) whose lag is known.
-fn held_partition_lags(statistics: &Statistics) -> Vec<(String, i32, i64)> {
-    let mut lags: Vec<(String, i32, i64)> = statistics
-        .topics
-        .iter()
-        .flat_map(|(topic, t)| {
-            t.partitions
-                .values()
-                // Partition -1 is librdkafka's internal "unassigned" queue.
-                .filter(|p| p.partition >= 0 && p.desired && !p.unknown && p.consumer_lag >= 0)
-                .map(move |p| (topic.clone(), p.partition, p.consumer_lag))
-        })
-        .collect();
-    lags.sort();
-    lags
-}
-
-impl ConsumerContext for GroupContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(tpl) = rebalance else {
-            return;
-        };
-        // Lost: thrown out of the group (session or poll timeout), not a rebalance it is part of.
-        self.metrics.health.group_event(GroupEvent::Revoked {
-            lost: consumer.assignment_lost(),
-        });
-        if tpl.count() == 0 {
-            return;
-        }
-        let revoked: Vec<Partition> = tpl
-            .elements()
-            .iter()
-            .map(|e| (e.topic().to_string(), e.partition()))
-            .collect();
-        self.metrics.forget_consumer_lag(&revoked);
-        let mut tracker = self.tracker.lock().expect("tracker lock");
-        // Commit what is done before the partitions go, so that their next owner starts
-        // there and not at the last periodic commit: fewer chunks cloned twice.
-        let mut done = Vec::new();
-        for elem in tpl.elements() {
-            let partition = (elem.topic().to_string(), elem.partition());
-            if let Some(position) = tracker.position(&partition) {
-                done.push((partition.clone(), position));
-            }
-            tracker.revoke(&partition);
-        }
-        drop(tracker);
-        log::info!("partitions revoked: {}", describe_partitions(tpl));
-        if !done.is_empty() {
-            if let Err(e) = consumer.commit(&offset_list(&done), CommitMode::Sync) {
-                log::warn!(
-                    "committing {} before the revocation failed ({e}); their next owner starts at the last commit",
-                    describe_positions(&done)
-                );
-            }
-        }
-    }
-
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(tpl) => {
-                // Even an empty assignment: a member with no partitions is still a member.
-                self.metrics.health.group_event(GroupEvent::Assigned);
-                // With the cooperative protocol an assignment is a change, not the whole.
-                let holding = consumer
-                    .assignment()
-                    .map_or_else(|e| format!("unknown ({e})"), |a| describe_partitions(&a));
-                log::info!(
-                    "partitions assigned: {}; now holding: {holding}",
-                    describe_partitions(tpl)
-                )
-            }
-            Rebalance::Revoke(_) => {}
-            Rebalance::Error(e) => {
-                self.metrics.health.group_event(GroupEvent::RebalanceFailed);
-                log::error!("consumer group rebalance failed: {e}")
-            }
-        }
-    }
-}
-
-fn describe_partitions(tpl: &TopicPartitionList) -> String {
-    let names: Vec<String> = tpl
-        .elements()
-        .iter()
-        .map(|e| format!("{}/{}", e.topic(), e.partition()))
-        .collect();
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(", ")
-    }
-}
-
-/// Counters for the drain summary, the demo and the tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ConsumerStats {
-    /// Messages taken from the todo topic.
-    pub received: u64,
-    /// Results produced and acknowledged, by kind.
-    pub complete: u64,
-    pub window_too_big: u64,
-    pub random_error: u64,
-    /// Trades in the COMPLETE results.
-    pub entries: u64,
-    /// Messages refused and acknowledged on the dead-letter topic.
-    pub dead_letters: u64,
-    /// Messages left unanswered because the service was shutting down (redelivered later).
-    pub abandoned: u64,
-    /// Messages taken and not yet finished.
-    pub in_flight: u64,
-}
+pub use drain::{Drain, DrainReport};
+pub use stats::{ConsumerStats, GetConsumerStats};
 
 pub struct TodoChunkConsumer {
     /// Shared with the intake task, which polls it; stores and commits go through it here.
@@ -211,7 +80,7 @@ pub struct TodoChunkConsumer {
     /// Counted here: chunks received and finished, dead letters, chunks in flight.
     metrics: Arc<Metrics>,
     /// Set once the producer has failed for good; the service watches it and stops.
-    fatal: watch::Sender<Option<String>>,
+    fatal: watch::Sender<Option<DeliveryError>>,
 }
 
 impl TodoChunkConsumer {
@@ -226,10 +95,7 @@ impl TodoChunkConsumer {
         let tracker = SharedTracker::default();
         let consumer: StreamConsumer<GroupContext> = client::consumer(
             &settings.kafka,
-            GroupContext {
-                tracker: tracker.clone(),
-                metrics: metrics.clone(),
-            },
+            GroupContext::new(tracker.clone(), metrics.clone()),
         )?;
         let topics = &settings.topics;
         client::check_topics(
@@ -262,17 +128,10 @@ impl TodoChunkConsumer {
         })
     }
 
-    /// Resolves, with librdkafka's reason, once the producer has failed for good: this process
-    /// can deliver nothing more and should drain and exit for a restart.
-    pub fn fatal_errors(&self) -> impl std::future::Future<Output = String> + use<> {
-        let mut fatal = self.fatal.subscribe();
-        async move {
-            match fatal.wait_for(Option::is_some).await {
-                Ok(reason) => reason.clone().unwrap_or_default(),
-                // The consumer is gone without a fatal error: nothing to report, ever.
-                Err(_) => std::future::pending().await,
-            }
-        }
+    /// Where the service learns that the producer has failed for good (see
+    /// [`ProducerFailure`]).
+    pub fn producer_failure(&self) -> ProducerFailure {
+        ProducerFailure(self.fatal.subscribe())
     }
 
     /// A message's work is done (its result or dead letter acknowledged): store the offset its
@@ -287,43 +146,6 @@ impl TodoChunkConsumer {
             }
         }
     }
-
-    /// Commits what the tracker allows, synchronously.
-    fn commit_now(&self) {
-        let positions = self.tracker.lock().expect("tracker lock").positions();
-        if positions.is_empty() {
-            return;
-        }
-        match self
-            .consumer
-            .commit(&offset_list(&positions), CommitMode::Sync)
-        {
-            Ok(()) => log::info!("committed {}", describe_positions(&positions)),
-            Err(e) => log::error!(
-                "final commit failed ({e}); the uncommitted chunks will be delivered again"
-            ),
-        }
-    }
-}
-
-/// The list librdkafka stores or commits: each partition at its position.
-fn offset_list(positions: &[(Partition, i64)]) -> TopicPartitionList {
-    let mut tpl = TopicPartitionList::new();
-    for ((topic, partition), position) in positions {
-        // Refused only for an offset librdkafka cannot represent; positions are offsets it gave.
-        if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*position)) {
-            log::error!("offset {position} of {topic}/{partition}: {e}");
-        }
-    }
-    tpl
-}
-
-fn describe_positions(positions: &[(Partition, i64)]) -> String {
-    positions
-        .iter()
-        .map(|((t, p), o)| format!("{t}/{p}@{o}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl Actor for TodoChunkConsumer {
@@ -332,7 +154,7 @@ impl Actor for TodoChunkConsumer {
     fn started(&mut self, ctx: &mut Context<Self>) {
         let consumer = self.consumer.clone();
         let permits = self.permits.clone();
-        let me = ctx.address();
+        let me = ctx.address().recipient();
         self.intake = Some(actix_rt::spawn(intake(consumer, permits, me)));
     }
 
@@ -341,40 +163,6 @@ impl Actor for TodoChunkConsumer {
             intake.abort();
         }
     }
-}
-
-/// Reads one message per free permit and hands it to the actor, in partition order.
-async fn intake(
-    consumer: Arc<StreamConsumer<GroupContext>>,
-    permits: Arc<Semaphore>,
-    me: Addr<TodoChunkConsumer>,
-) {
-    loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        match consumer.recv().await {
-            Ok(message) => {
-                let received = Received {
-                    message: message.detach(),
-                    permit,
-                };
-                if me.send(received).await.is_err() {
-                    return;
-                }
-            }
-            // Broker-side trouble is retried by librdkafka; each error is one event.
-            Err(e) => log::warn!("kafka consumer: {e}"),
-        }
-    }
-}
-
-/// A message from the todo topic, holding its in-flight permit.
-#[derive(Message)]
-#[rtype(result = "()")]
-struct Received {
-    message: OwnedMessage,
-    permit: OwnedSemaphorePermit,
 }
 
 /// How the work for one message ended.
@@ -387,9 +175,9 @@ enum Outcome {
     DeadLettered(DeadLetterReason),
     /// Shutting down: no answer; the offset stays uncommitted.
     Abandoned,
-    /// The producer failed for good: the result cannot be delivered by this process; the offset
-    /// stays uncommitted and the service stops (see [`TodoChunkConsumer::fatal_errors`]).
-    Undeliverable(String),
+    /// The result cannot be delivered by this process; the offset stays uncommitted and the
+    /// service stops (see [`TodoChunkConsumer::producer_failure`]).
+    Undeliverable(DeliveryError),
 }
 
 impl Handler<Received> for TodoChunkConsumer {
@@ -417,34 +205,8 @@ impl Handler<Received> for TodoChunkConsumer {
                 let topic = self.dead_letter_topic.clone();
                 let kind = DeadLetterReason::from(&reason);
                 Box::pin(async move {
-                    let headers = OwnedHeaders::new()
-                        .insert(Header {
-                            key: dlq::REASON,
-                            value: Some(&reason.to_string()),
-                        })
-                        .insert(Header {
-                            key: dlq::TOPIC,
-                            value: Some(message.topic()),
-                        })
-                        .insert(Header {
-                            key: dlq::PARTITION,
-                            value: Some(&message.partition().to_string()),
-                        })
-                        .insert(Header {
-                            key: dlq::OFFSET,
-                            value: Some(&message.offset().to_string()),
-                        });
-                    let payload = message.payload().unwrap_or_default();
-                    let delivered = deliver(
-                        &producer,
-                        &topic,
-                        message.key(),
-                        payload,
-                        Some(headers),
-                        backoff,
-                    )
-                    .await;
-                    match delivered {
+                    let record = dead_letter::record(&message, &reason.to_string(), &topic);
+                    match deliver(&producer, record, backoff).await {
                         Ok(()) => Outcome::DeadLettered(kind),
                         Err(fatal) => Outcome::Undeliverable(fatal),
                     }
@@ -459,7 +221,13 @@ impl Handler<Received> for TodoChunkConsumer {
                         return Outcome::Abandoned;
                     };
                     let payload = answer.encode_to_vec();
-                    match deliver(&producer, &topic, message.key(), &payload, None, backoff).await {
+                    let record = Record {
+                        topic: &topic,
+                        key: message.key(),
+                        payload: &payload,
+                        headers: None,
+                    };
+                    match deliver(&producer, record, backoff).await {
                         Ok(()) => Outcome::Answered {
                             result: answer.chunk_result,
                             entries: answer.entries.len(),
@@ -522,7 +290,7 @@ impl Handler<Finished> for TodoChunkConsumer {
                 // One line for the first; every other delivery fails the same way.
                 if self.fatal.borrow().is_none() {
                     log::error!(
-                        "the producer failed for good ({fatal}); stopping, so that a restart gets a new one (what is not committed is delivered again)"
+                        "{fatal}; stopping, so that a restart gets a new one (what is not committed is delivered again)"
                     );
                     self.fatal.send_replace(Some(fatal));
                 }
@@ -571,190 +339,16 @@ async fn answer(
     }
 }
 
-/// Produces one record and waits until the broker acknowledges it, producing it again after a
-/// backoff when a delivery fails (librdkafka has already retried within its timeout): the
-/// message's offset must not be committed without it, so its partition waits. Gives up only
-/// when the producer itself has failed for good (a fatal error of the idempotent producer),
-/// with librdkafka's reason: no retry through it can succeed.
-async fn deliver(
-    producer: &FutureProducer,
-    topic: &str,
-    key: Option<&[u8]>,
-    payload: &[u8],
-    headers: Option<OwnedHeaders>,
-    backoff: Backoff,
-) -> Result<(), String> {
-    let mut rng = fastrand::Rng::new();
-    let mut retry = 0;
-    loop {
-        let mut record = FutureRecord::<[u8], [u8]>::to(topic).payload(payload);
-        if let Some(key) = key {
-            record = record.key(key);
+/// Resolves once the producer has failed for good, with why: this process can deliver nothing
+/// more and should drain and exit for a restart.
+pub struct ProducerFailure(watch::Receiver<Option<DeliveryError>>);
+
+impl ProducerFailure {
+    /// Waits for the failure; never resolves if the consumer stops without one.
+    pub async fn wait(&mut self) -> DeliveryError {
+        match self.0.wait_for(Option::is_some).await {
+            Ok(failure) => failure.clone().expect("waited for Some"),
+            Err(_) => std::future::pending().await,
         }
-        if let Some(headers) = &headers {
-            record = record.headers(headers.clone());
-        }
-        match producer.send(record, Timeout::Never).await {
-            Ok(_) => return Ok(()),
-            Err((e, _)) => {
-                if let Some((code, reason)) = producer.client().fatal_error() {
-                    return Err(format!("{code}: {reason}"));
-                }
-                let delay = backoff.delay(retry, &mut rng);
-                log::error!(
-                    "producing to {topic} failed ({e}); producing it again in {delay:?}; its offset waits"
-                );
-                retry += 1;
-                actix_rt::time::sleep(delay).await;
-            }
-        }
-    }
-}
-
-/// Current counters.
-#[derive(Message)]
-#[rtype(result = "ConsumerStats")]
-pub struct GetStats;
-
-impl Handler<GetStats> for TodoChunkConsumer {
-    type Result = MessageResult<GetStats>;
-
-    fn handle(&mut self, _: GetStats, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.stats.clone())
-    }
-}
-
-/// Stop intake, give in-flight chunks up to `grace` to finish, commit what is done.
-#[derive(Message)]
-#[rtype(result = "DrainReport")]
-pub struct Drain {
-    pub grace: Duration,
-}
-
-/// What a drain achieved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DrainReport {
-    /// Chunks still unfinished at the end of the grace period (redelivered later).
-    pub unfinished: usize,
-    pub stats: ConsumerStats,
-}
-
-impl Handler<Drain> for TodoChunkConsumer {
-    type Result = ResponseActFuture<Self, DrainReport>;
-
-    fn handle(&mut self, Drain { grace }: Drain, _: &mut Context<Self>) -> Self::Result {
-        if let Some(intake) = self.intake.take() {
-            intake.abort();
-        }
-        // No longer consuming: not ready, whatever the group still thinks until the member leaves.
-        self.metrics.health.group_event(GroupEvent::Left);
-        // The stats, not the permits: the aborted intake may still hold one for a message it
-        // never received.
-        log::info!(
-            "draining: intake stopped; {} chunks in flight, up to {grace:?} to finish",
-            self.stats.in_flight
-        );
-        let permits = self.permits.clone();
-        let all = self.max_in_flight as u32;
-        let wait = async move {
-            actix_rt::time::timeout(grace, permits.acquire_many_owned(all))
-                .await
-                .is_ok()
-        };
-        Box::pin(wait.into_actor(self).map(|all_done, me, ctx| {
-            // Messages received but not finished: over the grace period, or abandoned.
-            let unfinished = me.tracker.lock().expect("tracker lock").unfinished();
-            if !all_done {
-                log::warn!(
-                    "drain: grace period over with {} chunks unfinished; they will be delivered again",
-                    me.stats.in_flight
-                );
-            }
-            me.commit_now();
-            // Stopping drops the consumer, which leaves the group.
-            ctx.stop();
-            DrainReport {
-                unfinished,
-                stats: me.stats.clone(),
-            }
-        }))
-    }
-}
-
-impl std::fmt::Display for ConsumerStats {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} received: {} COMPLETE ({} trades), {} WINDOW_TOO_BIG, {} RANDOM_ERROR, {} dead letters, {} unanswered",
-            self.received,
-            self.complete,
-            self.entries,
-            self.window_too_big,
-            self.random_error,
-            self.dead_letters,
-            self.abandoned + self.in_flight
-        )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::ffi::CString;
-
-    use rdkafka::types::RDKafkaRespErr;
-
-    use super::*;
-    use crate::dev::mock_broker::MockBroker;
-
-    fn producer_on(broker: &MockBroker) -> FutureProducer {
-        let mut settings = Settings::default();
-        settings
-            .kafka
-            .set("bootstrap.servers", broker.bootstrap_servers());
-        client::producer(&settings).unwrap()
-    }
-
-    fn quick_backoff() -> Backoff {
-        Backoff::new(Duration::from_millis(1), Duration::from_millis(1))
-    }
-
-    #[actix_rt::test]
-    async fn a_delivery_returns_once_acknowledged() {
-        let broker = MockBroker::start().unwrap();
-        broker.create_topic("results", 1).unwrap();
-        let producer = producer_on(&broker);
-        let delivered = deliver(
-            &producer,
-            "results",
-            Some(b"k"),
-            b"v",
-            None,
-            quick_backoff(),
-        );
-        let delivered = tokio::time::timeout(Duration::from_secs(30), delivered).await;
-        assert_eq!(delivered.expect("acknowledged in time"), Ok(()));
-    }
-
-    #[actix_rt::test]
-    async fn a_producer_failed_for_good_is_given_up_on_with_its_reason() {
-        let broker = MockBroker::start().unwrap();
-        broker.create_topic("results", 1).unwrap();
-        let producer = producer_on(&broker);
-        // librdkafka's own test hook: the fatal error an idempotent producer can run into.
-        let reason = CString::new("injected by the test").unwrap();
-        let code = unsafe {
-            rdkafka::bindings::rd_kafka_test_fatal_error(
-                producer.client().native_ptr(),
-                RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER,
-                reason.as_ptr(),
-            )
-        };
-        assert_eq!(code, RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR);
-        let delivered = deliver(&producer, "results", None, b"v", None, quick_backoff());
-        let err = tokio::time::timeout(Duration::from_secs(30), delivered)
-            .await
-            .expect("given up on in time, not retried forever")
-            .unwrap_err();
-        assert!(err.contains("injected by the test"), "{err}");
     }
 }

@@ -1,0 +1,165 @@
+//! Start-up checks: what would otherwise fail in silence once the service runs.
+//!
+//! - The consumer could wait longer between polls than the group allows ([`poll_interval`]).
+//! - The upstream host does not answer ([`probe_upstream`]).
+//!
+//! (The broker and the topics are checked where the consumer is made:
+//! [`crate::kafka::client::check_topics`].) Each failure says what to set. The checks must
+//! never spend a rate-limit slot: nothing is asked of the upstream but a TCP connection.
+
+use std::time::Duration;
+
+use crate::config::{ConfigError, KafkaRole, Settings};
+
+/// How long start-up checks wait for the broker or the upstream.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A start-up check that failed, saying what to set.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("kafka.consumer.max_poll_interval_ms: not a number: {0:?}")]
+    PollIntervalNotANumber(String),
+    #[error(
+        "kafka.consumer.max_poll_interval_ms ({interval_ms}) must exceed one chunk's worst case, worker.attempt_deadline_ms x manager.max_attempts ({worst_chunk_ms}): while every in-flight slot is taken the consumer does not poll, and the group would evict it"
+    )]
+    PollIntervalTooShort {
+        interval_ms: u64,
+        worst_chunk_ms: u64,
+    },
+    #[error("upstream.base_url {0:?} has no host")]
+    UpstreamUrl(String),
+    #[error(
+        "cannot reach the upstream at {base_url} ({host}:{port}): {source}; set upstream.base_url (CLONER__UPSTREAM__BASE_URL) to a reachable API"
+    )]
+    UpstreamUnreachable {
+        base_url: String,
+        host: String,
+        port: u16,
+        source: std::io::Error,
+    },
+    #[error(
+        "the upstream at {base_url} did not answer within {timeout:?}; set upstream.base_url (CLONER__UPSTREAM__BASE_URL) to a reachable API"
+    )]
+    UpstreamSilent { base_url: String, timeout: Duration },
+}
+
+/// Intake waits for a free in-flight slot without polling Kafka. The longest such wait is one
+/// chunk's worst case; the group evicts a member that does not poll within
+/// `max.poll.interval.ms`, so that must be longer.
+pub fn poll_interval(settings: &Settings) -> Result<(), CheckError> {
+    let props = settings.kafka.properties(KafkaRole::Consumer)?;
+    let interval_ms: u64 = match props.get("max.poll.interval.ms") {
+        Some(v) => v
+            .parse()
+            .map_err(|_| CheckError::PollIntervalNotANumber(v.clone()))?,
+        None => 300_000, // librdkafka's default
+    };
+    let worst_chunk_ms =
+        settings.worker.attempt_deadline_ms * u64::from(settings.manager.max_attempts);
+    if interval_ms <= worst_chunk_ms {
+        return Err(CheckError::PollIntervalTooShort {
+            interval_ms,
+            worst_chunk_ms,
+        });
+    }
+    Ok(())
+}
+
+/// Connects to the upstream's host and port: a wrong `upstream.base_url` fails here, at start,
+/// not as a RANDOM_ERROR on every chunk. Sends nothing, so it costs no rate-limit slot.
+pub async fn probe_upstream(base_url: &str, timeout: Duration) -> Result<(), CheckError> {
+    let (host, port) =
+        host_and_port(base_url).ok_or_else(|| CheckError::UpstreamUrl(base_url.to_string()))?;
+    let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+    match tokio::time::timeout(timeout, connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(source)) => Err(CheckError::UpstreamUnreachable {
+            base_url: base_url.to_string(),
+            host,
+            port,
+            source,
+        }),
+        Err(_) => Err(CheckError::UpstreamSilent {
+            base_url: base_url.to_string(),
+            timeout,
+        }),
+    }
+}
+
+/// `http://host:port/path` → (host, port), with the scheme's port by default.
+fn host_and_port(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    let default_port = if scheme == "https" { 443 } else { 80 };
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        let port = after.strip_prefix(':').map(str::parse).transpose().ok()?;
+        (host.to_string(), port.unwrap_or(default_port))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((host, port)) => (host.to_string(), port.parse().ok()?),
+            None => (authority.to_string(), default_port),
+        }
+    };
+    (!host.is_empty()).then_some((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_and_port_of_upstream_urls() {
+        let cases = [
+            ("https://poloniex.com", Some(("poloniex.com", 443))),
+            ("http://127.0.0.1:9000", Some(("127.0.0.1", 9000))),
+            ("http://127.0.0.1:9000/api?x=1", Some(("127.0.0.1", 9000))),
+            ("http://[::1]:81/", Some(("::1", 81))),
+            ("http://user@host", Some(("host", 80))),
+            ("http://", None),
+            ("no-scheme", None),
+        ];
+        for (url, expected) in cases {
+            let got = host_and_port(url);
+            assert_eq!(
+                got.as_ref().map(|(h, p)| (h.as_str(), *p)),
+                expected,
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_poll_interval_shorter_than_a_chunk_is_refused() {
+        let mut settings = Settings::default();
+        assert!(poll_interval(&settings).is_ok(), "the defaults fit");
+        settings.kafka.consumer.insert(
+            "max_poll_interval_ms".into(),
+            crate::config::KafkaValue::Int(60_000),
+        );
+        let err = poll_interval(&settings).unwrap_err().to_string();
+        assert!(err.contains("max_poll_interval_ms"), "{err}");
+    }
+
+    #[actix_rt::test]
+    async fn an_unreachable_upstream_is_named() {
+        // A port nobody listens on: bind one, then free it.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}");
+        let err = probe_upstream(&url, Duration::from_secs(5))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&url) && err.contains("upstream.base_url"),
+            "{err}"
+        );
+    }
+}
