@@ -7,7 +7,7 @@
 //!
 //! - a chunk for `WorkerManager.add_task`, whose answer is produced to the finished topic with
 //!   the message's key;
-//! - a dead letter, when it cannot be a chunk ([`dead_letter`](crate::service::dead_letter)).
+//! - a dead letter, when it cannot be a chunk ([`dead_letter`]).
 //!
 //! Its offset is stored for commit only once that produce is acknowledged by the broker
 //! (`acks=all`, idempotent producer) *and* every earlier message of its partition is too
