@@ -7,8 +7,6 @@
 //! handing over partitions; SIGTERM never commits a chunk without its result, and what the
 //! grace period cuts off comes again; bounded intake and flat memory under a backlog.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -21,8 +19,9 @@ use cloner_worker::config::Settings;
 use cloner_worker::dev::simulator::SimulatorConfig;
 use cloner_worker::kafka::dead_letter_headers as dlq;
 use cloner_worker::proto::{cloned_chunk, ClonedChunk, TodoChunk};
-use common::kafka::*;
-use common::*;
+
+use crate::helpers::kafka::*;
+use crate::helpers::*;
 
 /// How long a service may take to drain and exit.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -8,8 +8,6 @@
 //! twice (the service killed and restarted mid-run) still give a duplicate-free file; JSON
 //! Lines on stdout with the service in-process; bad arguments are refused with what to do.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -17,8 +15,9 @@ use cloner_worker::clone::requester::TopicReader;
 use cloner_worker::config::Settings;
 use cloner_worker::dev::simulator::{market, SimulatorConfig, SimulatorHandle};
 use cloner_worker::domain::utc::format_utc;
-use common::kafka::*;
-use common::*;
+
+use crate::helpers::kafka::*;
+use crate::helpers::*;
 
 /// Starts `cloner-worker clone ARGS` with the environment of a service on `settings`' topics,
 /// progress as log lines, stdout and stderr piped; killed when dropped.

@@ -13,8 +13,6 @@
 //! What is not: that an engine builds the image and the stack comes up (the images it pulls,
 //! the network, the healthchecks' timing).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -28,8 +26,9 @@ use cloner_worker::clone::requester::{self, chunk_key, TopicReader};
 use cloner_worker::config::{KafkaRole, Settings};
 use cloner_worker::dev::simulator::SimulatorConfig;
 use cloner_worker::proto::cloned_chunk;
-use common::kafka::*;
-use common::*;
+
+use crate::helpers::kafka::*;
+use crate::helpers::*;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
