@@ -21,6 +21,7 @@ use cloner_worker::kafka::dead_letter_headers as dlq;
 use cloner_worker::proto::{cloned_chunk, ClonedChunk, TodoChunk};
 
 use crate::helpers::kafka::*;
+use crate::helpers::process::*;
 use crate::helpers::*;
 
 /// How long a service may take to drain and exit.
@@ -457,21 +458,6 @@ async fn a_backlog_of_twenty_thousand_chunks_is_taken_a_bounded_number_at_a_time
         "memory grew from {early} KiB to {late} KiB"
     );
     sim.stop().await;
-}
-
-/// Runs `cloner-worker ARGS` with `env`; (success, stdout, stderr).
-fn run_cli(args: &[&str], env: &[(String, String)]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
-        .args(args)
-        .envs(env.iter().cloned())
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("cloner-worker runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[actix_rt::test]

@@ -23,8 +23,10 @@
 //!   engine, and `serve` with nothing but the worker container's environment.
 //!
 //! The shared helpers are in [`helpers`]: the exchange simulator in this process, settings and
-//! the ground truth (`helpers/mod.rs`), and the test broker, topics and groups
-//! (`helpers/kafka.rs`).
+//! the ground truth (`helpers/mod.rs`); the test broker, topics, groups and a service's
+//! environment (`helpers/kafka.rs`); and every child process (`helpers/process.rs`): the
+//! package's binaries, `serve` as a [`helpers::process::ServiceProcess`] whose log is read as it
+//! runs, the `clone` command, commands run to their exit or killed at a time limit, signals.
 
 mod helpers;
 

@@ -15,6 +15,7 @@ use cloner_worker::clone::requester::{self, TopicReader};
 use cloner_worker::proto::{cloned_chunk, TodoChunk};
 
 use crate::helpers::kafka::*;
+use crate::helpers::process::*;
 use crate::helpers::*;
 
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);

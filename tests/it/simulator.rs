@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use cloner_worker::dev::simulator::{self, market, SimulatorConfig, SimulatorHandle, Stats};
 
+use crate::helpers::process::{exchange_simulator, run};
+
 const DAY: i64 = 1_540_166_400; // 2018-10-22
 
 async fn start(config: SimulatorConfig) -> SimulatorHandle {
@@ -263,12 +265,10 @@ async fn fault_draws_are_deterministic_and_near_their_rate() {
 
 #[test]
 fn the_binary_refuses_a_fault_rate_outside_zero_to_one() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_exchange-simulator"))
-        .args(["--error-rate", "1.5"])
-        .output()
-        .expect("the binary runs");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let mut command = exchange_simulator();
+    command.args(["--error-rate", "1.5"]);
+    let (ok, _, err) = run(command);
+    assert!(!ok);
     assert!(
         err.contains("--error-rate must be a fraction between 0 and 1, got 1.5"),
         "{err}"
