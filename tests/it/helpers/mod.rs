@@ -2,8 +2,6 @@
 //! and settings that point the service at it. The Kafka side is in [`kafka`], child processes
 //! (the service, `clone`, the binaries, signals) in [`process`].
 
-#![allow(dead_code)] // each test binary uses its own part of this
-
 use std::time::Duration;
 
 use cloner_worker::config::Settings;

@@ -112,8 +112,6 @@ pub struct ServiceProcess {
     lines: mpsc::Receiver<String>,
     /// Every line read so far, for failure messages and later searches.
     pub log: Vec<String>,
-    /// Lines before this one have been looked at by `wait_for`: it waits for what comes next.
-    cursor: usize,
 }
 
 impl ServiceProcess {
@@ -156,7 +154,6 @@ impl ServiceProcess {
             child,
             lines,
             log: Vec::new(),
-            cursor: 0,
         }
     }
 
@@ -164,7 +161,8 @@ impl ServiceProcess {
         self.child.id()
     }
 
-    /// Waits (on the process's own log lines) for a line that satisfies `pred`; the line.
+    /// Waits (on the process's own log lines) for a line that satisfies `pred`; the line. A line
+    /// already read counts: the first match in the whole log is the answer.
     /// Blocking: call it from a plain thread or with `spawn_blocking`-free code, since the
     /// service is another process and the simulator runs on its own threads.
     pub fn wait_for(
