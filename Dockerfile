@@ -8,7 +8,7 @@
 #   docker compose up            # Kafka, topics, the exchange simulator, two workers
 #
 # The image's toolchain is pinned to the one the project is built and tested with; it must stay
-# at or above Cargo.toml's rust-version (tests/container.rs checks that).
+# at or above Cargo.toml's rust-version (tests/it/container.rs checks that).
 ARG RUST_VERSION=1.95
 
 # --- build -----------------------------------------------------------------------------------

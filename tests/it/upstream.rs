@@ -6,15 +6,15 @@ use cloner_worker::dev::simulator::{self, market, SimulatorConfig, SimulatorHand
 use cloner_worker::domain::pair::CurrencyPair;
 use cloner_worker::task::upstream::{Upstream, UpstreamError, Window};
 
-const DAY: i32 = 1_540_166_400; // 2018-10-22
+use crate::helpers::{start_simulator, DAY};
 
+/// A simulator without its rate limit.
 async fn simulator(config: SimulatorConfig) -> SimulatorHandle {
-    simulator::start(SimulatorConfig {
+    start_simulator(SimulatorConfig {
         rate_limit: 0,
         ..config
     })
     .await
-    .expect("simulator starts")
 }
 
 fn client(sim: &SimulatorHandle) -> Upstream {

@@ -2,11 +2,12 @@
 //! simulator on a loopback port, stdin closed at the end of the script.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::process::Stdio;
 use std::time::Duration;
 
 use cloner_worker::dev::simulator::{market, SimulatorConfig};
+
+use crate::helpers::process::{cloner_worker, output_within, run};
 
 /// 2018-10-22 00:00:00 UTC and the end of that hour.
 const FROM: i64 = 1_540_166_400;
@@ -14,7 +15,7 @@ const UNTIL: i64 = FROM + 3599;
 
 /// Runs `cloner-worker repl --simulator` on `script`; returns (exit success, stdout, stderr).
 fn run_console(script: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
+    let mut child = cloner_worker()
         .args(["repl", "--simulator"])
         .env("CLONER__N_WORKERS", "2")
         .env("RUST_LOG", "error")
@@ -29,24 +30,14 @@ fn run_console(script: &str) -> (bool, String, String) {
         .unwrap()
         .write_all(script.as_bytes())
         .unwrap();
-    let pid = child.id();
-    let (done, finished) = mpsc::channel();
-    std::thread::spawn(move || done.send(child.wait_with_output()).unwrap());
-    match finished.recv_timeout(Duration::from_secs(60)) {
-        Ok(output) => {
-            let output = output.unwrap();
-            let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-            (
-                output.status.success(),
-                text(&output.stdout),
-                text(&output.stderr),
-            )
-        }
-        Err(_) => {
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            panic!("the console did not finish the script within 60 s");
-        }
-    }
+    let output = output_within(child, Duration::from_secs(60))
+        .unwrap_or_else(|| panic!("the console did not finish the script within 60 s"));
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (
+        output.status.success(),
+        text(&output.stdout),
+        text(&output.stderr),
+    )
 }
 
 #[test]
@@ -152,26 +143,24 @@ fn killing_a_worker_from_the_console_brings_it_back() {
 
 #[test]
 fn a_bad_setting_stops_the_console_with_the_key_at_fault() {
-    let out = Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
+    let mut command = cloner_worker();
+    command
         .args(["repl", "--upstream", "ftp://example"])
         .env("CLONER__N_WORKERS", "0")
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+        .stdin(Stdio::null());
+    let (ok, _, err) = run(command);
+    assert!(!ok);
     assert!(
         err.contains("configuration key `n_workers`: must be between 1 and 1024, got 0"),
         "{err}"
     );
 
-    let out = Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
+    let mut command = cloner_worker();
+    command
         .args(["repl", "--upstream", "ftp://example"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("the binary runs");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+        .stdin(Stdio::null());
+    let (ok, _, err) = run(command);
+    assert!(!ok);
     assert!(
         err.contains("upstream.base_url") && err.contains("http://"),
         "{err}"

@@ -1,7 +1,6 @@
 //! Shared set-up for the integration tests: an exchange simulator on an ephemeral loopback port
-//! and settings that point the service at it.
-
-#![allow(dead_code)] // each test binary uses its own part of this
+//! and settings that point the service at it. The Kafka side is in [`kafka`], child processes
+//! (the service, `clone`, the binaries, signals) in [`process`].
 
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use cloner_worker::dev::simulator::{self, market, SimulatorConfig, SimulatorHand
 use cloner_worker::proto::{cloned_chunk, ClonedChunk, TodoChunk};
 
 pub mod kafka;
+pub mod process;
 
 /// A window's trades as the simulator generates them; the ground truth for the worker's answer.
 pub fn expected_result(sim: &SimulatorConfig, chunk: &TodoChunk) -> cloned_chunk::Result {

@@ -1,16 +1,14 @@
 //! Kafka set-up for the integration tests: the broker process `scripts/kafka-up` started (or a
-//! real cluster given by `KAFKA_BOOTSTRAP`), unique topics and groups per test, the service as a
-//! child process, and what the tests read back.
+//! real cluster given by `KAFKA_BOOTSTRAP`), unique topics and groups per test, the environment
+//! that gives a service child process (`super::process`) those settings, and what the tests read
+//! back.
 //!
 //! Nothing here relies on mock-only behaviour except topic creation, which goes through the
 //! mock's control port when there is one and the admin API otherwise.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -149,156 +147,6 @@ pub fn service_env(settings: &Settings) -> Vec<(String, String)> {
             settings.upstream.backoff_max_ms.to_string(),
         ),
     ]
-}
-
-/// `cloner-worker serve` as a child process; its log lines arrive on a channel. Killed on drop.
-pub struct ServiceProcess {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    /// Every line read so far, for failure messages and later searches.
-    pub log: Vec<String>,
-    /// Lines before this one have been looked at by `wait_for`: it waits for what comes next.
-    cursor: usize,
-}
-
-impl ServiceProcess {
-    pub fn start(settings: &Settings) -> ServiceProcess {
-        ServiceProcess::start_with_env(settings, &[])
-    }
-
-    /// [`ServiceProcess::start`] with `extra` environment variables, which win over
-    /// [`service_env`]'s (e.g. `CLONER__HTTP__LISTEN`).
-    pub fn start_with_env(settings: &Settings, extra: &[(&str, &str)]) -> ServiceProcess {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_cloner-worker"));
-        command
-            .arg("serve")
-            .envs(service_env(settings))
-            .envs(extra.iter().copied())
-            .env("RUST_LOG", "info,actix_server=warn");
-        ServiceProcess::spawn(command)
-    }
-
-    /// Like [`ServiceProcess::start`] for a command the caller built (its own arguments,
-    /// environment and working directory): only its standard streams are set here.
-    pub fn spawn(mut command: Command) -> ServiceProcess {
-        let mut child = command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the service process starts");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        ServiceProcess {
-            child,
-            lines,
-            log: Vec::new(),
-            cursor: 0,
-        }
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Waits (on the process's own log lines) for a line that satisfies `pred`; the line.
-    /// Blocking: call it from a plain thread or with `spawn_blocking`-free code, since the
-    /// service is another process and the simulator runs on its own threads.
-    pub fn wait_for(
-        &mut self,
-        what: &str,
-        timeout: Duration,
-        pred: impl Fn(&str) -> bool,
-    ) -> String {
-        if let Some(line) = self.log.iter().find(|l| pred(l)) {
-            return line.clone();
-        }
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.log.push(line.clone());
-                    if pred(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "the service did not log {what} within {timeout:?}; its log:\n{}",
-                    self.log.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Sends SIGTERM and waits for the exit; the status.
-    pub fn terminate(&mut self, timeout: Duration) -> ExitStatus {
-        signal(self.pid(), "TERM");
-        self.wait_exit(timeout)
-    }
-
-    /// SIGKILL, no drain.
-    pub fn kill(&mut self) {
-        self.child.kill().expect("kill");
-        self.child.wait().expect("reap");
-    }
-
-    /// Waits for the process to exit, collecting its remaining log.
-    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
-        // The log channel closes when the process's stderr does, i.e. when it exits.
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => self.log.push(line),
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!(
-                    "the service did not exit within {timeout:?}; its log:\n{}",
-                    self.log.join("\n")
-                ),
-            }
-        }
-        self.child.wait().expect("reap")
-    }
-
-    /// Resident memory, from /proc.
-    pub fn rss_kib(&self) -> u64 {
-        rss_kib(self.pid())
-    }
-}
-
-impl Drop for ServiceProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &pid.to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill -{name} {pid}");
-}
-
-/// VmRSS of a process, in KiB.
-pub fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmRSS")
 }
 
 /// The `drained: N received …` count a service logs when it drains.

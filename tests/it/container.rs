@@ -13,8 +13,6 @@
 //! What is not: that an engine builds the image and the stack comes up (the images it pulls,
 //! the network, the healthchecks' timing).
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -28,8 +26,10 @@ use cloner_worker::clone::requester::{self, chunk_key, TopicReader};
 use cloner_worker::config::{KafkaRole, Settings};
 use cloner_worker::dev::simulator::SimulatorConfig;
 use cloner_worker::proto::cloned_chunk;
-use common::kafka::*;
-use common::*;
+
+use crate::helpers::kafka::*;
+use crate::helpers::process::*;
+use crate::helpers::*;
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
@@ -625,7 +625,7 @@ fn the_dockerfile_builds_with_a_supported_toolchain_and_runs_as_a_user_from_env_
 /// Runs a healthcheck script the way the engine does (`bash -c`, Debian's PATH); its success.
 /// Bounded: a script still running after `timeout` is killed and fails the test.
 fn run_healthcheck(script: &str, timeout: Duration) -> bool {
-    let mut child = Command::new("bash")
+    let child = Command::new("bash")
         .args(["-c", script])
         .env_clear()
         .env(
@@ -637,17 +637,9 @@ fn run_healthcheck(script: &str, timeout: Duration) -> bool {
         .stderr(Stdio::null())
         .spawn()
         .expect("bash runs");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait().expect("bash is reaped"));
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(status) => status.success(),
-        Err(_) => {
-            signal(pid, "KILL");
-            panic!("the healthcheck did not finish within {timeout:?}: {script}");
-        }
+    match output_within(child, timeout) {
+        Some(output) => output.status.success(),
+        None => panic!("the healthcheck did not finish within {timeout:?}: {script}"),
     }
 }
 
@@ -746,7 +738,7 @@ async fn the_worker_clones_a_chunk_with_nothing_but_the_containers_environment()
     // binary's embedded defaults are all it has besides.
     let cwd = std::env::temp_dir().join(unique("cloner-container-cwd"));
     std::fs::create_dir(&cwd).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_cloner-worker"));
+    let mut command = cloner_worker();
     command
         .arg("serve")
         .env_clear()

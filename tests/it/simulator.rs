@@ -3,20 +3,12 @@
 
 use std::time::Duration;
 
-use cloner_worker::dev::simulator::{self, market, SimulatorConfig, SimulatorHandle, Stats};
+use cloner_worker::dev::simulator::{market, SimulatorConfig, SimulatorHandle, Stats};
+
+use crate::helpers::process::{exchange_simulator, run};
+use crate::helpers::{no_rate_limit, start_simulator};
 
 const DAY: i64 = 1_540_166_400; // 2018-10-22
-
-async fn start(config: SimulatorConfig) -> SimulatorHandle {
-    simulator::start(config).await.expect("simulator starts")
-}
-
-fn unlimited() -> SimulatorConfig {
-    SimulatorConfig {
-        rate_limit: 0,
-        ..SimulatorConfig::default()
-    }
-}
 
 /// One call; (status, body).
 async fn get(sim: &SimulatorHandle, query: &str) -> (u16, String) {
@@ -41,7 +33,7 @@ fn history(pair: &str, start: i64, end: i64) -> String {
 
 #[actix_rt::test]
 async fn answers_newest_first_as_the_api_does() {
-    let sim = start(unlimited()).await;
+    let sim = start_simulator(no_rate_limit()).await;
     let (status, body) = get(&sim, &history("BTC_ETH", DAY, DAY + 3599)).await;
     assert_eq!(status, 200);
     let trades: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
@@ -70,9 +62,9 @@ async fn answers_newest_first_as_the_api_does() {
 
 #[actix_rt::test]
 async fn a_busy_window_returns_the_newest_page() {
-    let sim = start(SimulatorConfig {
+    let sim = start_simulator(SimulatorConfig {
         page_limit: 50,
-        ..unlimited()
+        ..no_rate_limit()
     })
     .await;
     let (_, body) = get(&sim, &history("USDT_BTC", DAY, DAY + 86_399)).await;
@@ -85,7 +77,7 @@ async fn a_busy_window_returns_the_newest_page() {
 
 #[actix_rt::test]
 async fn errors_come_as_the_api_sends_them() {
-    let sim = start(unlimited()).await;
+    let sim = start_simulator(no_rate_limit()).await;
     let cases = [
         (history("BTC_NOPE", DAY, DAY + 1), "Invalid currency pair."),
         (
@@ -125,7 +117,7 @@ async fn errors_come_as_the_api_sends_them() {
 
 #[actix_rt::test]
 async fn calls_past_the_limit_get_429_and_count_as_violations() {
-    let sim = start(SimulatorConfig {
+    let sim = start_simulator(SimulatorConfig {
         rate_limit: 20,
         ..SimulatorConfig::default()
     })
@@ -154,7 +146,7 @@ async fn calls_past_the_limit_get_429_and_count_as_violations() {
 
 #[actix_rt::test]
 async fn stats_are_served_and_reset_over_http() {
-    let sim = start(unlimited()).await;
+    let sim = start_simulator(no_rate_limit()).await;
     get(&sim, &history("BTC_ETH", DAY, DAY + 10)).await;
     let client = awc::Client::default();
     let stats: Stats = client
@@ -177,18 +169,18 @@ async fn stats_are_served_and_reset_over_http() {
 
 #[actix_rt::test]
 async fn each_fault_can_be_injected() {
-    let five_xx = start(SimulatorConfig {
+    let five_xx = start_simulator(SimulatorConfig {
         error_rate: 1.0,
-        ..unlimited()
+        ..no_rate_limit()
     })
     .await;
     let (status, _) = get(&five_xx, &history("BTC_ETH", DAY, DAY + 10)).await;
     assert!((500..600).contains(&status));
     assert_eq!(five_xx.stats().errors_5xx, 1);
 
-    let malformed = start(SimulatorConfig {
+    let malformed = start_simulator(SimulatorConfig {
         malformed_rate: 1.0,
-        ..unlimited()
+        ..no_rate_limit()
     })
     .await;
     let (status, body) = get(&malformed, &history("BTC_ETH", DAY, DAY + 10)).await;
@@ -198,26 +190,26 @@ async fn each_fault_can_be_injected() {
         "{body}"
     );
 
-    let oversized = start(SimulatorConfig {
+    let oversized = start_simulator(SimulatorConfig {
         oversized_rate: 1.0,
-        ..unlimited()
+        ..no_rate_limit()
     })
     .await;
     let (_, body) = get(&oversized, &history("BTC_ETH", DAY, DAY + 10)).await;
     assert!(body.len() > 8 << 20);
 
-    let slow = start(SimulatorConfig {
+    let slow = start_simulator(SimulatorConfig {
         latency_ms: 150,
-        ..unlimited()
+        ..no_rate_limit()
     })
     .await;
     let started = std::time::Instant::now();
     get(&slow, &history("BTC_ETH", DAY, DAY + 10)).await;
     assert!(started.elapsed() >= Duration::from_millis(150));
 
-    let hang = start(SimulatorConfig {
+    let hang = start_simulator(SimulatorConfig {
         hang_rate: 1.0,
-        ..unlimited()
+        ..no_rate_limit()
     })
     .await;
     let client = awc::Client::builder()
@@ -242,11 +234,11 @@ async fn each_fault_can_be_injected() {
 async fn fault_draws_are_deterministic_and_near_their_rate() {
     let config = SimulatorConfig {
         error_rate: 0.3,
-        ..unlimited()
+        ..no_rate_limit()
     };
     let mut runs = Vec::new();
     for _ in 0..2 {
-        let sim = start(config.clone()).await;
+        let sim = start_simulator(config.clone()).await;
         let mut statuses = Vec::new();
         for _ in 0..200 {
             statuses.push(get(&sim, &history("BTC_ETH", DAY, DAY + 10)).await.0);
@@ -263,12 +255,10 @@ async fn fault_draws_are_deterministic_and_near_their_rate() {
 
 #[test]
 fn the_binary_refuses_a_fault_rate_outside_zero_to_one() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_exchange-simulator"))
-        .args(["--error-rate", "1.5"])
-        .output()
-        .expect("the binary runs");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let mut command = exchange_simulator();
+    command.args(["--error-rate", "1.5"]);
+    let (ok, _, err) = run(command);
+    assert!(!ok);
     assert!(
         err.contains("--error-rate must be a fraction between 0 and 1, got 1.5"),
         "{err}"
@@ -277,7 +267,7 @@ fn the_binary_refuses_a_fault_rate_outside_zero_to_one() {
 
 #[actix_rt::test]
 async fn windows_holding_a_fail_second_always_fail() {
-    let sim = start(SimulatorConfig {
+    let sim = start_simulator(SimulatorConfig {
         rate_limit: 0,
         fail_seconds: vec![1_540_170_000],
         ..SimulatorConfig::default()

@@ -6,8 +6,6 @@
 //! the gauges return to 0; the consumer lag appears for each held partition; a taken
 //! `http.listen` stops the start with an error naming the key.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -15,8 +13,10 @@ use std::time::{Duration, Instant};
 
 use cloner_worker::clone::requester::{self, TopicReader};
 use cloner_worker::proto::{cloned_chunk, TodoChunk};
-use common::kafka::*;
-use common::*;
+
+use crate::helpers::kafka::*;
+use crate::helpers::process::*;
+use crate::helpers::*;
 
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -8,8 +8,6 @@
 //! twice (the service killed and restarted mid-run) still give a duplicate-free file; JSON
 //! Lines on stdout with the service in-process; bad arguments are refused with what to do.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -17,40 +15,10 @@ use cloner_worker::clone::requester::TopicReader;
 use cloner_worker::config::Settings;
 use cloner_worker::dev::simulator::{market, SimulatorConfig, SimulatorHandle};
 use cloner_worker::domain::utc::format_utc;
-use common::kafka::*;
-use common::*;
 
-/// Starts `cloner-worker clone ARGS` with the environment of a service on `settings`' topics,
-/// progress as log lines, stdout and stderr piped; killed when dropped.
-fn spawn_clone(
-    settings: &Settings,
-    args: &[&str],
-    extra: &[(&str, &str)],
-) -> tokio::process::Child {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
-        .arg("clone")
-        .args(args)
-        .args(["--progress", "log"])
-        .envs(service_env(settings))
-        .envs(extra.iter().copied())
-        .env("RUST_LOG", "info,actix_server=warn")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("cloner-worker clone starts")
-}
-
-/// Runs `cloner-worker clone ARGS` (see [`spawn_clone`]) to its end; its exit status, stdout
-/// and stderr.
-async fn clone(settings: &Settings, args: &[&str], extra: &[(&str, &str)]) -> Output {
-    let child = spawn_clone(settings, args, extra);
-    tokio::time::timeout(TEST_DEADLINE, child.wait_with_output())
-        .await
-        .expect("clone finishes within the test deadline")
-        .expect("clone's output")
-}
+use crate::helpers::kafka::*;
+use crate::helpers::process::*;
+use crate::helpers::*;
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -124,7 +92,7 @@ async fn a_busy_day_cloned_through_the_service_equals_the_ground_truth() {
     let mut service = ServiceProcess::start(&settings);
     let dir = temp_dir("day");
     let out = dir.join("day.csv");
-    let output = clone(
+    let output = run_clone(
         &settings,
         &[
             "USDT_BTC",
@@ -179,7 +147,7 @@ async fn a_window_that_always_fails_is_named_and_the_clone_exits_non_zero() {
     let dir = temp_dir("fail");
     let out = dir.join("four-hours.csv");
     let until = (DAY + 4 * HOUR).to_string();
-    let output = clone(
+    let output = run_clone(
         &settings,
         &[
             "BTC_ETH",
@@ -249,7 +217,7 @@ async fn results_delivered_twice_still_give_a_duplicate_free_file() {
             "--out",
             &out_arg,
         ];
-        clone(&clone_settings, &args, &[]).await
+        run_clone(&clone_settings, &args, &[]).await
     });
     reader
         .take(10, TEST_DEADLINE)
@@ -288,7 +256,7 @@ async fn with_workers_the_service_runs_in_process_and_json_lines_go_to_stdout() 
     let sim = start_simulator(no_rate_limit()).await;
     let settings = service_on(&sim, "clone-inproc", None).await;
     let until = (DAY + 3 * HOUR).to_string();
-    let output = clone(
+    let output = run_clone(
         &settings,
         &[
             "BTC_ETH",
@@ -371,15 +339,14 @@ fn bad_arguments_say_what_to_do() {
         ),
     ];
     for (args, expected) in cases {
-        let output = std::process::Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
+        let mut command = cloner_worker();
+        command
             .arg("clone")
             .args(args)
             // No broker: these must fail before one is needed.
-            .env("CLONER__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1")
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!output.status.success(), "{args:?}");
+            .env("CLONER__KAFKA__BOOTSTRAP_SERVERS", "127.0.0.1:1");
+        let (ok, _, stderr) = run(command);
+        assert!(!ok, "{args:?}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
     }
 }
@@ -459,7 +426,7 @@ async fn with_nobody_answering_the_windows_are_given_up_and_named() {
     let sim = start_simulator(no_rate_limit()).await;
     let settings = service_on(&sim, "clone-nobody", None).await;
     let until = (DAY + 2 * HOUR).to_string();
-    let output = clone(
+    let output = run_clone(
         &settings,
         &["BTC_ETH", "--from", &DAY.to_string(), "--until", &until],
         &[
@@ -560,7 +527,7 @@ async fn windows_are_halved_down_to_one_second_and_a_second_too_big_is_named() {
         !crowded.is_empty(),
         "the test needs a second with two trades"
     );
-    let output = clone(
+    let output = run_clone(
         &settings,
         &[
             "USDT_BTC",

@@ -1,8 +1,6 @@
 //! The actor tree end to end against the exchange simulator on loopback: `add_task` answers,
 //! rate-limit compliance, upstream faults, task panics, dead workers and deadlines.
 
-mod common;
-
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -15,7 +13,8 @@ use cloner_worker::pool::registry::AwaitWorkersUp;
 use cloner_worker::pool::supervisor::KillWorker;
 use cloner_worker::pool::worker::InjectedFault;
 use cloner_worker::proto::{cloned_chunk, ClonedChunk, TodoChunk};
-use common::*;
+
+use crate::helpers::*;
 
 async fn add_task(app: &App, chunk: TodoChunk) -> ClonedChunk {
     app.manager

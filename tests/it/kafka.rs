@@ -7,8 +7,6 @@
 //! handing over partitions; SIGTERM never commits a chunk without its result, and what the
 //! grace period cuts off comes again; bounded intake and flat memory under a backlog.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
@@ -21,8 +19,10 @@ use cloner_worker::config::Settings;
 use cloner_worker::dev::simulator::SimulatorConfig;
 use cloner_worker::proto::{cloned_chunk, ClonedChunk, TodoChunk};
 use cloner_worker::service::dead_letter::header as dlq;
-use common::kafka::*;
-use common::*;
+
+use crate::helpers::kafka::*;
+use crate::helpers::process::*;
+use crate::helpers::*;
 
 /// How long a service may take to drain and exit.
 const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -458,21 +458,6 @@ async fn a_backlog_of_twenty_thousand_chunks_is_taken_a_bounded_number_at_a_time
         "memory grew from {early} KiB to {late} KiB"
     );
     sim.stop().await;
-}
-
-/// Runs `cloner-worker ARGS` with `env`; (success, stdout, stderr).
-fn run_cli(args: &[&str], env: &[(String, String)]) -> (bool, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cloner-worker"))
-        .args(args)
-        .envs(env.iter().cloned())
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("cloner-worker runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[actix_rt::test]

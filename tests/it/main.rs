@@ -1,0 +1,41 @@
+//! The integration tests, one binary: each test binary links the whole crate and librdkafka, so
+//! one binary builds and links once instead of once per file. `cargo test --test it` runs them
+//! all; `cargo test --test it kafka::` one module.
+//!
+//! What each module tests:
+//!
+//! - [`wire`] — the protobuf schema against hand-encoded bytes, and round trips.
+//! - [`simulator`] — the exchange simulator over HTTP: answers, errors, the rate limit and its
+//!   violation counter, fault injection, `/stats`, and the `exchange-simulator` binary's
+//!   arguments.
+//! - [`upstream`] — the upstream client, one call at a time, against each kind of answer.
+//! - [`worker_manager`] — the actor tree in this process against the simulator: ground-truth
+//!   answers, zero rate violations, 5xx and hangs, panics, killed workers, deadlines.
+//! - [`repl`] — the console (`cloner-worker repl`) driven by a piped script.
+//! - [`kafka`] — `cloner-worker serve` through Kafka: one result per chunk, dead letters,
+//!   SIGKILL and SIGTERM mid-run, two members sharing partitions, back-pressure, the `topics`
+//!   command, start-up errors, the demo.
+//! - [`clone`] — `cloner-worker clone` against the service: a busy day equal to the ground
+//!   truth, failed windows named, duplicates dropped, republishing, interruption, halving down
+//!   to one second, bad arguments.
+//! - [`metrics`] — `/metrics` and `/health` of a running service.
+//! - [`container`] — compose.yaml, the Dockerfile and the healthchecks, checked without an
+//!   engine, and `serve` with nothing but the worker container's environment.
+//!
+//! The shared helpers are in [`helpers`]: the exchange simulator in this process, settings and
+//! the ground truth (`helpers/mod.rs`); the test broker, topics, groups and a service's
+//! environment (`helpers/kafka.rs`); and every child process (`helpers/process.rs`): the
+//! package's binaries, `serve` as a [`helpers::process::ServiceProcess`] whose log is read as it
+//! runs, the `clone` command, commands run to their exit or killed at a time limit, signals.
+
+mod helpers;
+
+mod clone;
+mod container;
+mod kafka;
+mod metrics;
+mod repl;
+mod simulator;
+mod upstream;
+mod wire;
+mod worker_manager;
