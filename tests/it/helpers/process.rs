@@ -110,8 +110,11 @@ pub async fn run_clone(settings: &Settings, args: &[&str], extra: &[(&str, &str)
 pub struct ServiceProcess {
     child: Child,
     lines: mpsc::Receiver<String>,
-    /// Every line read so far, for failure messages and later searches.
+    /// Every line read so far, for failure messages.
     pub log: Vec<String>,
+    /// Where the next [`ServiceProcess::wait_for`] starts looking in `log`: just past the line
+    /// the last one returned, so that each wait is for a line that came after the last.
+    cursor: usize,
 }
 
 impl ServiceProcess {
@@ -154,6 +157,7 @@ impl ServiceProcess {
             child,
             lines,
             log: Vec::new(),
+            cursor: 0,
         }
     }
 
@@ -161,8 +165,10 @@ impl ServiceProcess {
         self.child.id()
     }
 
-    /// Waits (on the process's own log lines) for a line that satisfies `pred`; the line. A line
-    /// already read counts: the first match in the whole log is the answer.
+    /// Waits (on the process's own log lines) for the first line after the one the previous
+    /// `wait_for` returned that satisfies `pred`; the line. Lines already read (by
+    /// [`ServiceProcess::wait_exit`], or passed over by an earlier wait) count if they came
+    /// after it.
     /// Blocking: call it from a plain thread or with `spawn_blocking`-free code, since the
     /// service is another process and the simulator runs on its own threads.
     pub fn wait_for(
@@ -171,8 +177,9 @@ impl ServiceProcess {
         timeout: Duration,
         pred: impl Fn(&str) -> bool,
     ) -> String {
-        if let Some(line) = self.log.iter().find(|l| pred(l)) {
-            return line.clone();
+        if let Some(i) = self.log[self.cursor..].iter().position(|l| pred(l)) {
+            self.cursor += i + 1;
+            return self.log[self.cursor - 1].clone();
         }
         let deadline = std::time::Instant::now() + timeout;
         loop {
@@ -181,6 +188,7 @@ impl ServiceProcess {
                 Ok(line) => {
                     self.log.push(line.clone());
                     if pred(&line) {
+                        self.cursor = self.log.len();
                         return line;
                     }
                 }
