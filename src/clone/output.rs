@@ -158,10 +158,16 @@ pub enum OutputError {
     Io(#[from] std::io::Error),
 }
 
+/// Where the trades go: CSV through a `csv::Writer` (quoting per RFC 4180: upstream strings are
+/// not trusted to be plain decimals), JSON Lines straight to `W`.
+enum Sink<W: Write> {
+    Csv(Box<csv::Writer<W>>),
+    Jsonl(W),
+}
+
 /// Trades in time order, each once, to `W`.
 pub struct Output<W: Write> {
-    writer: W,
-    format: Format,
+    sink: Sink<W>,
     /// Every window not yet written, by its first second.
     slots: BTreeMap<i32, Slot>,
     check: Check,
@@ -169,17 +175,21 @@ pub struct Output<W: Write> {
 
 impl<W: Write> Output<W> {
     /// An output awaiting `windows` (which must tile a range), writing the CSV header at once.
-    pub fn new(mut writer: W, format: Format, windows: &[Window]) -> std::io::Result<Self> {
-        if format == Format::Csv {
-            writeln!(writer, "tradeID,date,type,rate,amount,total")?;
-        }
+    pub fn new(writer: W, format: Format, windows: &[Window]) -> std::io::Result<Self> {
+        let sink = match format {
+            Format::Csv => {
+                let mut csv = csv::Writer::from_writer(writer);
+                csv.write_record(["tradeID", "date", "type", "rate", "amount", "total"])?;
+                Sink::Csv(Box::new(csv))
+            }
+            Format::Jsonl => Sink::Jsonl(writer),
+        };
         let slots = windows
             .iter()
             .map(|w| (w.from, Slot::Pending { until: w.until }))
             .collect();
         Ok(Output {
-            writer,
-            format,
+            sink,
             slots,
             check: Check::default(),
         })
@@ -244,8 +254,12 @@ impl<W: Write> Output<W> {
     /// counted as skipped.
     pub fn finish(mut self) -> Result<(W, Check), OutputError> {
         self.check.skipped_windows += self.pending() as u64;
-        self.writer.flush()?;
-        Ok((self.writer, self.check))
+        let mut writer = match self.sink {
+            Sink::Csv(csv) => (*csv).into_inner().map_err(|e| e.into_error())?,
+            Sink::Jsonl(writer) => writer,
+        };
+        writer.flush()?;
+        Ok((writer, self.check))
     }
 
     /// Writes every answered window at the front of the range.
@@ -293,16 +307,11 @@ impl<W: Write> Output<W> {
             "sell"
         };
         let date = format_utc(e.date.into());
-        match self.format {
-            Format::Csv => writeln!(
-                self.writer,
-                "{},{date},{side},{},{},{}",
-                e.trade_id,
-                csv_field(&e.rate),
-                csv_field(&e.amount),
-                csv_field(&e.total)
-            )?,
-            Format::Jsonl => {
+        match &mut self.sink {
+            Sink::Csv(csv) => csv
+                .serialize((e.trade_id, date, side, &e.rate, &e.amount, &e.total))
+                .map_err(std::io::Error::from)?,
+            Sink::Jsonl(writer) => {
                 let line = serde_json::json!({
                     "tradeID": e.trade_id,
                     "date": date,
@@ -311,20 +320,10 @@ impl<W: Write> Output<W> {
                     "amount": e.amount,
                     "total": e.total,
                 });
-                writeln!(self.writer, "{line}")?;
+                writeln!(writer, "{line}")?;
             }
         }
         Ok(())
-    }
-}
-
-/// A CSV field, quoted when it must be (RFC 4180): upstream strings are not trusted to be
-/// plain decimals.
-fn csv_field(s: &str) -> std::borrow::Cow<'_, str> {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\"")).into()
-    } else {
-        s.into()
     }
 }
 
@@ -457,8 +456,17 @@ mod tests {
             serde_json::json!({"tradeID": 7, "date": "2018-10-22 15:03:57", "type": "sell",
                 "rate": "1,5\"", "amount": "2", "total": "0.2"})
         );
-        assert_eq!(csv_field("1,5\""), "\"1,5\"\"\"");
-        assert_eq!(csv_field("0.5"), "0.5");
+        t.amount = "2\r\n".into();
+        let mut out =
+            Output::new(Vec::new(), Format::Csv, &[w(1_540_220_000, 1_540_229_999)]).unwrap();
+        out.complete(w(1_540_220_000, 1_540_229_999), vec![t])
+            .unwrap();
+        let (bytes, _) = out.finish().unwrap();
+        assert_eq!(
+            String::from_utf8(bytes).unwrap(),
+            "tradeID,date,type,rate,amount,total\n\
+             7,2018-10-22 15:03:57,sell,\"1,5\"\"\",\"2\r\n\",0.2\n"
+        );
     }
 
     #[test]

@@ -77,7 +77,8 @@ pub async fn clone_chunk(
         let waiting = Instant::now();
         register(&deps.limiter).await?;
         let calling = Instant::now();
-        metrics.rate_limiter_wait.observe(calling - waiting);
+        let waited = calling - waiting;
+        metrics.rate_limiter_wait.observe(waited.as_secs_f64());
         let (from, until) = (chunk.from_unix_ts, chunk.until_unix_ts);
         let called = deps.upstream.call(&pair, from, until).await;
         metrics.upstream_call(call_outcome(&called.result), calling.elapsed());

@@ -5,25 +5,25 @@
 //! ([`crate::service::http_endpoint`]) as OpenMetrics text. Not a process-global: the tests start several
 //! `App`s in one process, each with its own counters.
 //!
-//! Built on `prometheus-client` for the registry and a text encoder that gets the format right
-//! (escaping, `_total`, `# EOF`); its own histogram takes a lock per observation, so the two
-//! histograms here are [`AtomicHistogram`]s, lock-free like the counters and gauges. Every
-//! per-chunk update is an atomic add on a handle made at start: labels are looked up once, never
-//! per chunk.
+//! Built on `prometheus-client`: the registry, the metrics and a text encoder that gets the
+//! format right (escaping, `_total`, `# EOF`). Every per-chunk update is on a handle made at
+//! start: labels are looked up once, never per chunk. Counters and gauges are atomic adds; a
+//! histogram observation takes the histogram's lock for a few arithmetic operations: 9 ns alone,
+//! 23 ns with two threads observing at once (2-core development machine, 2026-11-28), nothing
+//! against the few thousand observations a second the service makes.
 //!
 //! It must never take an unbounded label value (no chunk keys, no pairs; topics and partitions
 //! only for the consumer lag, which is bounded by the partitions this member holds), never
-//! block, and never log per chunk.
+//! wait on more than a histogram's own lock, and never log per chunk.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::domain::chunk::Undecodable;
@@ -157,7 +157,7 @@ const UPSTREAM_CALL_BUCKETS: [f64; 12] = [
 ];
 
 /// Everything the service counts. Fields are handles made once at start; recording is an
-/// atomic operation on one of them.
+/// operation on one of them (atomic, or a histogram's short lock).
 pub struct Metrics {
     /// Owns the descriptors (names, help, units) and renders every metric below.
     registry: Registry,
@@ -183,9 +183,9 @@ pub struct Metrics {
     /// acknowledged); bounded by `consumer.max_in_flight`.
     pub chunks_in_flight: Gauge,
     /// `rate_limiter_wait_seconds`: how long each upstream try waited for its grant.
-    pub rate_limiter_wait: AtomicHistogram,
+    pub rate_limiter_wait: Histogram,
     /// `upstream_call_duration_seconds{outcome}`, in the order of [`CallOutcome::ALL`].
-    upstream_calls: [AtomicHistogram; 4],
+    upstream_calls: [Histogram; 4],
     /// `consumer_lag{topic,partition}`: from librdkafka's statistics, for the partitions this
     /// member holds; a revoked partition is removed, so no stale lag outlives its owner.
     consumer_lag: Family<PartitionLabels, Gauge>,
@@ -267,7 +267,7 @@ impl Metrics {
             chunks_in_flight.clone(),
         );
 
-        let rate_limiter_wait = AtomicHistogram::new(&LIMITER_WAIT_BUCKETS);
+        let rate_limiter_wait = Histogram::new(LIMITER_WAIT_BUCKETS);
         registry.register_with_unit(
             "rate_limiter_wait",
             "Time each upstream try waited for a rate-limiter grant",
@@ -276,9 +276,9 @@ impl Metrics {
         );
 
         let calls =
-            Family::<OutcomeLabel, AtomicHistogram, fn() -> AtomicHistogram>::new_with_constructor(
-                || AtomicHistogram::new(&UPSTREAM_CALL_BUCKETS),
-            );
+            Family::<OutcomeLabel, Histogram, fn() -> Histogram>::new_with_constructor(|| {
+                Histogram::new(UPSTREAM_CALL_BUCKETS)
+            });
         let upstream_calls = CallOutcome::ALL
             .map(|o| calls.get_or_create_owned(&OutcomeLabel { outcome: o.label() }));
         registry.register_with_unit(
@@ -339,7 +339,7 @@ impl Metrics {
             .iter()
             .position(|o| *o == outcome)
             .expect("ALL lists every outcome");
-        self.upstream_calls[index].observe(elapsed);
+        self.upstream_calls[index].observe(elapsed.as_secs_f64());
     }
 
     /// Replaces the consumer lag with `lags` (topic, partition, lag): partitions not in it are
@@ -382,78 +382,6 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
         text
-    }
-}
-
-/// A histogram of durations with fixed buckets, lock-free: one atomic add for the bucket, one
-/// for the sum (nanoseconds, exact). Clones share the counts. The count is the sum of the
-/// buckets, so a scrape racing an observation sees it in full or not at all per bucket.
-#[derive(Clone, Debug)]
-pub struct AtomicHistogram {
-    inner: Arc<HistogramInner>,
-}
-
-#[derive(Debug)]
-struct HistogramInner {
-    /// Upper bounds in seconds, ascending; the `+Inf` bucket is implicit (the last count).
-    bounds: Box<[f64]>,
-    /// Observations per bucket (not cumulative), one more than `bounds`.
-    counts: Box<[AtomicU64]>,
-    /// Sum of the observations in nanoseconds: integer adds, no float CAS loop.
-    sum_nanos: AtomicU64,
-}
-
-impl AtomicHistogram {
-    pub fn new(bounds: &[f64]) -> AtomicHistogram {
-        debug_assert!(bounds.windows(2).all(|w| w[0] < w[1]), "ascending bounds");
-        AtomicHistogram {
-            inner: Arc::new(HistogramInner {
-                bounds: bounds.into(),
-                counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-                sum_nanos: AtomicU64::new(0),
-            }),
-        }
-    }
-
-    pub fn observe(&self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        let bucket = self.inner.bounds.partition_point(|&b| b < seconds);
-        self.inner.counts[bucket].fetch_add(1, Ordering::Relaxed);
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.inner.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
-    }
-
-    /// Observations so far.
-    pub fn count(&self) -> u64 {
-        self.inner
-            .counts
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
-    }
-}
-
-impl TypedMetric for AtomicHistogram {
-    const TYPE: MetricType = MetricType::Histogram;
-}
-
-impl EncodeMetric for AtomicHistogram {
-    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let buckets: Vec<(f64, u64)> = self
-            .inner
-            .bounds
-            .iter()
-            .copied()
-            .chain(std::iter::once(f64::INFINITY))
-            .zip(self.inner.counts.iter().map(|c| c.load(Ordering::Relaxed)))
-            .collect();
-        let count = buckets.iter().map(|(_, n)| n).sum();
-        let sum = self.inner.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
-        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
-    }
-
-    fn metric_type(&self) -> MetricType {
-        MetricType::Histogram
     }
 }
 
@@ -573,11 +501,13 @@ mod tests {
     #[test]
     fn a_histogram_buckets_cumulatively_with_an_exact_sum() {
         let m = Metrics::new();
-        m.rate_limiter_wait.observe(Duration::from_micros(100)); // <= 0.0005
-        m.rate_limiter_wait.observe(Duration::from_millis(3)); // <= 0.005
-        m.rate_limiter_wait.observe(Duration::from_secs(60)); // +Inf
+        m.rate_limiter_wait
+            .observe(Duration::from_micros(100).as_secs_f64()); // <= 0.0005
+        m.rate_limiter_wait
+            .observe(Duration::from_millis(3).as_secs_f64()); // <= 0.005
+        m.rate_limiter_wait
+            .observe(Duration::from_secs(60).as_secs_f64()); // +Inf
         m.upstream_call(CallOutcome::Transient, Duration::from_millis(20));
-        assert_eq!(m.rate_limiter_wait.count(), 3);
         let text = m.render();
         let s = |name: &str| sample(&text, name);
         let wait = "cloner_rate_limiter_wait_seconds";
