@@ -1,6 +1,8 @@
 //! Boots the actor tree from [`Settings`] and registers its singletons as system services, in
 //! the order the original's application supervisor started them:
 //! `Queue` → `RateLimiter` → `WorkerManager` → `Registry` → `WorkerSupervisor` (→ workers).
+//! Each runs under an actix `Supervisor`, so one that stops is restarted with its state (and
+//! its address stays valid); the workers have supervisors of their own.
 //!
 //! Start it once per actix `System`, from inside it. It must never block: it only starts actors.
 
@@ -45,7 +47,9 @@ impl App {
     /// system registry holds one of each singleton).
     pub fn start(settings: &Settings, hooks: Hooks) -> App {
         let metrics = Metrics::new();
-        let queue = Queue::<Job>::new(settings.manager.queue_bound).start();
+        // Each singleton under a supervisor: one that stops is restarted with its state.
+        let bound = settings.manager.queue_bound;
+        let queue = Supervisor::start(move |_| Queue::<Job>::new(bound));
         SystemRegistry::set(queue.clone());
 
         let rate = if settings.rate_limiter.unlimited {
@@ -53,21 +57,21 @@ impl App {
         } else {
             Rate::PerSecond(settings.default_rate)
         };
-        let limiter = RateLimiter::new(rate, settings.rate_limiter.burst)
-            .expect("settings are validated")
-            .start();
+        let limiter =
+            RateLimiter::new(rate, settings.rate_limiter.burst).expect("settings are validated");
+        let limiter = Supervisor::start(move |_| limiter);
         SystemRegistry::set(limiter.clone());
 
         let manager = WorkerManager::new(queue.clone(), settings.manager.max_attempts)
-            .with_metrics(metrics.clone())
-            .start();
+            .with_metrics(metrics.clone());
+        let manager = Supervisor::start(move |_| manager);
         SystemRegistry::set(manager.clone());
 
         let registry = Registry::new(RegistryLinks {
             up: manager.clone().recipient(),
             down: manager.clone().recipient(),
-        })
-        .start();
+        });
+        let registry = Supervisor::start(move |_| registry);
         SystemRegistry::set(registry.clone());
 
         let deps = TaskDeps::new(&settings.upstream, limiter.clone(), metrics.clone());
@@ -82,8 +86,8 @@ impl App {
             links,
             settings.attempt_deadline(),
             hooks.fault,
-        )
-        .start();
+        );
+        let supervisor = Supervisor::start(move |_| supervisor);
         SystemRegistry::set(supervisor.clone());
 
         log::info!(

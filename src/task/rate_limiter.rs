@@ -204,9 +204,19 @@ impl Default for RateLimiter {
 
 impl Actor for RateLimiter {
     type Context = Context<Self>;
+
+    /// After a restart, callers may still be waiting.
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.serve(ctx);
+    }
 }
 
-impl Supervised for RateLimiter {}
+impl Supervised for RateLimiter {
+    /// Its timer went with the old context; `started` arms a new one for whoever still waits.
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.timer = None;
+    }
+}
 
 /// Reachable as a named process: `RateLimiter::from_registry()`.
 impl SystemService for RateLimiter {}

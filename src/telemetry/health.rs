@@ -1,10 +1,11 @@
 //! Readiness: is this member doing its job? `/health` answers from here.
 //!
-//! Ready means both: the consumer group is joined (an assignment was received — an empty one
-//! counts, a member with no partitions is still a member) and the upstream answered (the
-//! start-up probe reached it, and the last real call got an HTTP answer of any status). Each
-//! condition is one atomic flag, written where it is learnt: the group by the rebalance
-//! callbacks, the upstream by the chunk tasks.
+//! Ready means all three: the consumer group is joined (an assignment was received — an empty
+//! one counts, a member with no partitions is still a member), the upstream answered (the
+//! start-up probe reached it, and the last real call got an HTTP answer of any status), and the
+//! worker pool is alive (no chunk was abandoned unanswered outside a drain, which only a dead
+//! queue or manager causes). Each condition is one atomic flag, written where it is learnt: the
+//! group by the rebalance callbacks, the upstream by the chunk tasks, the pool by the consumer.
 //!
 //! It must never decide anything itself (no timers, no probing): it reports what the service
 //! last saw.
@@ -22,6 +23,9 @@ pub struct Health {
     /// Set when the upstream answers (probe, or any HTTP status); cleared by a transport failure
     /// (no connection, no answer in time).
     upstream_answered: AtomicBool,
+    /// Set once a chunk was abandoned outside a drain: the pool no longer answers, and only a
+    /// restart brings it back. Never cleared.
+    pool_failed: AtomicBool,
 }
 
 /// What happened to this member's place in the consumer group.
@@ -47,6 +51,7 @@ pub struct Readiness {
     /// Said separately so that a 503 tells which condition is missing.
     pub group_joined: bool,
     pub upstream_answered: bool,
+    pub pool_alive: bool,
 }
 
 impl Health {
@@ -69,13 +74,21 @@ impl Health {
         }
     }
 
+    /// The pool abandoned a chunk while the service was not draining: it is not doing its job,
+    /// for good.
+    pub fn pool_failed(&self) {
+        self.pool_failed.store(true, Ordering::Relaxed);
+    }
+
     pub fn readiness(&self) -> Readiness {
         let group_joined = self.group_joined.load(Ordering::Relaxed);
         let upstream_answered = self.upstream_answered.load(Ordering::Relaxed);
+        let pool_alive = !self.pool_failed.load(Ordering::Relaxed);
         Readiness {
-            ready: group_joined && upstream_answered,
+            ready: group_joined && upstream_answered && pool_alive,
             group_joined,
             upstream_answered,
+            pool_alive,
         }
     }
 }
@@ -143,7 +156,20 @@ mod tests {
         let body = serde_json::to_string(&h.readiness()).unwrap();
         assert_eq!(
             body,
-            r#"{"ready":false,"group_joined":false,"upstream_answered":true}"#
+            r#"{"ready":false,"group_joined":false,"upstream_answered":true,"pool_alive":true}"#
         );
+    }
+
+    #[test]
+    fn a_failed_pool_is_not_ready_for_good() {
+        let h = Health::default();
+        h.upstream_answered(true);
+        h.group_event(GroupEvent::Assigned);
+        h.pool_failed();
+        let r = h.readiness();
+        assert_eq!((r.ready, r.pool_alive), (false, false));
+        h.group_event(GroupEvent::Assigned);
+        h.upstream_answered(true);
+        assert!(!h.readiness().ready, "only a restart brings the pool back");
     }
 }

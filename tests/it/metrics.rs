@@ -111,7 +111,7 @@ async fn metrics_count_exactly_what_went_through_and_health_follows_the_group() 
         (status, body.as_str()),
         (
             503,
-            r#"{"ready":false,"group_joined":false,"upstream_answered":true}"#
+            r#"{"ready":false,"group_joined":false,"upstream_answered":true,"pool_alive":true}"#
         ),
         "not ready before the join"
     );
@@ -128,7 +128,7 @@ async fn metrics_count_exactly_what_went_through_and_health_follows_the_group() 
         (status, body.as_str()),
         (
             200,
-            r#"{"ready":true,"group_joined":true,"upstream_answered":true}"#
+            r#"{"ready":true,"group_joined":true,"upstream_answered":true,"pool_alive":true}"#
         ),
         "ready once assigned"
     );
