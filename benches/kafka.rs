@@ -70,7 +70,7 @@ use cloner_worker::proto::{cloned_chunk, TodoChunk};
 use cloner_worker::service;
 use cloner_worker::service::consumer::GetConsumerStats;
 
-/// Deliveries the passthrough keeps in flight (the service's default `max_in_flight`).
+/// Deliveries the passthrough keeps in flight (as many as the service below).
 const PASSTHROUGH_IN_FLIGHT: usize = 1000;
 const N_WORKERS: usize = 64;
 /// The service's `consumer.max_in_flight` unless `BENCH_MAX_IN_FLIGHT` says otherwise.
@@ -220,7 +220,7 @@ impl Bench {
             ..Settings::default()
         };
         settings.rate_limiter.unlimited = true;
-        settings.consumer.max_in_flight = self.max_in_flight;
+        settings.consumer.max_in_flight = Some(self.max_in_flight);
         settings
             .kafka
             .set("bootstrap.servers", self.broker.bootstrap.clone());

@@ -16,6 +16,9 @@ use serde::Deserialize;
 /// The defaults, compiled in so the binary runs with no file at all.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
+/// Seconds of calls at `default_rate` that the default `consumer.max_in_flight` holds.
+pub const MAX_IN_FLIGHT_SECS: f64 = 5.0;
+
 /// Prefix of environment overrides: `CLONER__N_WORKERS`, `CLONER__UPSTREAM__BASE_URL`, …
 pub const ENV_PREFIX: &str = "CLONER";
 
@@ -128,7 +131,9 @@ pub struct TopicSettings {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumerSettings {
-    pub max_in_flight: usize,
+    /// `None`: sized from the rate, see [`Settings::max_in_flight`].
+    #[serde(default)]
+    pub max_in_flight: Option<usize>,
     pub drain_grace_ms: u64,
     pub delivery_timeout_ms: u64,
 }
@@ -284,6 +289,21 @@ impl Settings {
         let settings: Settings = builder.build()?.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// Chunks in flight at most: `consumer.max_in_flight`, or a few seconds of work at the rate
+    /// (`MAX_IN_FLIGHT_SECS` × `default_rate`), at least twice the workers so that none idles;
+    /// with the limiter off, four per worker.
+    pub fn max_in_flight(&self) -> usize {
+        if let Some(n) = self.consumer.max_in_flight {
+            return n;
+        }
+        let workers = 2 * self.n_workers;
+        if self.rate_limiter.unlimited {
+            return 2 * workers;
+        }
+        let of_the_rate = (self.default_rate * MAX_IN_FLIGHT_SECS).ceil() as usize;
+        of_the_rate.max(workers).min(self.manager.queue_bound)
     }
 
     pub fn attempt_deadline(&self) -> Duration {

@@ -118,12 +118,15 @@ impl Settings {
             );
         }
         let c = &self.consumer;
-        if c.max_in_flight == 0 || c.max_in_flight > self.manager.queue_bound {
+        if let Some(n) = c
+            .max_in_flight
+            .filter(|&n| n == 0 || n > self.manager.queue_bound)
+        {
             return invalid(
                 "consumer.max_in_flight",
                 format!(
-                    "must be between 1 and manager.queue_bound ({}), got {}",
-                    self.manager.queue_bound, c.max_in_flight
+                    "must be between 1 and manager.queue_bound ({}), got {n}",
+                    self.manager.queue_bound
                 ),
             );
         }

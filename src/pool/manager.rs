@@ -20,11 +20,11 @@ use tokio::sync::oneshot;
 
 use crate::config::Settings;
 use crate::domain::chunk::{error_result, result_name, Describe};
-use crate::pool::job::Job;
+use crate::pool::job::{Job, Withdrawal};
 use crate::pool::protocol::{
     AttemptFailure, AttemptFinished, AttemptOutcome, Run, WorkerDown, WorkerId, WorkerUp,
 };
-use crate::pool::queue::{next_element, AddToQueue, Queue, QueueClosed, Requeue};
+use crate::pool::queue::{next_element, AddToQueue, Queue, QueueClosed, RemoveWhere, Requeue};
 use crate::proto::{ClonedChunk, TodoChunk};
 use crate::telemetry::metrics::Metrics;
 
@@ -37,6 +37,9 @@ pub enum TaskError {
     /// The system shut down before the chunk was answered; it was not cloned.
     #[error("the chunk was abandoned before it was answered (shutting down)")]
     Aborted,
+    /// Its caller withdrew it before it started (see [`Withdrawal`]); it was not cloned.
+    #[error("the chunk was withdrawn before it started")]
+    Withdrawn,
 }
 
 /// What becomes of answers to chunks queued without a caller (`Queue.add_to_queue`).
@@ -71,6 +74,8 @@ pub struct ManagerStats {
     pub answered: u64,
     pub failed_attempts: u64,
     pub gave_up: u64,
+    /// Jobs dropped unstarted because their caller withdrew them.
+    pub withdrawn: u64,
 }
 
 impl WorkerManager {
@@ -116,10 +121,15 @@ impl WorkerManager {
                 return;
             }
         };
-        match self.free.pop_front() {
-            Some(worker) => self.dispatch(worker, job),
-            // The worker it was taken for died meanwhile.
-            None => self.queue.do_send(Requeue(job)),
+        if job.is_withdrawn() {
+            // Dropped unstarted: its caller, which withdrew it, hears `Withdrawn`.
+            self.stats.withdrawn += 1;
+        } else {
+            match self.free.pop_front() {
+                Some(worker) => self.dispatch(worker, job),
+                // The worker it was taken for died meanwhile.
+                None => self.queue.do_send(Requeue(job)),
+            }
         }
         self.take_for_free_workers(ctx);
     }
@@ -197,9 +207,20 @@ impl Default for WorkerManager {
 
 impl Actor for WorkerManager {
     type Context = Context<Self>;
+
+    /// After a restart, its free workers need takers again.
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.take_for_free_workers(ctx);
+    }
 }
 
-impl Supervised for WorkerManager {}
+impl Supervised for WorkerManager {
+    /// Its takers went with the old context (the queue skips their dropped channels); the busy
+    /// workers' jobs stay, and are answered when their attempts end.
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.takers = 0;
+    }
+}
 
 /// Reachable as a named process: `WorkerManager::from_registry()`.
 impl SystemService for WorkerManager {}
@@ -215,16 +236,78 @@ impl Handler<AddTask> for WorkerManager {
     type Result = ResponseFuture<Result<ClonedChunk, TaskError>>;
 
     fn handle(&mut self, AddTask(chunk): AddTask, _: &mut Context<Self>) -> Self::Result {
-        let (reply, answer) = oneshot::channel();
-        let queue = self.queue.clone();
-        Box::pin(async move {
-            match queue.send(AddToQueue(Job::new(chunk, Some(reply)))).await {
-                Ok(Ok(())) => {}
-                Ok(Err(full)) => return Err(TaskError::QueueFull { bound: full.bound }),
-                Err(_) => return Err(TaskError::Aborted),
-            }
-            answer.await.map_err(|_| TaskError::Aborted)
-        })
+        Box::pin(add_task(self.queue.clone(), chunk, None))
+    }
+}
+
+/// `add_task` for a chunk its caller may withdraw before it starts: the answer, or
+/// [`TaskError::Withdrawn`] once `withdrawal` is withdrawn and the job had not started.
+pub struct AddWithdrawableTask {
+    pub chunk: TodoChunk,
+    pub withdrawal: Withdrawal,
+}
+
+impl Message for AddWithdrawableTask {
+    type Result = Result<ClonedChunk, TaskError>;
+}
+
+impl Handler<AddWithdrawableTask> for WorkerManager {
+    type Result = ResponseFuture<Result<ClonedChunk, TaskError>>;
+
+    fn handle(&mut self, task: AddWithdrawableTask, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(add_task(
+            self.queue.clone(),
+            task.chunk,
+            Some(task.withdrawal),
+        ))
+    }
+}
+
+/// Queues the chunk as a job and waits for its answer.
+async fn add_task(
+    queue: Addr<Queue<Job>>,
+    chunk: TodoChunk,
+    withdrawal: Option<Withdrawal>,
+) -> Result<ClonedChunk, TaskError> {
+    let withdrawn = |w: &Option<Withdrawal>| w.as_ref().is_some_and(Withdrawal::is_withdrawn);
+    if withdrawn(&withdrawal) {
+        return Err(TaskError::Withdrawn);
+    }
+    let (reply, answer) = oneshot::channel();
+    let job = Job {
+        withdrawal: withdrawal.clone(),
+        ..Job::new(chunk, Some(reply))
+    };
+    match queue.send(AddToQueue(job)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(full)) => return Err(TaskError::QueueFull { bound: full.bound }),
+        Err(_) => return Err(TaskError::Aborted),
+    }
+    // A dropped reply means the job was dropped unanswered: withdrawn, or the system stopped.
+    answer.await.map_err(|_| match withdrawn(&withdrawal) {
+        true => TaskError::Withdrawn,
+        false => TaskError::Aborted,
+    })
+}
+
+/// Drops every queued job that was withdrawn, at once (their callers hear `Withdrawn`), so that
+/// they do not wait their turn to be skipped; the number dropped.
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct DropWithdrawn;
+
+impl Handler<DropWithdrawn> for WorkerManager {
+    type Result = ResponseActFuture<Self, usize>;
+
+    fn handle(&mut self, _: DropWithdrawn, _: &mut Context<Self>) -> Self::Result {
+        let removed = self
+            .queue
+            .send(RemoveWhere(Box::new(|job: &Job| job.is_withdrawn())));
+        Box::pin(removed.into_actor(self).map(|removed, manager, _| {
+            let n = removed.map_or(0, |jobs| jobs.len());
+            manager.stats.withdrawn += n as u64;
+            n
+        }))
     }
 }
 
@@ -335,6 +418,7 @@ impl Handler<GetManagerStatus> for WorkerManager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::queue::{GetFirstElement, Len};
     use crate::proto::cloned_chunk;
 
     /// Stands in for a worker: hands every `Run` it gets to the test.
@@ -484,6 +568,97 @@ mod tests {
             answer.possible_error_message,
             "no answer after 2 attempts; last: worker 7 died"
         );
+    }
+
+    #[actix_rt::test]
+    async fn withdrawn_jobs_are_not_started_and_their_callers_told() {
+        let queue = Queue::<Job>::new(10).start();
+        let manager = WorkerManager::new(queue.clone(), 3).start();
+        let (runs_tx, mut runs) = tokio::sync::mpsc::unbounded_channel();
+        let probe = Probe(runs_tx).start().recipient();
+        manager.do_send(WorkerUp {
+            id: 1,
+            incarnation: 0,
+            run: probe,
+        });
+        let first = manager.send(AddTask(chunk(1)));
+        let run = runs.recv().await.unwrap();
+        // The worker is busy with chunk 1; 2 and 3 wait behind it, withdrawable, then 4.
+        let withdrawal = Withdrawal::new();
+        let mut answers = Vec::new();
+        for id in 2..=4 {
+            let (reply, answer) = oneshot::channel();
+            let job = Job {
+                withdrawal: (id != 4).then(|| withdrawal.clone()),
+                ..Job::new(chunk(id), Some(reply))
+            };
+            queue.send(AddToQueue(job)).await.unwrap().unwrap();
+            answers.push(answer);
+        }
+        withdrawal.withdraw();
+
+        // The job already with the worker finishes and is answered; the next one run is 4.
+        let answer = crate::domain::chunk::error_result(&run.chunk, "done");
+        manager.do_send(AttemptFinished {
+            worker: 1,
+            job: run.job,
+            outcome: AttemptOutcome::Answered(answer.clone()),
+        });
+        assert_eq!(first.await.unwrap(), Ok(answer));
+        assert_eq!(runs.recv().await.unwrap().chunk.task_dbid, 4);
+        let mut answers = answers.into_iter();
+        assert!(
+            answers.next().unwrap().await.is_err(),
+            "2 dropped unanswered"
+        );
+        assert!(
+            answers.next().unwrap().await.is_err(),
+            "3 dropped unanswered"
+        );
+        let status = manager.send(GetManagerStatus).await.unwrap();
+        assert_eq!(status.stats.withdrawn, 2);
+
+        // Given after its withdrawal, a chunk is refused without being queued.
+        let late = AddWithdrawableTask {
+            chunk: chunk(5),
+            withdrawal,
+        };
+        assert_eq!(manager.send(late).await.unwrap(), Err(TaskError::Withdrawn));
+        assert_eq!(queue.send(Len::new()).await.unwrap(), 0);
+    }
+
+    #[actix_rt::test]
+    async fn drop_withdrawn_empties_the_queue_of_them_at_once() {
+        let queue = Queue::<Job>::new(10).start();
+        // No worker: nothing is taken, the queue keeps what it is given.
+        let manager = WorkerManager::new(queue.clone(), 1).start();
+        let withdrawal = Withdrawal::new();
+        let mut answers = Vec::new();
+        for id in 1..=3 {
+            let (reply, answer) = oneshot::channel();
+            let job = Job {
+                withdrawal: (id != 2).then(|| withdrawal.clone()),
+                ..Job::new(chunk(id), Some(reply))
+            };
+            queue.send(AddToQueue(job)).await.unwrap().unwrap();
+            answers.push(answer);
+        }
+        withdrawal.withdraw();
+        assert_eq!(manager.send(DropWithdrawn).await.unwrap(), 2);
+        let mut answers = answers.into_iter();
+        assert!(
+            answers.next().unwrap().await.is_err(),
+            "1 dropped unanswered"
+        );
+        let kept = answers.next().unwrap();
+        assert!(
+            answers.next().unwrap().await.is_err(),
+            "3 dropped unanswered"
+        );
+        let left = queue.send(GetFirstElement::new()).await.unwrap().unwrap();
+        assert_eq!(left.chunk.task_dbid, 2);
+        assert_eq!(queue.send(Len::new()).await.unwrap(), 0);
+        drop(kept);
     }
 
     #[actix_rt::test]

@@ -180,6 +180,31 @@ impl<T: Unpin + 'static> Handler<Requeue<T>> for Queue<T> {
     }
 }
 
+/// Removes every waiting item that `predicate` picks, and hands them back in queue order: for
+/// work whose caller withdrew it before it started. O(n) in the waiting items, so meant for rare
+/// events, not for every item.
+pub struct RemoveWhere<T>(pub Box<dyn FnMut(&T) -> bool + Send>);
+
+impl<T: 'static> Message for RemoveWhere<T> {
+    type Result = Vec<T>;
+}
+
+impl<T: Unpin + 'static> Handler<RemoveWhere<T>> for Queue<T> {
+    type Result = MessageResult<RemoveWhere<T>>;
+
+    fn handle(
+        &mut self,
+        RemoveWhere(mut pick): RemoveWhere<T>,
+        _: &mut Context<Self>,
+    ) -> Self::Result {
+        let (removed, kept): (VecDeque<T>, VecDeque<T>) = std::mem::take(&mut self.items)
+            .into_iter()
+            .partition(|item| pick(item));
+        self.items = kept;
+        MessageResult(removed.into())
+    }
+}
+
 /// Items waiting now.
 pub struct Len<T>(PhantomData<fn() -> T>);
 
@@ -274,6 +299,21 @@ mod tests {
         assert_eq!(item.await.unwrap(), 1);
         q.send(AddToQueue(2)).await.unwrap().unwrap();
         assert_eq!(q.send(GetFirstElement::new()).await.unwrap(), Some(2));
+    }
+
+    #[actix_rt::test]
+    async fn remove_where_takes_the_picked_items_and_keeps_the_order_of_the_rest() {
+        let q = Queue::<u32>::new(10).start();
+        for i in 0..6 {
+            q.send(AddToQueue(i)).await.unwrap().unwrap();
+        }
+        let removed = q.send(RemoveWhere(Box::new(|i| i % 2 == 1))).await.unwrap();
+        assert_eq!(removed, [1, 3, 5]);
+        let mut rest = Vec::new();
+        while let Some(i) = q.send(GetFirstElement::new()).await.unwrap() {
+            rest.push(i);
+        }
+        assert_eq!(rest, [0, 2, 4]);
     }
 
     #[actix_rt::test]

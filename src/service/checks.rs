@@ -1,6 +1,5 @@
 //! Start-up checks: what would otherwise fail in silence once the service runs.
 //!
-//! - The consumer could wait longer between polls than the group allows ([`poll_interval`]).
 //! - The upstream host does not answer ([`probe_upstream`]).
 //!
 //! (The broker and the topics are checked where the consumer is made:
@@ -9,25 +8,12 @@
 
 use std::time::Duration;
 
-use crate::config::{ConfigError, KafkaRole, Settings};
-
 /// How long start-up checks wait for the broker or the upstream.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A start-up check that failed, saying what to set.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("kafka.consumer.max_poll_interval_ms: not a number: {0:?}")]
-    PollIntervalNotANumber(String),
-    #[error(
-        "kafka.consumer.max_poll_interval_ms ({interval_ms}) must exceed one chunk's worst case, worker.attempt_deadline_ms x manager.max_attempts ({worst_chunk_ms}): while every in-flight slot is taken the consumer does not poll, and the group would evict it"
-    )]
-    PollIntervalTooShort {
-        interval_ms: u64,
-        worst_chunk_ms: u64,
-    },
     #[error("upstream.base_url {0:?} has no host")]
     UpstreamUrl(String),
     #[error(
@@ -43,28 +29,6 @@ pub enum CheckError {
         "the upstream at {base_url} did not answer within {timeout:?}; set upstream.base_url (CLONER__UPSTREAM__BASE_URL) to a reachable API"
     )]
     UpstreamSilent { base_url: String, timeout: Duration },
-}
-
-/// Intake waits for a free in-flight slot without polling Kafka. The longest such wait is one
-/// chunk's worst case; the group evicts a member that does not poll within
-/// `max.poll.interval.ms`, so that must be longer.
-pub fn poll_interval(settings: &Settings) -> Result<(), CheckError> {
-    let props = settings.kafka.properties(KafkaRole::Consumer)?;
-    let interval_ms: u64 = match props.get("max.poll.interval.ms") {
-        Some(v) => v
-            .parse()
-            .map_err(|_| CheckError::PollIntervalNotANumber(v.clone()))?,
-        None => 300_000, // librdkafka's default
-    };
-    let worst_chunk_ms =
-        settings.worker.attempt_deadline_ms * u64::from(settings.manager.max_attempts);
-    if interval_ms <= worst_chunk_ms {
-        return Err(CheckError::PollIntervalTooShort {
-            interval_ms,
-            worst_chunk_ms,
-        });
-    }
-    Ok(())
 }
 
 /// Connects to the upstream's host and port: a wrong `upstream.base_url` fails here, at start,
@@ -130,18 +94,6 @@ mod tests {
                 "{url}"
             );
         }
-    }
-
-    #[test]
-    fn a_poll_interval_shorter_than_a_chunk_is_refused() {
-        let mut settings = Settings::default();
-        assert!(poll_interval(&settings).is_ok(), "the defaults fit");
-        settings.kafka.consumer.insert(
-            "max_poll_interval_ms".into(),
-            crate::config::KafkaValue::Int(60_000),
-        );
-        let err = poll_interval(&settings).unwrap_err().to_string();
-        assert!(err.contains("max_poll_interval_ms"), "{err}");
     }
 
     #[actix_rt::test]

@@ -10,12 +10,16 @@
 
 use std::sync::Arc;
 
+use actix::Recipient;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 
+use crate::pool::manager::DropWithdrawn;
+use crate::service::intake::Paused;
 use crate::service::offsets::{
     describe_partitions, describe_positions, offset_list, Partition, SharedTracker,
+    SharedWithdrawals,
 };
 use crate::telemetry::health::GroupEvent;
 use crate::telemetry::metrics::Metrics;
@@ -23,13 +27,31 @@ use crate::telemetry::metrics::Metrics;
 pub struct GroupContext {
     /// Revoked partitions are committed from it and then forgotten in it.
     tracker: SharedTracker,
+    /// Revoked partitions' queued chunks are withdrawn through it.
+    withdrawals: SharedWithdrawals,
+    /// The manager, which then drops the withdrawn jobs from its queue at once.
+    drop_withdrawn: Recipient<DropWithdrawn>,
+    /// Whether intake has paused what the member holds: then new partitions are paused too.
+    paused: Arc<Paused>,
     /// Group membership for `/health`, consumer lag for `/metrics`.
     metrics: Arc<Metrics>,
 }
 
 impl GroupContext {
-    pub fn new(tracker: SharedTracker, metrics: Arc<Metrics>) -> GroupContext {
-        GroupContext { tracker, metrics }
+    pub fn new(
+        tracker: SharedTracker,
+        withdrawals: SharedWithdrawals,
+        drop_withdrawn: Recipient<DropWithdrawn>,
+        paused: Arc<Paused>,
+        metrics: Arc<Metrics>,
+    ) -> GroupContext {
+        GroupContext {
+            tracker,
+            withdrawals,
+            drop_withdrawn,
+            paused,
+            metrics,
+        }
     }
 }
 
@@ -78,6 +100,16 @@ impl ConsumerContext for GroupContext {
             .map(|e| (e.topic().to_string(), e.partition()))
             .collect();
         self.metrics.forget_consumer_lag(&revoked);
+        // Their chunks not started yet are the next owner's now: not cloned here. Those with a
+        // worker finish, and their results are still produced.
+        let mut withdrawals = self.withdrawals.lock().expect("withdrawals lock");
+        for partition in &revoked {
+            if let Some(withdrawal) = withdrawals.remove(partition) {
+                withdrawal.withdraw();
+            }
+        }
+        drop(withdrawals);
+        self.drop_withdrawn.do_send(DropWithdrawn);
         let mut tracker = self.tracker.lock().expect("tracker lock");
         // Commit what is done before the partitions go, so that their next owner starts
         // there and not at the last periodic commit: fewer chunks cloned twice.
@@ -105,6 +137,12 @@ impl ConsumerContext for GroupContext {
             Rebalance::Assign(tpl) => {
                 // Even an empty assignment: a member with no partitions is still a member.
                 self.metrics.health.group_event(GroupEvent::Assigned);
+                // Every in-flight slot is taken: the new partitions wait like the others.
+                if self.paused.get() && tpl.count() > 0 {
+                    if let Err(e) = consumer.pause(tpl) {
+                        log::warn!("pausing {}: {e}", describe_partitions(tpl));
+                    }
+                }
                 // With the cooperative protocol an assignment is a change, not the whole.
                 let holding = consumer
                     .assignment()

@@ -1,19 +1,26 @@
 //! Intake: reads the todo topic one message per free in-flight permit and hands each to the
 //! consumer actor, in partition order.
 //!
-//! A full service stops reading (back-pressure) instead of buffering: a message is taken only
-//! with a permit, and the permit goes back when the message's work is done.
+//! A full service stops fetching (back-pressure) instead of buffering: a message is handed over
+//! only with a permit, and the permit goes back when the message's work is done. While every
+//! permit is taken, the assigned partitions are *paused*, Kafka's own idiom, and the consumer
+//! keeps polling: the group's callbacks (rebalances, statistics) and its `max.poll.interval.ms`
+//! clock are served inside the poll, so a saturated member still takes part in rebalances and
+//! reports its lag. When a permit comes back the partitions are resumed where they stopped.
 //!
 //! It must never take a message it cannot hand over, and never hand one over without its permit.
 
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use rdkafka::consumer::StreamConsumer;
+use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::service::group::GroupContext;
+use crate::service::offsets::describe_partitions;
 
 /// A message from the todo topic, holding its in-flight permit.
 #[derive(Message)]
@@ -23,28 +30,106 @@ pub struct Received {
     pub permit: OwnedSemaphorePermit,
 }
 
+/// Whether intake has paused the partitions it holds. Shared with the rebalance callbacks, so
+/// that a partition assigned while paused is paused too.
+#[derive(Debug, Default)]
+pub struct Paused(AtomicBool);
+
+impl Paused {
+    pub fn get(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, paused: bool) {
+        self.0.store(paused, Ordering::Relaxed);
+    }
+}
+
 /// Runs until the permits are closed or `to` is gone; abort it to stop intake.
 pub async fn intake(
     consumer: Arc<StreamConsumer<GroupContext>>,
     permits: Arc<Semaphore>,
+    paused: Arc<Paused>,
     to: Recipient<Received>,
 ) {
+    // Messages polled while paused (fetched just before the pause): handed over first, in order.
+    let mut held = VecDeque::new();
     loop {
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        match consumer.recv().await {
-            Ok(message) => {
-                let received = Received {
-                    message: message.detach(),
-                    permit,
-                };
-                if to.send(received).await.is_err() {
-                    return;
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::Closed) => return,
+            Err(TryAcquireError::NoPermits) => {
+                match wait_paused(&consumer, &permits, &paused, &mut held).await {
+                    Some(permit) => permit,
+                    None => return,
                 }
             }
-            // Broker-side trouble is retried by librdkafka; each error is one event.
-            Err(e) => log::warn!("kafka consumer: {e}"),
+        };
+        let message = match held.pop_front() {
+            Some(message) => message,
+            None => match consumer.recv().await {
+                Ok(message) => message.detach(),
+                // Broker-side trouble is retried by librdkafka; each error is one event.
+                Err(e) => {
+                    log::warn!("kafka consumer: {e}");
+                    continue;
+                }
+            },
+        };
+        if to.send(Received { message, permit }).await.is_err() {
+            return;
         }
+    }
+}
+
+/// Pauses the assigned partitions, polls until a permit is free, resumes them; the permit, or
+/// `None` once the permits are closed.
+async fn wait_paused(
+    consumer: &StreamConsumer<GroupContext>,
+    permits: &Arc<Semaphore>,
+    paused: &Paused,
+    held: &mut VecDeque<OwnedMessage>,
+) -> Option<OwnedSemaphorePermit> {
+    paused.set(true);
+    set_paused(consumer, true);
+    let permit = loop {
+        tokio::select! {
+            biased;
+            permit = permits.clone().acquire_owned() => break permit.ok(),
+            polled = consumer.recv() => match polled {
+                Ok(message) => held.push_back(message.detach()),
+                Err(e) => log::warn!("kafka consumer: {e}"),
+            },
+        }
+    };
+    paused.set(false);
+    set_paused(consumer, false);
+    permit
+}
+
+/// Pauses or resumes every partition the member holds now.
+fn set_paused(consumer: &StreamConsumer<GroupContext>, pause: bool) {
+    let assignment = match consumer.assignment() {
+        Ok(assignment) => assignment,
+        Err(e) => {
+            log::warn!("kafka consumer: the assignment is unknown ({e}); intake goes on");
+            return;
+        }
+    };
+    let done = if pause {
+        consumer.pause(&assignment)
+    } else {
+        consumer.resume(&assignment)
+    };
+    let (why, what) = match pause {
+        true => ("every in-flight slot taken", "paused"),
+        false => ("an in-flight slot is free", "resumed"),
+    };
+    match done {
+        Ok(()) => log::debug!("{why}: {what} {}", describe_partitions(&assignment)),
+        Err(e) => log::warn!(
+            "kafka consumer: {} could not be {what} ({e})",
+            describe_partitions(&assignment)
+        ),
     }
 }

@@ -126,7 +126,6 @@ pub async fn serve(
 
 /// Checks, then starts the actor tree, the HTTP endpoint and the consumer.
 pub async fn start(settings: &Settings, hooks: Hooks) -> Result<Running, StartError> {
-    checks::poll_interval(settings)?;
     checks::probe_upstream(&settings.upstream.base_url, CHECK_TIMEOUT).await?;
     let app = App::start(settings, hooks);
     app.metrics.health.upstream_answered(true);
@@ -156,7 +155,7 @@ pub async fn start(settings: &Settings, hooks: Hooks) -> Result<Running, StartEr
             .map_or("(none)", |g| g.as_str()),
         settings.topics.finished,
         settings.topics.dead_letter,
-        settings.consumer.max_in_flight
+        settings.max_in_flight()
     );
     Ok(Running {
         app,

@@ -5,10 +5,12 @@
 //! callbacks (commit before a revocation). It must never decide what may be committed: the
 //! [`OffsetTracker`] does.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use rdkafka::{Offset, TopicPartitionList};
 
+use crate::pool::job::Withdrawal;
 use crate::service::offset_tracker::OffsetTracker;
 
 /// A partition: (topic, partition number).
@@ -17,6 +19,11 @@ pub type Partition = (String, i32);
 /// The offsets of the partitions this member holds; shared with librdkafka's rebalance
 /// callbacks, which run on the intake task's poll (the same thread as the consumer actor).
 pub type SharedTracker = Arc<Mutex<OffsetTracker<Partition>>>;
+
+/// One [`Withdrawal`] per partition this member holds, given to the jobs of its chunks; the
+/// rebalance callbacks withdraw a partition's when it is revoked, so that its queued chunks
+/// are not cloned by a member that no longer owns them.
+pub type SharedWithdrawals = Arc<Mutex<HashMap<Partition, Withdrawal>>>;
 
 /// The list librdkafka stores or commits: each partition at its position.
 pub fn offset_list(positions: &[(Partition, i64)]) -> TopicPartitionList {

@@ -15,29 +15,12 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 
 use cloner_worker::clone::requester::{self, chunk_key, Record, TopicReader};
-use cloner_worker::config::Settings;
-use cloner_worker::dev::simulator::SimulatorConfig;
 use cloner_worker::proto::{cloned_chunk, ClonedChunk, TodoChunk};
 use cloner_worker::service::dead_letter::header as dlq;
 
 use crate::helpers::kafka::*;
 use crate::helpers::process::*;
 use crate::helpers::*;
-
-/// How long a service may take to drain and exit.
-const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// `n` one-minute chunks of a calm pair: small COMPLETE answers.
-fn minute_chunks(pair: &str, n: i32) -> Vec<TodoChunk> {
-    (0..n)
-        .map(|i| TodoChunk {
-            currency_pair: pair.into(),
-            from_unix_ts: DAY + i * 60,
-            until_unix_ts: DAY + i * 60 + 59,
-            task_dbid: i,
-        })
-        .collect()
-}
 
 /// Results by the key they carry; also checks each carries the key of its own chunk.
 fn results_by_key(records: &[Record]) -> BTreeMap<String, Vec<ClonedChunk>> {
@@ -53,25 +36,6 @@ fn results_by_key(records: &[Record]) -> BTreeMap<String, Vec<ClonedChunk>> {
         by_key.entry(record.key_str()).or_default().push(result);
     }
     by_key
-}
-
-/// A service against `sim`, `workers` workers, limiter off, at most `in_flight` chunks taken.
-async fn service_settings(
-    sim: &cloner_worker::dev::simulator::SimulatorHandle,
-    workers: usize,
-    in_flight: usize,
-    test: &str,
-) -> Settings {
-    let mut base = unlimited_settings(sim, workers);
-    base.consumer.max_in_flight = in_flight;
-    kafka_settings(base, test).await
-}
-
-async fn publish(settings: &Settings, chunks: &[TodoChunk]) {
-    let producer = requester::producer(settings).unwrap();
-    requester::publish_chunks(&producer, &settings.topics.todo, chunks)
-        .await
-        .unwrap();
 }
 
 #[actix_rt::test]
@@ -229,41 +193,6 @@ async fn input_that_cannot_be_a_chunk_goes_to_the_dead_letter_topic_with_its_rea
         .count();
     assert_eq!(refusals, bad.len(), "one log line per dead letter");
     sim.stop().await;
-}
-
-/// Every chunk's key has at least one result; the number of duplicates.
-async fn all_answered(
-    results: &TopicReader,
-    chunks: &[TodoChunk],
-    seen: &mut Vec<Record>,
-) -> usize {
-    let wanted: BTreeSet<String> = chunks.iter().map(chunk_key).collect();
-    loop {
-        let keys: BTreeSet<String> = seen.iter().map(Record::key_str).collect();
-        if wanted.is_subset(&keys) {
-            return seen.len() - keys.len();
-        }
-        let record = tokio::time::timeout(TEST_DEADLINE, results.next())
-            .await
-            .unwrap_or_else(|_| {
-                panic!(
-                    "{} of {} chunks answered within {TEST_DEADLINE:?}",
-                    keys.len(),
-                    wanted.len()
-                )
-            })
-            .unwrap();
-        seen.push(record);
-    }
-}
-
-/// A simulator slow enough that a run is still going when the test acts on it.
-fn slow_simulator(latency_ms: u64) -> SimulatorConfig {
-    SimulatorConfig {
-        latency_ms,
-        rate_limit: 0,
-        ..SimulatorConfig::default()
-    }
 }
 
 #[actix_rt::test]

@@ -19,6 +19,8 @@
 //!   truth, failed windows named, duplicates dropped, republishing, interruption, halving down
 //!   to one second, bad arguments.
 //! - [`metrics`] — `/metrics` and `/health` of a running service.
+//! - [`rebalance`] — two `serve` members: one saturated by a hung upstream still lets the other
+//!   in; a revoked partition's queued chunks are not cloned by the old owner.
 //! - [`container`] — compose.yaml, the Dockerfile and the healthchecks, checked without an
 //!   engine, and `serve` with nothing but the worker container's environment.
 //!
@@ -34,6 +36,7 @@ mod clone;
 mod container;
 mod kafka;
 mod metrics;
+mod rebalance;
 mod repl;
 mod simulator;
 mod upstream;

@@ -36,6 +36,7 @@ impl Handler<Drain> for TodoChunkConsumer {
         if let Some(intake) = self.intake.take() {
             intake.abort();
         }
+        self.draining = true;
         // No longer consuming: not ready, whatever the group still thinks until the member leaves.
         self.metrics.health.group_event(GroupEvent::Left);
         // The stats, not the permits: the aborted intake may still hold one for a message it

@@ -40,14 +40,17 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use crate::config::Settings;
 use crate::domain::chunk::{decode_todo_chunk, result_name, Describe};
 use crate::kafka::client::{self, KafkaSetupError};
-use crate::pool::manager::{AddTask, TaskError, WorkerManager};
+use crate::pool::job::Withdrawal;
+use crate::pool::manager::{AddWithdrawableTask, TaskError, WorkerManager};
 use crate::proto::{cloned_chunk, ClonedChunk};
 use crate::service::dead_letter;
 use crate::service::delivery::{deliver, DeliveryError, Record};
 use crate::service::group::GroupContext;
-use crate::service::intake::{intake, Received};
+use crate::service::intake::{intake, Paused, Received};
 use crate::service::offset_tracker::Ticket;
-use crate::service::offsets::{describe_positions, offset_list, Partition, SharedTracker};
+use crate::service::offsets::{
+    describe_positions, offset_list, Partition, SharedTracker, SharedWithdrawals,
+};
 use crate::task::backoff::Backoff;
 use crate::telemetry::metrics::{DeadLetterReason, Metrics};
 
@@ -68,12 +71,18 @@ pub struct TodoChunkConsumer {
     manager: Addr<WorkerManager>,
     /// Shared with the rebalance callbacks, which forget revoked partitions.
     tracker: SharedTracker,
+    /// Shared with the rebalance callbacks, which withdraw revoked partitions' queued chunks.
+    withdrawals: SharedWithdrawals,
     /// One per chunk in flight; intake waits for one before it reads a message.
     permits: Arc<Semaphore>,
+    /// Set by intake while every permit is taken; shared with the rebalance callbacks.
+    paused: Arc<Paused>,
     /// All permits back means nothing is in flight (the drain waits for that).
     max_in_flight: usize,
     /// The intake task, aborted on drain.
     intake: Option<tokio::task::JoinHandle<()>>,
+    /// Set by the drain: from then on a chunk left unanswered is expected, not a failure.
+    draining: bool,
     /// Retries of a produce that was not acknowledged in time.
     backoff: Backoff,
     stats: ConsumerStats,
@@ -93,10 +102,16 @@ impl TodoChunkConsumer {
         check_timeout: Duration,
     ) -> Result<TodoChunkConsumer, KafkaSetupError> {
         let tracker = SharedTracker::default();
-        let consumer: StreamConsumer<GroupContext> = client::consumer(
-            &settings.kafka,
-            GroupContext::new(tracker.clone(), metrics.clone()),
-        )?;
+        let withdrawals = SharedWithdrawals::default();
+        let paused = Arc::new(Paused::default());
+        let group = GroupContext::new(
+            tracker.clone(),
+            withdrawals.clone(),
+            manager.clone().recipient(),
+            paused.clone(),
+            metrics.clone(),
+        );
+        let consumer: StreamConsumer<GroupContext> = client::consumer(&settings.kafka, group)?;
         let topics = &settings.topics;
         client::check_topics(
             consumer.client(),
@@ -118,9 +133,12 @@ impl TodoChunkConsumer {
             dead_letter_topic: topics.dead_letter.clone(),
             manager,
             tracker,
-            permits: Arc::new(Semaphore::new(settings.consumer.max_in_flight)),
-            max_in_flight: settings.consumer.max_in_flight,
+            withdrawals,
+            permits: Arc::new(Semaphore::new(settings.max_in_flight())),
+            paused,
+            max_in_flight: settings.max_in_flight(),
             intake: None,
+            draining: false,
             backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
             stats: ConsumerStats::default(),
             metrics,
@@ -153,9 +171,9 @@ impl Actor for TodoChunkConsumer {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         let consumer = self.consumer.clone();
-        let permits = self.permits.clone();
+        let (permits, paused) = (self.permits.clone(), self.paused.clone());
         let me = ctx.address().recipient();
-        self.intake = Some(actix_rt::spawn(intake(consumer, permits, me)));
+        self.intake = Some(actix_rt::spawn(intake(consumer, permits, paused, me)));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -175,6 +193,9 @@ enum Outcome {
     DeadLettered(DeadLetterReason),
     /// Shutting down: no answer; the offset stays uncommitted.
     Abandoned,
+    /// Its partition was revoked before the chunk started: not cloned here, no answer; the
+    /// partition's next owner clones it.
+    Withdrawn,
     /// The result cannot be delivered by this process; the offset stays uncommitted and the
     /// service stops (see [`TodoChunkConsumer::producer_failure`]).
     Undeliverable(DeliveryError),
@@ -187,10 +208,13 @@ impl Handler<Received> for TodoChunkConsumer {
         self.stats.received += 1;
         self.stats.in_flight += 1;
         self.metrics.chunks_in_flight.inc();
-        let ticket = self.tracker.lock().expect("tracker lock").start(
-            (message.topic().to_string(), message.partition()),
-            message.offset(),
-        );
+        let partition = (message.topic().to_string(), message.partition());
+        let withdrawal = (self.withdrawals.lock().expect("withdrawals lock"))
+            .entry(partition.clone())
+            .or_default()
+            .clone();
+        let ticket =
+            (self.tracker.lock().expect("tracker lock")).start(partition, message.offset());
         let producer = self.producer.clone();
         let backoff = self.backoff;
         let work: LocalBoxFuture<Outcome> = match decode_todo_chunk(message.payload()) {
@@ -217,8 +241,9 @@ impl Handler<Received> for TodoChunkConsumer {
                 let manager = self.manager.clone();
                 let topic = self.finished_topic.clone();
                 Box::pin(async move {
-                    let Some(answer) = answer(&manager, chunk, backoff).await else {
-                        return Outcome::Abandoned;
+                    let answer = match answer(&manager, chunk, withdrawal, backoff).await {
+                        Ok(answer) => answer,
+                        Err(unanswered) => return unanswered,
                     };
                     let payload = answer.encode_to_vec();
                     let record = Record {
@@ -284,7 +309,20 @@ impl Handler<Finished> for TodoChunkConsumer {
                 self.stats.dead_letters += 1;
                 self.finish(&done.ticket);
             }
-            Outcome::Abandoned => self.stats.abandoned += 1,
+            Outcome::Abandoned => {
+                self.stats.abandoned += 1;
+                if !self.draining {
+                    // Only a queue or manager that stopped leaves a chunk unanswered: the pool
+                    // is not doing its job, and `/health` must say so. One line for the first.
+                    if self.metrics.health.readiness().pool_alive {
+                        log::error!(
+                            "a chunk was left unanswered while not draining: the worker pool stopped; /health reports not ready, restart the service (what is not committed is delivered again)"
+                        );
+                    }
+                    self.metrics.health.pool_failed();
+                }
+            }
+            Outcome::Withdrawn => self.stats.withdrawn += 1,
             Outcome::Undeliverable(fatal) => {
                 self.stats.abandoned += 1;
                 // One line for the first; every other delivery fails the same way.
@@ -303,19 +341,33 @@ impl Handler<Finished> for TodoChunkConsumer {
 
 type LocalBoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T>>>;
 
-/// The chunk's answer from the manager; `None` when the system is shutting down.
+/// The chunk's answer from the manager; the outcome instead when there is none: the system is
+/// shutting down ([`Outcome::Abandoned`]) or the chunk's partition was revoked before it started
+/// ([`Outcome::Withdrawn`]).
 async fn answer(
     manager: &Addr<WorkerManager>,
     chunk: crate::proto::TodoChunk,
+    withdrawal: Withdrawal,
     backoff: Backoff,
-) -> Option<ClonedChunk> {
+) -> Result<ClonedChunk, Outcome> {
     let mut rng = fastrand::Rng::new();
     let mut retry = 0;
     loop {
-        match manager.send(AddTask(chunk.clone())).await {
+        let task = AddWithdrawableTask {
+            chunk: chunk.clone(),
+            withdrawal: withdrawal.clone(),
+        };
+        match manager.send(task).await {
             Ok(Ok(answer)) => {
                 log::debug!("chunk {}: {}", Describe(&chunk), result_name(&answer));
-                return Some(answer);
+                return Ok(answer);
+            }
+            Ok(Err(TaskError::Withdrawn)) => {
+                log::debug!(
+                    "chunk {}: its partition was revoked before it started; its next owner clones it",
+                    Describe(&chunk)
+                );
+                return Err(Outcome::Withdrawn);
             }
             // Cannot happen while max_in_flight <= queue_bound (checked in the configuration),
             // but if something else fills the queue, wait for it to drain rather than drop.
@@ -333,7 +385,7 @@ async fn answer(
                     "chunk {}: not answered (shutting down); it will be delivered again",
                     Describe(&chunk)
                 );
-                return None;
+                return Err(Outcome::Abandoned);
             }
         }
     }

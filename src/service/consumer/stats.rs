@@ -20,6 +20,8 @@ pub struct ConsumerStats {
     pub dead_letters: u64,
     /// Messages left unanswered because the service was shutting down (redelivered later).
     pub abandoned: u64,
+    /// Chunks not started when their partition was revoked: cloned by its next owner.
+    pub withdrawn: u64,
     /// Messages taken and not yet finished.
     pub in_flight: u64,
 }
@@ -41,14 +43,15 @@ impl std::fmt::Display for ConsumerStats {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} received: {} COMPLETE ({} trades), {} WINDOW_TOO_BIG, {} RANDOM_ERROR, {} dead letters, {} unanswered",
+            "{} received: {} COMPLETE ({} trades), {} WINDOW_TOO_BIG, {} RANDOM_ERROR, {} dead letters, {} unanswered, {} withdrawn",
             self.received,
             self.complete,
             self.entries,
             self.window_too_big,
             self.random_error,
             self.dead_letters,
-            self.abandoned + self.in_flight
+            self.abandoned + self.in_flight,
+            self.withdrawn
         )
     }
 }

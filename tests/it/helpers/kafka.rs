@@ -6,7 +6,7 @@
 //! Nothing here relies on mock-only behaviour except topic creation, which goes through the
 //! mock's control port when there is one and the admin API otherwise.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -14,9 +14,17 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
+use cloner_worker::clone::requester::{self, chunk_key, Record, TopicReader};
 use cloner_worker::config::{KafkaRole, KafkaValue, Settings};
 use cloner_worker::dev::mock_broker;
+use cloner_worker::dev::simulator::{SimulatorConfig, SimulatorHandle};
 use cloner_worker::kafka::{client, topics};
+use cloner_worker::proto::TodoChunk;
+
+use super::{unlimited_settings, DAY, TEST_DEADLINE};
+
+/// How long a service may take to drain and exit.
+pub const EXIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where `scripts/kafka-up` writes the mock broker's addresses.
 fn run_dir() -> PathBuf {
@@ -128,7 +136,7 @@ pub fn service_env(settings: &Settings) -> Vec<(String, String)> {
         ),
         (
             "CLONER__CONSUMER__MAX_IN_FLIGHT".into(),
-            settings.consumer.max_in_flight.to_string(),
+            settings.max_in_flight().to_string(),
         ),
         (
             "CLONER__CONSUMER__DRAIN_GRACE_MS".into(),
@@ -180,4 +188,70 @@ pub fn committed_and_end(settings: &Settings, topic: &str) -> BTreeMap<i32, (i64
             (p, (c, end))
         })
         .collect()
+}
+
+/// `n` one-minute chunks of a calm pair: small COMPLETE answers.
+pub fn minute_chunks(pair: &str, n: i32) -> Vec<TodoChunk> {
+    (0..n)
+        .map(|i| TodoChunk {
+            currency_pair: pair.into(),
+            from_unix_ts: DAY + i * 60,
+            until_unix_ts: DAY + i * 60 + 59,
+            task_dbid: i,
+        })
+        .collect()
+}
+
+/// A service against `sim`, `workers` workers, limiter off, at most `in_flight` chunks taken.
+pub async fn service_settings(
+    sim: &SimulatorHandle,
+    workers: usize,
+    in_flight: usize,
+    test: &str,
+) -> Settings {
+    let mut base = unlimited_settings(sim, workers);
+    base.consumer.max_in_flight = Some(in_flight);
+    kafka_settings(base, test).await
+}
+
+pub async fn publish(settings: &Settings, chunks: &[TodoChunk]) {
+    let producer = requester::producer(settings).unwrap();
+    requester::publish_chunks(&producer, &settings.topics.todo, chunks)
+        .await
+        .unwrap();
+}
+
+/// Every chunk's key has at least one result; the number of duplicates.
+pub async fn all_answered(
+    results: &TopicReader,
+    chunks: &[TodoChunk],
+    seen: &mut Vec<Record>,
+) -> usize {
+    let wanted: BTreeSet<String> = chunks.iter().map(chunk_key).collect();
+    loop {
+        let keys: BTreeSet<String> = seen.iter().map(Record::key_str).collect();
+        if wanted.is_subset(&keys) {
+            return seen.len() - keys.len();
+        }
+        let record = tokio::time::timeout(TEST_DEADLINE, results.next())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} of {} chunks answered within {TEST_DEADLINE:?}",
+                    keys.len(),
+                    wanted.len()
+                )
+            })
+            .unwrap();
+        seen.push(record);
+    }
+}
+
+/// A simulator slow enough that a run is still going when the test acts on it.
+pub fn slow_simulator(latency_ms: u64) -> SimulatorConfig {
+    SimulatorConfig {
+        latency_ms,
+        rate_limit: 0,
+        ..SimulatorConfig::default()
+    }
 }

@@ -123,14 +123,14 @@ impl ServiceProcess {
     }
 
     /// [`ServiceProcess::start`] with `extra` environment variables, which win over
-    /// [`service_env`]'s (e.g. `CLONER__HTTP__LISTEN`).
+    /// [`service_env`]'s and the log filter (e.g. `CLONER__HTTP__LISTEN`, `RUST_LOG`).
     pub fn start_with_env(settings: &Settings, extra: &[(&str, &str)]) -> ServiceProcess {
         let mut command = cloner_worker();
         command
             .arg("serve")
             .envs(service_env(settings))
-            .envs(extra.iter().copied())
-            .env("RUST_LOG", "info,actix_server=warn");
+            .env("RUST_LOG", "info,actix_server=warn")
+            .envs(extra.iter().copied());
         ServiceProcess::spawn(command)
     }
 
