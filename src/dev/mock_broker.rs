@@ -32,6 +32,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::mocking::{MockCluster, MockCoordinator};
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
@@ -76,7 +77,8 @@ impl MockBroker {
         self.cluster.bootstrap_servers()
     }
 
-    /// Creates `topic` with `partitions` (replication [`MockBroker::replication`]).
+    /// Creates `topic` with `partitions` (replication [`MockBroker::replication`]). Creating it
+    /// again changes nothing, whatever the partitions asked for.
     pub fn create_topic(&self, topic: &str, partitions: i32) -> anyhow::Result<()> {
         anyhow::ensure!(
             partitions >= 1,
@@ -86,14 +88,20 @@ impl MockBroker {
             !topic.is_empty() && !topic.contains(char::is_whitespace),
             "a topic name without blanks is needed, got {topic:?}"
         );
-        self.cluster
+        match self
+            .cluster
             .create_topic(topic, partitions, self.replication())
-            .map_err(|e| anyhow::anyhow!("creating topic {topic}: {e}"))?;
-        self.topics
-            .lock()
-            .unwrap()
-            .insert(topic.to_string(), partitions);
-        Ok(())
+        {
+            Ok(()) => {
+                self.topics
+                    .lock()
+                    .unwrap()
+                    .insert(topic.to_string(), partitions);
+                Ok(())
+            }
+            Err(KafkaError::MockCluster(RDKafkaErrorCode::TopicAlreadyExists)) => Ok(()),
+            Err(e) => Err(anyhow::anyhow!("creating topic {topic}: {e}")),
+        }
     }
 
     /// Applies a control command (see the module's documentation).
@@ -730,6 +738,10 @@ mod tests {
     fn a_topic_needs_a_partition_and_a_name_without_blanks() {
         let broker = MockBroker::start(1).unwrap();
         assert!(broker.create_topic("t", 2).is_ok());
+        assert!(
+            broker.create_topic("t", 2).is_ok(),
+            "again: nothing changes"
+        );
         let err = broker.create_topic("t", 0).unwrap_err().to_string();
         assert!(err.contains("at least 1"), "{err}");
         let err = broker.create_topic("", 1).unwrap_err().to_string();
@@ -741,6 +753,7 @@ mod tests {
         let broker = MockBroker::start(3).unwrap();
         assert_eq!(broker.replication(), 3);
         broker.create_topic("t", 2).unwrap();
+        broker.create_topic("t", 5).unwrap();
         let run = |line: &str| broker.execute(&parsed(line)).map_err(|e| e.to_string());
         for line in [
             "down 3",
