@@ -92,7 +92,7 @@ impl Broker {
                 bootstrap,
             }),
             _ => {
-                let mock = MockBroker::start()?;
+                let mock = MockBroker::start(1)?;
                 let bootstrap = mock.bootstrap_servers();
                 Ok(Broker {
                     mock: Some(mock),

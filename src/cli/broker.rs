@@ -1,6 +1,6 @@
-//! `cloner-worker broker`: librdkafka's mock cluster hosted until the process is killed, with
-//! the configured topics (see [`crate::dev::mock_broker`]); `scripts/kafka-up` starts it for
-//! the tests.
+//! `cloner-worker broker`: librdkafka's mock cluster of `--brokers` brokers hosted until the
+//! process is killed, with the configured topics and a control port that creates topics and
+//! injects faults (see [`crate::dev::mock_broker`]); `scripts/kafka-up` starts it for the tests.
 
 use std::path::PathBuf;
 
@@ -13,17 +13,20 @@ use crate::kafka::topics;
 
 #[derive(Args)]
 pub struct BrokerArgs {
+    /// How many brokers the mock cluster has (ids 1 to N); topics get min(3, N) replicas.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(1..))]
+    brokers: i32,
     /// Write the bootstrap address here once the broker is up.
     #[arg(long)]
     bootstrap_file: Option<PathBuf>,
-    /// Write the control address (topic creation) here once the broker is up.
+    /// Write the control address (topics and faults) here once the broker is up.
     #[arg(long)]
     control_file: Option<PathBuf>,
 }
 
 impl BrokerArgs {
     pub fn run(self, settings: &Settings) -> anyhow::Result<()> {
-        let broker = MockBroker::start()?;
+        let broker = MockBroker::start(self.brokers)?;
         for topic in topics::service_topics(settings) {
             broker.create_topic(topic, settings.topics.partitions)?;
         }
@@ -45,6 +48,11 @@ impl BrokerArgs {
                     .with_context(|| format!("writing {}", path.display()))?;
             }
         }
+        log::info!(
+            "mock cluster of {} broker(s), topics with {} replica(s), at {bootstrap}; control port {control_addr}",
+            broker.brokers(),
+            broker.replication()
+        );
         println!("bootstrap={bootstrap} control={control_addr}");
         std::io::Write::flush(&mut std::io::stdout())?;
         broker.serve_control(control)

@@ -45,7 +45,7 @@ impl DemoArgs {
     /// Runs the demo with its own broker, prints the summary; an error if the clone is not
     /// complete.
     pub fn run(self, settings: Settings) -> anyhow::Result<()> {
-        let broker = MockBroker::start()?;
+        let broker = MockBroker::start(1)?;
         let options = DemoOptions {
             pair: self.pair,
             hours: self.hours,

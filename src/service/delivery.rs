@@ -106,7 +106,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_delivery_returns_once_acknowledged() {
-        let broker = MockBroker::start().unwrap();
+        let broker = MockBroker::start(1).unwrap();
         broker.create_topic("results", 1).unwrap();
         let producer = producer_on(&broker);
         let delivered = deliver(&producer, record(b"v"), quick_backoff());
@@ -116,7 +116,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn a_producer_failed_for_good_is_given_up_on_with_its_reason() {
-        let broker = MockBroker::start().unwrap();
+        let broker = MockBroker::start(1).unwrap();
         broker.create_topic("results", 1).unwrap();
         let producer = producer_on(&broker);
         // librdkafka's own test hook: the fatal error an idempotent producer can run into.

@@ -21,17 +21,22 @@
 //! - [`metrics`] — `/metrics` and `/health` of a running service.
 //! - [`rebalance`] — two `serve` members: one saturated by a hung upstream still lets the other
 //!   in; a revoked partition's queued chunks are not cloned by the old owner.
+//! - [`broker`] — the test broker's fault injection through its control port: a leader taken
+//!   down and brought up, injected Produce errors retried through and cleared; each on a broker
+//!   process of its own ([`helpers::process::BrokerProcess`]).
 //! - [`container`] — compose.yaml, the Dockerfile and the healthchecks, checked without an
 //!   engine, and `serve` with nothing but the worker container's environment.
 //!
 //! The shared helpers are in [`helpers`]: the exchange simulator in this process, settings and
-//! the ground truth (`helpers/mod.rs`); the test broker, topics, groups and a service's
-//! environment (`helpers/kafka.rs`); and every child process (`helpers/process.rs`): the
-//! package's binaries, `serve` as a [`helpers::process::ServiceProcess`] whose log is read as it
-//! runs, the `clone` command, commands run to their exit or killed at a time limit, signals.
+//! the ground truth (`helpers/mod.rs`); the test broker, its control port, topics, groups and a
+//! service's environment (`helpers/kafka.rs`); and every child process (`helpers/process.rs`):
+//! the package's binaries, `serve` as a [`helpers::process::ServiceProcess`] whose log is read
+//! as it runs, a test's own mock broker, the `clone` command, commands run to their exit or
+//! killed at a time limit, signals.
 
 mod helpers;
 
+mod broker;
 mod clone;
 mod container;
 mod kafka;

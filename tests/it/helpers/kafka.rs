@@ -4,9 +4,13 @@
 //! back.
 //!
 //! Nothing here relies on mock-only behaviour except topic creation, which goes through the
-//! mock's control port when there is one and the admin API otherwise.
+//! mock's control port when there is one and the admin API otherwise, and [`control`], which
+//! sends any control command (faults included) to that broker and refuses on a real cluster.
+//! A test that takes brokers down starts its own broker instead
+//! ([`super::process::BrokerProcess`]), so as not to disturb the tests that share this one.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -39,6 +43,50 @@ pub fn bootstrap() -> String {
     std::fs::read_to_string(run_dir().join("bootstrap")).unwrap_or_else(|_| {
         panic!("no Kafka broker: run scripts/kafka-up first (scripts/test does), or set KAFKA_BOOTSTRAP=host:port")
     })
+}
+
+/// `KAFKA_BOOTSTRAP`, when the suite runs against a real cluster.
+fn real_cluster() -> Option<String> {
+    std::env::var("KAFKA_BOOTSTRAP").ok()
+}
+
+/// The control port of the mock broker `scripts/kafka-up` started.
+fn mock_control_addr() -> SocketAddr {
+    let path = run_dir().join("control");
+    let control = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "no {}: run scripts/kafka-up first (scripts/test does)",
+            path.display()
+        )
+    });
+    control
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not a control address in {}: {control:?}", path.display()))
+}
+
+/// Why [`control`] did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// The suite runs against a real cluster, which has no control port: a test that needs one
+    /// skips, saying this.
+    #[error("KAFKA_BOOTSTRAP={bootstrap} is a real cluster, without the mock's control port for `{line}`")]
+    RealCluster { bootstrap: String, line: String },
+    /// The mock broker was not reached or refused the command.
+    #[error(transparent)]
+    Mock(#[from] mock_broker::ControlError),
+}
+
+/// Sends one control command (`docs/kafka-here.md`) to the mock broker `scripts/kafka-up`
+/// started; `Err(ControlError::RealCluster)` when the suite runs against a real cluster.
+pub fn control(line: &str) -> Result<(), ControlError> {
+    if let Some(bootstrap) = real_cluster() {
+        return Err(ControlError::RealCluster {
+            bootstrap,
+            line: line.to_string(),
+        });
+    }
+    Ok(mock_broker::control(mock_control_addr(), line)?)
 }
 
 /// A name no other test or run uses.
@@ -80,19 +128,16 @@ pub async fn kafka_settings(base: Settings, test: &str) -> Settings {
 /// Creates the service's topics with `settings.topics.partitions` partitions.
 pub async fn create_topics(settings: &Settings) {
     let names = topics::service_topics(settings);
-    match std::fs::read_to_string(run_dir().join("control")) {
-        Ok(control) if std::env::var("KAFKA_BOOTSTRAP").is_err() => {
-            let control = control.trim().parse().expect("a control address");
-            for name in names {
-                mock_broker::create_topic_via_control(control, name, settings.topics.partitions)
-                    .expect("the mock broker creates the topic");
-            }
-        }
-        _ => {
-            topics::create(settings, &names)
-                .await
-                .expect("the broker creates the topics");
-        }
+    if real_cluster().is_some() {
+        topics::create(settings, &names)
+            .await
+            .expect("the broker creates the topics");
+        return;
+    }
+    let control = mock_control_addr();
+    for name in names {
+        mock_broker::create_topic_via_control(control, name, settings.topics.partitions)
+            .expect("the mock broker creates the topic");
     }
 }
 

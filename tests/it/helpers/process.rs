@@ -1,20 +1,24 @@
 //! Child processes, in one place: the package's binaries (named nowhere else), the service
-//! (`cloner-worker serve`) with its log read as it runs, the `clone` command, commands run to
-//! their exit, waiting with a time limit, and signals.
+//! (`cloner-worker serve`) with its log read as it runs, the `clone` command, a test's own mock
+//! broker (`cloner-worker broker`), commands run to their exit, waiting with a time limit, and
+//! signals.
 //!
 //! No test leaves a process behind: whatever state it is in, a child is SIGKILLed and reaped
-//! when the test is done with it — a [`ServiceProcess`] when dropped (a failing test's unwinding
-//! included), a `clone` child when dropped (tokio's `kill_on_drop`), a command that outlives
-//! its time in [`output_within`].
+//! when the test is done with it — a [`ServiceProcess`] or a [`BrokerProcess`] when dropped (a
+//! failing test's unwinding included), a `clone` child when dropped (tokio's `kill_on_drop`), a
+//! command that outlives its time in [`output_within`].
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use cloner_worker::config::Settings;
+use cloner_worker::dev::mock_broker;
 
-use super::kafka::service_env;
+use super::kafka::{service_env, unique};
 use super::TEST_DEADLINE;
 
 /// `cloner-worker`, as cargo built it for these tests.
@@ -240,6 +244,104 @@ impl Drop for ServiceProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `cloner-worker broker --brokers N` as a child process, a mock cluster of the test's own: one
+/// whose brokers a test may take down, slow or fail without disturbing the tests that share the
+/// broker `scripts/kafka-up` started. It runs in a temporary directory of its own, with its log
+/// in `broker.log` there. SIGKILLed and reaped when dropped; the directory is removed then,
+/// unless the test is failing (its path is printed, for the log).
+pub struct BrokerProcess {
+    child: Child,
+    dir: PathBuf,
+    /// The brokers' `host:port` list, for `bootstrap.servers`.
+    pub bootstrap: String,
+    /// The control port (`docs/kafka-here.md`).
+    pub control: SocketAddr,
+}
+
+impl BrokerProcess {
+    /// Starts `brokers` brokers and waits (up to 30 s) for the line in which the broker says
+    /// where it listens, which it prints once it does.
+    pub fn start(brokers: i32) -> BrokerProcess {
+        let dir = std::env::temp_dir().join(unique("cloner-broker"));
+        std::fs::create_dir_all(&dir).expect("the broker's directory");
+        let log = std::fs::File::create(dir.join("broker.log")).expect("the broker's log");
+        let mut child = cloner_worker()
+            .args(["broker", "--brokers", &brokers.to_string()])
+            .current_dir(&dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("cloner-worker broker starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, first_line) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut stdout = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = stdout.read_line(&mut line);
+            let _ = tx.send(line);
+            // The rest, to its end, so that the broker never blocks on a full pipe.
+            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        });
+        let mut broker = BrokerProcess {
+            child,
+            dir,
+            bootstrap: String::new(),
+            control: ([127, 0, 0, 1], 0).into(),
+        };
+        // From here on a failure drops `broker`, which kills the child.
+        let line = match first_line.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => panic!(
+                "cloner-worker broker did not say where it listens within 30 s; its log:\n{}",
+                broker.log()
+            ),
+        };
+        let field = |key: &str| {
+            line.split_whitespace()
+                .find_map(|word| word.strip_prefix(key))
+                .map(str::to_string)
+        };
+        match (field("bootstrap="), field("control=")) {
+            (Some(bootstrap), Some(control)) => {
+                broker.bootstrap = bootstrap;
+                broker.control = control.parse().expect("a control address");
+            }
+            _ => panic!(
+                "cloner-worker broker printed {line:?} instead of `bootstrap=… control=…`; its log:\n{}",
+                broker.log()
+            ),
+        }
+        broker
+    }
+
+    /// Sends one control command; `Ok` when the broker answers `ok`.
+    pub fn control(&self, line: &str) -> Result<(), mock_broker::ControlError> {
+        mock_broker::control(self.control, line)
+    }
+
+    /// The broker's log so far (every control command is logged).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("broker.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!(
+                "the failed test's broker log: {}",
+                self.dir.join("broker.log").display()
+            );
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
