@@ -136,6 +136,7 @@ pub struct ConsumerSettings {
     pub max_in_flight: Option<usize>,
     pub drain_grace_ms: u64,
     pub delivery_timeout_ms: u64,
+    pub close_timeout_ms: u64,
 }
 
 /// The service's own HTTP endpoint: `/metrics` and `/health`.
@@ -233,6 +234,10 @@ impl KafkaSettings {
 impl ConsumerSettings {
     pub fn drain_grace(&self) -> Duration {
         Duration::from_millis(self.drain_grace_ms)
+    }
+
+    pub fn close_timeout(&self) -> Duration {
+        Duration::from_millis(self.close_timeout_ms)
     }
 }
 

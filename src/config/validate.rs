@@ -133,6 +133,9 @@ impl Settings {
         if c.delivery_timeout_ms == 0 {
             return invalid("consumer.delivery_timeout_ms", "must be at least 1".into());
         }
+        if c.close_timeout_ms == 0 {
+            return invalid("consumer.close_timeout_ms", "must be at least 1".into());
+        }
         Ok(())
     }
 }

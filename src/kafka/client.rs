@@ -79,14 +79,24 @@ const ENFORCED: [(KafkaRole, &str, &str); 4] = [
 /// The producer of results and dead letters; `consumer.delivery_timeout_ms` (librdkafka's
 /// `delivery.timeout.ms`) bounds one delivery's retries.
 pub fn producer(settings: &Settings) -> Result<FutureProducer, KafkaSetupError> {
+    producer_with(settings, DefaultClientContext)
+}
+
+/// [`producer`] with `context` (the service's reports lost brokers through its watch).
+pub fn producer_with<C: ClientContext + 'static>(
+    settings: &Settings,
+    context: C,
+) -> Result<FutureProducer<C>, KafkaSetupError> {
     let mut config = client_config(&settings.kafka, KafkaRole::Producer)?;
     config.set(
         "message.timeout.ms",
         settings.consumer.delivery_timeout_ms.to_string(),
     );
-    FutureProducer::from_config(&config).map_err(|source| KafkaSetupError::Client {
-        role: KafkaRole::Producer,
-        source,
+    FutureProducer::from_config_and_context(&config, context).map_err(|source| {
+        KafkaSetupError::Client {
+            role: KafkaRole::Producer,
+            source,
+        }
     })
 }
 

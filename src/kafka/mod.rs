@@ -4,10 +4,13 @@
 //!   properties at-least-once depends on enforced, and the reachability check that turns a
 //!   silent librdkafka retry loop into an error that says what to do.
 //! - [`topics`] — `cloner-worker topics create|delete|list` through the admin API.
+//! - [`broker_watch`] — one ERROR line when the brokers go away, one INFO line when they are
+//!   back, instead of librdkafka's error per reconnect attempt.
 //!
 //! The service's use of them is in [`crate::service`], the requesting side's in
 //! [`crate::clone::requester`], the test broker in [`crate::dev::mock_broker`]. Nothing here
 //! knows about workers, chunks or the upstream API.
 
+pub mod broker_watch;
 pub mod client;
 pub mod topics;

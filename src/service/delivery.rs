@@ -3,8 +3,9 @@
 //!
 //! A result (or a dead letter) must be acknowledged before its message's offset may be
 //! committed, so a failed delivery is produced again after a backoff and its partition waits
-//! (librdkafka has already retried within its own timeout). Only a producer that failed for
-//! good ends the loop: no retry through it can succeed.
+//! (librdkafka has already retried within its own timeout). Only a failure no retry can mend
+//! ends the loop, typed for the caller to decide: a producer that failed for good, a record
+//! larger than the broker accepts, a topic that does not exist or may not be written.
 //!
 //! It must never report a record delivered that the broker did not acknowledge.
 
@@ -12,6 +13,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::util::Timeout;
+use rdkafka::ClientContext;
 
 use crate::task::backoff::Backoff;
 
@@ -26,6 +28,41 @@ pub enum DeliveryError {
         /// librdkafka's words.
         reason: String,
     },
+    /// The record is larger than the broker (or the producer's `message.max.bytes`) accepts.
+    #[error("a record of {bytes} bytes for {topic} is larger than the broker accepts ({code})")]
+    TooLarge {
+        topic: String,
+        bytes: usize,
+        code: RDKafkaErrorCode,
+    },
+    /// The topic does not exist or this client may not write to it: nothing produced to it
+    /// can succeed until an operator acts.
+    #[error(
+        "{topic} cannot be written ({code}); create it (cloner-worker topics create) or grant this client write access"
+    )]
+    TopicUnusable {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+}
+
+/// What a failed delivery means: `Some` for the failures no retry can mend.
+fn permanent(topic: &str, bytes: usize, code: Option<RDKafkaErrorCode>) -> Option<DeliveryError> {
+    match code? {
+        code @ RDKafkaErrorCode::MessageSizeTooLarge => Some(DeliveryError::TooLarge {
+            topic: topic.to_string(),
+            bytes,
+            code,
+        }),
+        code @ (RDKafkaErrorCode::UnknownTopicOrPartition
+        | RDKafkaErrorCode::UnknownTopic
+        | RDKafkaErrorCode::TopicAuthorizationFailed
+        | RDKafkaErrorCode::ClusterAuthorizationFailed) => Some(DeliveryError::TopicUnusable {
+            topic: topic.to_string(),
+            code,
+        }),
+        _ => None,
+    }
 }
 
 /// One record to produce.
@@ -38,8 +75,8 @@ pub struct Record<'a> {
 
 /// Produces `record` and waits until the broker acknowledges it, producing it again after a
 /// backoff when a delivery fails, until it is acknowledged or the producer has failed for good.
-pub async fn deliver(
-    producer: &FutureProducer,
+pub async fn deliver<C: ClientContext + 'static>(
+    producer: &FutureProducer<C>,
     record: Record<'_>,
     backoff: Backoff,
 ) -> Result<(), DeliveryError> {
@@ -60,9 +97,20 @@ pub async fn deliver(
                 if let Some((code, reason)) = producer.client().fatal_error() {
                     return Err(DeliveryError::ProducerFailed { code, reason });
                 }
+                if let Some(error) = permanent(topic, record.payload.len(), e.rdkafka_error_code())
+                {
+                    return Err(error);
+                }
                 let delay = backoff.delay(retry, &mut rng);
-                log::error!(
-                    "producing to {topic} failed ({e}); producing it again in {delay:?}; its offset waits"
+                // Once per record: with the broker gone every record in flight fails again
+                // every few seconds, and the outage itself is said once elsewhere.
+                let level = match retry {
+                    0 => log::Level::Warn,
+                    _ => log::Level::Debug,
+                };
+                log::log!(
+                    level,
+                    "producing to {topic} failed ({e}); producing it again in {delay:?} and after, until acknowledged; its offset waits"
                 );
                 retry += 1;
                 actix_rt::time::sleep(delay).await;
@@ -104,6 +152,31 @@ mod tests {
         }
     }
 
+    #[test]
+    fn failures_no_retry_can_mend_are_told_apart() {
+        let permanent = |code| permanent("results", 10, Some(code));
+        assert!(matches!(
+            permanent(RDKafkaErrorCode::MessageSizeTooLarge),
+            Some(DeliveryError::TooLarge { bytes: 10, .. })
+        ));
+        for code in [
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+            RDKafkaErrorCode::TopicAuthorizationFailed,
+        ] {
+            assert!(matches!(
+                permanent(code),
+                Some(DeliveryError::TopicUnusable { .. })
+            ));
+        }
+        for transient in [
+            RDKafkaErrorCode::MessageTimedOut,
+            RDKafkaErrorCode::NotEnoughReplicas,
+            RDKafkaErrorCode::NotLeaderForPartition,
+        ] {
+            assert_eq!(permanent(transient), None, "{transient}");
+        }
+    }
+
     #[actix_rt::test]
     async fn a_delivery_returns_once_acknowledged() {
         let broker = MockBroker::start(1).unwrap();
@@ -134,7 +207,9 @@ mod tests {
             .await
             .expect("given up on in time, not retried forever")
             .unwrap_err();
-        let DeliveryError::ProducerFailed { code, reason } = &err;
+        let DeliveryError::ProducerFailed { code, reason } = &err else {
+            panic!("not the producer's failure: {err}");
+        };
         assert_eq!(*code, RDKafkaErrorCode::OutOfOrderSequenceNumber);
         assert!(reason.contains("injected by the test"), "{err}");
     }

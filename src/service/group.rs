@@ -11,9 +11,13 @@
 use std::sync::Arc;
 
 use actix::Recipient;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
 use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
+
+use crate::kafka::broker_watch::BrokerWatch;
 
 use crate::pool::manager::DropWithdrawn;
 use crate::service::intake::Paused;
@@ -35,6 +39,8 @@ pub struct GroupContext {
     paused: Arc<Paused>,
     /// Group membership for `/health`, consumer lag for `/metrics`.
     metrics: Arc<Metrics>,
+    /// Lost brokers said once; statistics tell when they are back.
+    watch: Arc<BrokerWatch>,
 }
 
 impl GroupContext {
@@ -44,6 +50,7 @@ impl GroupContext {
         drop_withdrawn: Recipient<DropWithdrawn>,
         paused: Arc<Paused>,
         metrics: Arc<Metrics>,
+        watch: Arc<BrokerWatch>,
     ) -> GroupContext {
         GroupContext {
             tracker,
@@ -51,6 +58,7 @@ impl GroupContext {
             drop_withdrawn,
             paused,
             metrics,
+            watch,
         }
     }
 }
@@ -62,6 +70,17 @@ impl ClientContext for GroupContext {
     fn stats(&self, statistics: Statistics) {
         self.metrics
             .set_consumer_lag(&held_partition_lags(&statistics));
+        if statistics.brokers.values().any(|b| b.state == "UP") {
+            self.watch.answered();
+        }
+    }
+
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.watch.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.watch.error(error, reason);
     }
 }
 

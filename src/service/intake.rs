@@ -8,6 +8,11 @@
 //! clock are served inside the poll, so a saturated member still takes part in rebalances and
 //! reports its lag. When a permit comes back the partitions are resumed where they stopped.
 //!
+//! A consume error that may mean a skipped record (a corrupt or undecodable one, a reset
+//! position) stops intake and the service ([`Fatal::Consume`]): a later record's offset would
+//! otherwise commit past one that was neither answered nor dead-lettered. Lost brokers are said
+//! once ([`BrokerWatch`]).
+//!
 //! It must never take a message it cannot hand over, and never hand one over without its permit.
 
 use std::collections::VecDeque;
@@ -19,6 +24,8 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
+use crate::kafka::broker_watch::BrokerWatch;
+use crate::service::failure::{ConsumeError, FailureSignal, Fatal};
 use crate::service::group::GroupContext;
 use crate::service::offsets::describe_partitions;
 
@@ -45,66 +52,95 @@ impl Paused {
     }
 }
 
-/// Runs until the permits are closed or `to` is gone; abort it to stop intake.
-pub async fn intake(
-    consumer: Arc<StreamConsumer<GroupContext>>,
-    permits: Arc<Semaphore>,
-    paused: Arc<Paused>,
-    to: Recipient<Received>,
-) {
-    // Messages polled while paused (fetched just before the pause): handed over first, in order.
-    let mut held = VecDeque::new();
-    loop {
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(TryAcquireError::Closed) => return,
-            Err(TryAcquireError::NoPermits) => {
-                match wait_paused(&consumer, &permits, &paused, &mut held).await {
-                    Some(permit) => permit,
-                    None => return,
-                }
-            }
-        };
-        let message = match held.pop_front() {
-            Some(message) => message,
-            None => match consumer.recv().await {
-                Ok(message) => message.detach(),
-                // Broker-side trouble is retried by librdkafka; each error is one event.
-                Err(e) => {
-                    log::warn!("kafka consumer: {e}");
-                    continue;
-                }
-            },
-        };
-        if to.send(Received { message, permit }).await.is_err() {
-            return;
-        }
-    }
+/// What intake works with, all shared with the consumer actor.
+pub struct Intake {
+    pub consumer: Arc<StreamConsumer<GroupContext>>,
+    /// One per chunk in flight.
+    pub permits: Arc<Semaphore>,
+    pub paused: Arc<Paused>,
+    /// Lost brokers, said once.
+    pub watch: Arc<BrokerWatch>,
+    /// Raised when a record may have been skipped.
+    pub fatal: FailureSignal,
 }
 
-/// Pauses the assigned partitions, polls until a permit is free, resumes them; the permit, or
-/// `None` once the permits are closed.
-async fn wait_paused(
-    consumer: &StreamConsumer<GroupContext>,
-    permits: &Arc<Semaphore>,
-    paused: &Paused,
-    held: &mut VecDeque<OwnedMessage>,
-) -> Option<OwnedSemaphorePermit> {
-    paused.set(true);
-    set_paused(consumer, true);
-    let permit = loop {
-        tokio::select! {
-            biased;
-            permit = permits.clone().acquire_owned() => break permit.ok(),
-            polled = consumer.recv() => match polled {
-                Ok(message) => held.push_back(message.detach()),
-                Err(e) => log::warn!("kafka consumer: {e}"),
-            },
+impl Intake {
+    /// Runs until the permits are closed, `to` is gone or a record is lost; abort it to stop
+    /// intake.
+    pub async fn run(self, to: Recipient<Received>) {
+        // Messages polled while paused (fetched just before the pause): handed over first.
+        let mut held = VecDeque::new();
+        loop {
+            let permit = match self.permits.clone().try_acquire_owned() {
+                Ok(permit) => permit,
+                Err(TryAcquireError::Closed) => return,
+                Err(TryAcquireError::NoPermits) => match self.wait_paused(&mut held).await {
+                    Some(permit) => permit,
+                    None => return,
+                },
+            };
+            let message = match held.pop_front() {
+                Some(message) => message,
+                None => match self.consumer.recv().await {
+                    Ok(message) => {
+                        self.watch.answered();
+                        message.detach()
+                    }
+                    Err(e) => match self.consume_error(e) {
+                        true => continue,
+                        false => return,
+                    },
+                },
+            };
+            if to.send(Received { message, permit }).await.is_err() {
+                return;
+            }
         }
-    };
-    paused.set(false);
-    set_paused(consumer, false);
-    permit
+    }
+
+    /// Reports a consume error; whether intake may go on.
+    fn consume_error(&self, error: rdkafka::error::KafkaError) -> bool {
+        match ConsumeError::of(&error) {
+            // librdkafka retries; said once.
+            ConsumeError::Unreachable => self.watch.error(error, "polling the todo topic"),
+            ConsumeError::Other => log::warn!("kafka consumer: {error}"),
+            ConsumeError::RecordLost => {
+                let fatal = Fatal::Consume {
+                    error: error.to_string(),
+                };
+                let line = fatal.to_string();
+                if self.fatal.raise(fatal) {
+                    log::error!("{line}");
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Pauses the assigned partitions, polls until a permit is free, resumes them; the permit,
+    /// or `None` once the permits are closed or a record is lost.
+    async fn wait_paused(&self, held: &mut VecDeque<OwnedMessage>) -> Option<OwnedSemaphorePermit> {
+        self.paused.set(true);
+        set_paused(&self.consumer, true);
+        let permit = loop {
+            tokio::select! {
+                biased;
+                permit = self.permits.clone().acquire_owned() => break permit.ok(),
+                polled = self.consumer.recv() => match polled {
+                    Ok(message) => held.push_back(message.detach()),
+                    Err(e) => {
+                        if !self.consume_error(e) {
+                            break None;
+                        }
+                    }
+                },
+            }
+        };
+        self.paused.set(false);
+        set_paused(&self.consumer, false);
+        permit
+    }
 }
 
 /// Pauses or resumes every partition the member holds now.

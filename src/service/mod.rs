@@ -21,6 +21,7 @@ pub mod checks;
 pub mod consumer;
 pub mod dead_letter;
 pub mod delivery;
+pub mod failure;
 pub mod group;
 pub mod http_endpoint;
 pub mod intake;
@@ -36,8 +37,8 @@ use crate::config::{ConfigError, KafkaRole, Settings};
 use crate::kafka::client::KafkaSetupError;
 use crate::pool::app::{App, Hooks};
 use crate::service::checks::{CheckError, CHECK_TIMEOUT};
-use crate::service::consumer::{Drain, DrainReport, ProducerFailure, TodoChunkConsumer};
-use crate::service::delivery::DeliveryError;
+use crate::service::consumer::{Drain, DrainReport, FinalCommit, TodoChunkConsumer};
+use crate::service::failure::{Failure, Fatal};
 use crate::service::http_endpoint::{HttpEndpoint, HttpEndpointError};
 
 /// Why the service did not start; each says what to set.
@@ -62,9 +63,14 @@ pub enum ServeError {
     /// committed is delivered again).
     #[error("the consumer stopped before it could drain")]
     ConsumerGone,
-    /// The service drained and stopped because its producer failed for good.
+    /// The drain ended, but what was finished could not be committed: those chunks are
+    /// delivered again.
+    #[error("stopped, but {0}: the chunks finished since the last commit will be delivered again")]
+    CommitFailed(FinalCommit),
+    /// The service drained and stopped by itself: its producer failed for good, or a record
+    /// could not be read.
     #[error("stopped: {0}; start the service again (chunks not committed are delivered again)")]
-    ProducerFailed(DeliveryError),
+    Failed(Fatal),
 }
 
 /// A started service.
@@ -74,24 +80,31 @@ pub struct Running {
     /// `/metrics` and `/health`; `None` when `http.listen` is empty. Stopped by
     /// [`Running::shutdown`] (dropped, it would serve until the actix system stops).
     pub http: Option<HttpEndpoint>,
-    /// Resolves if the producer fails for good.
-    producer_failure: ProducerFailure,
+    /// Resolves if the service must stop by itself.
+    failure: Failure,
+    /// How long the drain waits on the broker, each time (`consumer.close_timeout_ms`).
+    close_timeout: Duration,
 }
 
 impl Running {
-    /// Resolves, with why, if the producer fails for good: then the service must drain and
-    /// exit, so that a restart gets a new one. Never resolves otherwise.
-    pub async fn producer_failed(&mut self) -> DeliveryError {
-        self.producer_failure.wait().await
+    /// Resolves, with why, if the service must stop by itself (see [`Fatal`]): then it must
+    /// drain and exit, so that a restart takes over. Never resolves otherwise.
+    pub async fn failed(&mut self) -> Fatal {
+        self.failure.wait().await
     }
 
     /// The one way a started service stops: the consumer drains (intake stops, in-flight
-    /// chunks get `grace` to finish, what is done is committed, the member leaves the group),
-    /// then the HTTP endpoint stops.
+    /// chunks get `grace` to finish, what is done is committed, the member leaves the group,
+    /// each wait on the broker bounded), then the HTTP endpoint stops. The report says whether
+    /// the final commit was made.
     pub async fn shutdown(self, grace: Duration) -> Result<DrainReport, ServeError> {
+        let drain = Drain {
+            grace,
+            close_timeout: self.close_timeout,
+        };
         let report = self
             .consumer
-            .send(Drain { grace })
+            .send(drain)
             .await
             .map_err(|_| ServeError::ConsumerGone)?;
         log::info!("drained: {}", report.stats);
@@ -115,17 +128,19 @@ pub async fn serve(
             log::info!("shutdown requested");
             None
         }
-        failure = running.producer_failed() => Some(failure),
+        failure = running.failed() => Some(failure),
     };
     let report = running.shutdown(settings.consumer.drain_grace()).await?;
     match failure {
+        Some(failure) => Err(ServeError::Failed(failure)),
+        None if !report.commit.is_ok() => Err(ServeError::CommitFailed(report.commit)),
         None => Ok(report),
-        Some(failure) => Err(ServeError::ProducerFailed(failure)),
     }
 }
 
 /// Checks, then starts the actor tree, the HTTP endpoint and the consumer.
 pub async fn start(settings: &Settings, hooks: Hooks) -> Result<Running, StartError> {
+    checks::results_fit(settings)?;
     checks::probe_upstream(&settings.upstream.base_url, CHECK_TIMEOUT).await?;
     let app = App::start(settings, hooks);
     app.metrics.health.upstream_answered(true);
@@ -142,7 +157,7 @@ pub async fn start(settings: &Settings, hooks: Hooks) -> Result<Running, StartEr
         app.metrics.clone(),
         CHECK_TIMEOUT,
     )?;
-    let producer_failure = consumer.producer_failure();
+    let failure = consumer.failure();
     let consumer = consumer.start();
     log::info!(
         "consuming {} at {} (group {}); results to {}, dead letters to {}; up to {} chunks in flight",
@@ -161,7 +176,8 @@ pub async fn start(settings: &Settings, hooks: Hooks) -> Result<Running, StartEr
         app,
         consumer,
         http,
-        producer_failure,
+        failure,
+        close_timeout: settings.consumer.close_timeout(),
     })
 }
 

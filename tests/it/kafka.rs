@@ -8,7 +8,6 @@
 //! grace period cuts off comes again; bounded intake and flat memory under a backlog.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use prost::Message as _;
 use rdkafka::producer::FutureRecord;
@@ -317,20 +316,23 @@ async fn chunks_unfinished_when_the_grace_period_ends_are_not_committed_and_come
     let stuck = start_simulator(slow_simulator(60_000)).await;
     let mut base = unlimited_settings(&stuck, 4);
     base.consumer.drain_grace_ms = 300;
+    base.consumer.max_in_flight = Some(10);
     base.upstream.request_timeout_ms = 120_000;
     let mut settings = kafka_settings(base, "grace").await;
     let results = TopicReader::new(&settings.kafka, &settings.topics.finished).unwrap();
     let chunks = minute_chunks("BTC_ETH", 10);
     publish(&settings, &chunks).await;
 
-    let mut service = ServiceProcess::start(&settings);
-    // Every worker is waiting on the upstream: the chunks are taken and in flight.
-    let waiting = tokio::time::timeout(TEST_DEADLINE, async {
-        while stuck.stats().calls < 4 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    // Intake pauses (logged at debug) once every in-flight slot is taken: all ten chunks are
+    // then taken and in flight, four of them waiting on the upstream.
+    let log = (
+        "RUST_LOG",
+        "info,actix_server=warn,cloner_worker::service::intake=debug",
+    );
+    let mut service = ServiceProcess::start_with_env(&settings, &[log]);
+    service.wait_for("all ten chunks taken", TEST_DEADLINE, |l| {
+        l.contains("every in-flight slot taken: paused")
     });
-    waiting.await.expect("the service calls the upstream");
     assert!(
         service.terminate(EXIT_TIMEOUT).success(),
         "exit 0 after the grace period"

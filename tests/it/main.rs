@@ -19,6 +19,8 @@
 //!   truth, failed windows named, duplicates dropped, republishing, interruption, halving down
 //!   to one second, bad arguments.
 //! - [`metrics`] — `/metrics` and `/health` of a running service.
+//! - [`outage`] — `serve` with its broker taken down: the outage said once, a SIGTERM still
+//!   ends it within the grace period and the bounded close.
 //! - [`rebalance`] — two `serve` members: one saturated by a hung upstream still lets the other
 //!   in; a revoked partition's queued chunks are not cloned by the old owner.
 //! - [`broker`] — the test broker's fault injection through its control port: a leader taken
@@ -41,6 +43,7 @@ mod clone;
 mod container;
 mod kafka;
 mod metrics;
+mod outage;
 mod rebalance;
 mod repl;
 mod simulator;

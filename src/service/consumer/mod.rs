@@ -35,18 +35,20 @@ use prost::Message as _;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message as _;
 use rdkafka::producer::FutureProducer;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::Settings;
-use crate::domain::chunk::{decode_todo_chunk, result_name, Describe};
+use crate::domain::chunk::{decode_todo_chunk, result, result_name, Describe};
+use crate::kafka::broker_watch::{BrokerWatch, WatchedContext};
 use crate::kafka::client::{self, KafkaSetupError};
 use crate::pool::job::Withdrawal;
 use crate::pool::manager::{AddWithdrawableTask, TaskError, WorkerManager};
 use crate::proto::{cloned_chunk, ClonedChunk};
 use crate::service::dead_letter;
 use crate::service::delivery::{deliver, DeliveryError, Record};
+use crate::service::failure::{Failure, FailureSignal, Fatal};
 use crate::service::group::GroupContext;
-use crate::service::intake::{intake, Paused, Received};
+use crate::service::intake::{Intake, Paused, Received};
 use crate::service::offset_tracker::Ticket;
 use crate::service::offsets::{
     describe_positions, offset_list, Partition, SharedTracker, SharedWithdrawals,
@@ -57,14 +59,15 @@ use crate::telemetry::metrics::{DeadLetterReason, Metrics};
 mod drain;
 mod stats;
 
-pub use drain::{Drain, DrainReport};
+pub use drain::{Drain, DrainReport, FinalCommit};
 pub use stats::{ConsumerStats, GetConsumerStats};
 
 pub struct TodoChunkConsumer {
     /// Shared with the intake task, which polls it; stores and commits go through it here.
-    consumer: Arc<StreamConsumer<GroupContext>>,
+    /// Taken by the drain, which closes it.
+    consumer: Option<Arc<StreamConsumer<GroupContext>>>,
     /// Results and dead letters; a cheap handle, cloned into each message's task.
-    producer: FutureProducer,
+    producer: FutureProducer<WatchedContext>,
     finished_topic: String,
     dead_letter_topic: String,
     /// Answers the chunks (`add_task`).
@@ -77,6 +80,8 @@ pub struct TodoChunkConsumer {
     permits: Arc<Semaphore>,
     /// Set by intake while every permit is taken; shared with the rebalance callbacks.
     paused: Arc<Paused>,
+    /// Lost brokers said once; shared by the consumer's and the producer's callbacks.
+    watch: Arc<BrokerWatch>,
     /// All permits back means nothing is in flight (the drain waits for that).
     max_in_flight: usize,
     /// The intake task, aborted on drain.
@@ -88,8 +93,9 @@ pub struct TodoChunkConsumer {
     stats: ConsumerStats,
     /// Counted here: chunks received and finished, dead letters, chunks in flight.
     metrics: Arc<Metrics>,
-    /// Set once the producer has failed for good; the service watches it and stops.
-    fatal: watch::Sender<Option<DeliveryError>>,
+    /// Raised when the service must stop by itself (the producer failed for good, a record
+    /// could not be read); the service watches it, drains and exits.
+    fatal: FailureSignal,
 }
 
 impl TodoChunkConsumer {
@@ -104,12 +110,14 @@ impl TodoChunkConsumer {
         let tracker = SharedTracker::default();
         let withdrawals = SharedWithdrawals::default();
         let paused = Arc::new(Paused::default());
+        let watch = Arc::new(BrokerWatch::new(settings.kafka.bootstrap_servers()));
         let group = GroupContext::new(
             tracker.clone(),
             withdrawals.clone(),
             manager.clone().recipient(),
             paused.clone(),
             metrics.clone(),
+            watch.clone(),
         );
         let consumer: StreamConsumer<GroupContext> = client::consumer(&settings.kafka, group)?;
         let topics = &settings.topics;
@@ -119,7 +127,7 @@ impl TodoChunkConsumer {
             &[&topics.todo, &topics.finished, &topics.dead_letter],
             check_timeout,
         )?;
-        let producer = client::producer(settings)?;
+        let producer = client::producer_with(settings, WatchedContext(watch.clone()))?;
         consumer
             .subscribe(&[&topics.todo])
             .map_err(|source| KafkaSetupError::Client {
@@ -127,7 +135,7 @@ impl TodoChunkConsumer {
                 source,
             })?;
         Ok(TodoChunkConsumer {
-            consumer: Arc::new(consumer),
+            consumer: Some(Arc::new(consumer)),
             producer,
             finished_topic: topics.finished.clone(),
             dead_letter_topic: topics.dead_letter.clone(),
@@ -136,20 +144,20 @@ impl TodoChunkConsumer {
             withdrawals,
             permits: Arc::new(Semaphore::new(settings.max_in_flight())),
             paused,
+            watch,
             max_in_flight: settings.max_in_flight(),
             intake: None,
             draining: false,
             backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
             stats: ConsumerStats::default(),
             metrics,
-            fatal: watch::Sender::new(None),
+            fatal: FailureSignal::default(),
         })
     }
 
-    /// Where the service learns that the producer has failed for good (see
-    /// [`ProducerFailure`]).
-    pub fn producer_failure(&self) -> ProducerFailure {
-        ProducerFailure(self.fatal.subscribe())
+    /// Where the service learns that it must stop by itself (see [`Fatal`]).
+    pub fn failure(&self) -> Failure {
+        self.fatal.subscribe()
     }
 
     /// A message's work is done (its result or dead letter acknowledged): store the offset its
@@ -159,7 +167,11 @@ impl TodoChunkConsumer {
         if let Some(position) = position {
             let stored = [(ticket.partition.clone(), position)];
             // Refused only for a partition revoked meanwhile; the tracker forgot it already.
-            if let Err(e) = self.consumer.store_offsets(&offset_list(&stored)) {
+            // After the drain there is no consumer: the drain committed what it could.
+            let Some(consumer) = &self.consumer else {
+                return;
+            };
+            if let Err(e) = consumer.store_offsets(&offset_list(&stored)) {
                 log::debug!("{} not stored: {e}", describe_positions(&stored));
             }
         }
@@ -170,10 +182,18 @@ impl Actor for TodoChunkConsumer {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let consumer = self.consumer.clone();
-        let (permits, paused) = (self.permits.clone(), self.paused.clone());
+        let Some(consumer) = self.consumer.clone() else {
+            return;
+        };
+        let intake = Intake {
+            consumer,
+            permits: self.permits.clone(),
+            paused: self.paused.clone(),
+            watch: self.watch.clone(),
+            fatal: self.fatal.clone(),
+        };
         let me = ctx.address().recipient();
-        self.intake = Some(actix_rt::spawn(intake(consumer, permits, paused, me)));
+        self.intake = Some(actix_rt::spawn(intake.run(me)));
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -197,7 +217,7 @@ enum Outcome {
     /// partition's next owner clones it.
     Withdrawn,
     /// The result cannot be delivered by this process; the offset stays uncommitted and the
-    /// service stops (see [`TodoChunkConsumer::producer_failure`]).
+    /// service stops (see [`TodoChunkConsumer::failure`]).
     Undeliverable(DeliveryError),
 }
 
@@ -241,23 +261,33 @@ impl Handler<Received> for TodoChunkConsumer {
                 let manager = self.manager.clone();
                 let topic = self.finished_topic.clone();
                 Box::pin(async move {
-                    let answer = match answer(&manager, chunk, withdrawal, backoff).await {
+                    let mut answer = match answer(&manager, chunk, withdrawal, backoff).await {
                         Ok(answer) => answer,
                         Err(unanswered) => return unanswered,
                     };
-                    let payload = answer.encode_to_vec();
-                    let record = Record {
-                        topic: &topic,
-                        key: message.key(),
-                        payload: &payload,
-                        headers: None,
-                    };
-                    match deliver(&producer, record, backoff).await {
-                        Ok(()) => Outcome::Answered {
-                            result: answer.chunk_result,
-                            entries: answer.entries.len(),
-                        },
-                        Err(fatal) => Outcome::Undeliverable(fatal),
+                    loop {
+                        let payload = answer.encode_to_vec();
+                        let record = Record {
+                            topic: &topic,
+                            key: message.key(),
+                            payload: &payload,
+                            headers: None,
+                        };
+                        return match deliver(&producer, record, backoff).await {
+                            Ok(()) => Outcome::Answered {
+                                result: answer.chunk_result,
+                                entries: answer.entries.len(),
+                            },
+                            // Too large for the broker: answered WINDOW_TOO_BIG instead (no
+                            // entries), so that the requester asks for smaller windows.
+                            Err(DeliveryError::TooLarge { bytes, .. })
+                                if !answer.entries.is_empty() =>
+                            {
+                                answer = too_big_for_the_broker(answer, bytes);
+                                continue;
+                            }
+                            Err(fatal) => Outcome::Undeliverable(fatal),
+                        };
                     }
                 })
             }
@@ -326,11 +356,11 @@ impl Handler<Finished> for TodoChunkConsumer {
             Outcome::Undeliverable(fatal) => {
                 self.stats.abandoned += 1;
                 // One line for the first; every other delivery fails the same way.
-                if self.fatal.borrow().is_none() {
-                    log::error!(
-                        "{fatal}; stopping, so that a restart gets a new one (what is not committed is delivered again)"
-                    );
-                    self.fatal.send_replace(Some(fatal));
+                let line = format!(
+                    "{fatal}; stopping, so that a restart gets a new one (what is not committed is delivered again)"
+                );
+                if self.fatal.raise(Fatal::Delivery(fatal)) {
+                    log::error!("{line}");
                 }
             }
         }
@@ -340,6 +370,18 @@ impl Handler<Finished> for TodoChunkConsumer {
 }
 
 type LocalBoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T>>>;
+
+/// `answer`, which came to `bytes` and is more than the broker accepts, as the `WINDOW_TOO_BIG`
+/// answer that says so: the requester halves the window and asks again.
+fn too_big_for_the_broker(answer: ClonedChunk, bytes: usize) -> ClonedChunk {
+    let chunk = answer.original_todo_chunk.unwrap_or_default();
+    let why = format!(
+        "the result ({} trades, {bytes} bytes) is larger than the broker accepts (message.max.bytes); ask for a smaller window",
+        answer.entries.len()
+    );
+    log::warn!("chunk {}: {why}", Describe(&chunk));
+    result(&chunk, cloned_chunk::Result::WindowTooBig, Vec::new(), why)
+}
 
 /// The chunk's answer from the manager; the outcome instead when there is none: the system is
 /// shutting down ([`Outcome::Abandoned`]) or the chunk's partition was revoked before it started
@@ -387,20 +429,6 @@ async fn answer(
                 );
                 return Err(Outcome::Abandoned);
             }
-        }
-    }
-}
-
-/// Resolves once the producer has failed for good, with why: this process can deliver nothing
-/// more and should drain and exit for a restart.
-pub struct ProducerFailure(watch::Receiver<Option<DeliveryError>>);
-
-impl ProducerFailure {
-    /// Waits for the failure; never resolves if the consumer stops without one.
-    pub async fn wait(&mut self) -> DeliveryError {
-        match self.0.wait_for(Option::is_some).await {
-            Ok(failure) => failure.clone().expect("waited for Some"),
-            Err(_) => std::future::pending().await,
         }
     }
 }
