@@ -9,6 +9,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::KafkaError;
+use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::config::Settings;
@@ -114,14 +115,15 @@ fn request_error(settings: &Settings, operation: &'static str, err: KafkaError) 
 }
 
 /// An admin client, once the broker has answered (an unreachable one is an error that says what
-/// to do, not a silent wait), and the bootstrap address for messages.
+/// to do, not a silent wait), the bootstrap address for messages, and the cluster's metadata as
+/// that answer brought it (its brokers and topics; asked for once).
 fn connect(
     settings: &Settings,
-) -> Result<(AdminClient<DefaultClientContext>, String), TopicsError> {
+) -> Result<(AdminClient<DefaultClientContext>, String, Metadata), TopicsError> {
     let admin = client::admin(&settings.kafka)?;
     let bootstrap = settings.kafka.bootstrap_servers();
-    client::check_topics(admin.inner(), &bootstrap, &[], ADMIN_TIMEOUT)?;
-    Ok((admin, bootstrap))
+    let metadata = client::check_topics(admin.inner(), &bootstrap, &[], ADMIN_TIMEOUT)?;
+    Ok((admin, bootstrap, metadata))
 }
 
 /// Creates `names` with the configured partitions and replication.
@@ -129,7 +131,7 @@ pub async fn create(
     settings: &Settings,
     names: &[&str],
 ) -> Result<Vec<(String, TopicOutcome)>, TopicsError> {
-    let (admin, bootstrap) = connect(settings)?;
+    let (admin, bootstrap, _) = connect(settings)?;
     let new: Vec<NewTopic> = names
         .iter()
         .map(|name| {
@@ -158,7 +160,7 @@ pub async fn delete(
     settings: &Settings,
     names: &[&str],
 ) -> Result<Vec<(String, TopicOutcome)>, TopicsError> {
-    let (admin, bootstrap) = connect(settings)?;
+    let (admin, bootstrap, _) = connect(settings)?;
     let results = admin
         .delete_topics(names, &options())
         .await
@@ -216,16 +218,7 @@ pub struct TopicInfo {
 
 /// Every topic of the cluster except its internal ones, by name.
 pub fn list(settings: &Settings) -> Result<Vec<TopicInfo>, TopicsError> {
-    let admin = client::admin(&settings.kafka)?;
-    let bootstrap = settings.kafka.bootstrap_servers();
-    let metadata = admin
-        .inner()
-        .fetch_metadata(None, ADMIN_TIMEOUT)
-        .map_err(|source| KafkaSetupError::Unreachable {
-            bootstrap,
-            timeout: ADMIN_TIMEOUT,
-            source,
-        })?;
+    let (_, _, metadata) = connect(settings)?;
     let mut topics: Vec<TopicInfo> = metadata
         .topics()
         .iter()
