@@ -46,6 +46,11 @@ pub enum TopicsError {
         #[source]
         source: KafkaError,
     },
+    #[error("cannot create the topics on {bootstrap}: {reason}")]
+    Refused {
+        bootstrap: String,
+        reason: ReplicationRefused,
+    },
     #[error("topic `{topic}`: {code}")]
     Topic {
         topic: String,
@@ -126,33 +131,52 @@ fn connect(
     Ok((admin, bootstrap, metadata))
 }
 
-/// Creates `names` with the configured partitions and replication.
+/// Creates `names` with the configured partitions, and with the replication and
+/// `min.insync.replicas` that [`decide_replication`] chooses for the brokers the cluster's
+/// metadata lists; returns that choice with what became of each topic. A topic that exists is
+/// left as it is, whatever its replication.
 pub async fn create(
     settings: &Settings,
     names: &[&str],
-) -> Result<Vec<(String, TopicOutcome)>, TopicsError> {
-    let (admin, bootstrap, _) = connect(settings)?;
+) -> Result<(ReplicationPlan, Vec<(String, TopicOutcome)>), TopicsError> {
+    let (admin, bootstrap, metadata) = connect(settings)?;
+    let plan = decide_replication(
+        metadata.brokers().len(),
+        settings.topics.replication,
+        settings.topics.min_insync_replicas,
+    )
+    .map_err(|reason| TopicsError::Refused {
+        bootstrap: bootstrap.clone(),
+        reason,
+    })?;
+    log::info!("creating {names:?} on {bootstrap}: {}", plan.note);
+    let min_insync = plan.min_insync_replicas.map(|m| m.to_string());
     let new: Vec<NewTopic> = names
         .iter()
         .map(|name| {
-            NewTopic::new(
+            let topic = NewTopic::new(
                 name,
                 settings.topics.partitions,
-                TopicReplication::Fixed(settings.topics.replication),
-            )
+                TopicReplication::Fixed(plan.replication),
+            );
+            match &min_insync {
+                Some(min) => topic.set("min.insync.replicas", min),
+                None => topic,
+            }
         })
         .collect();
     let results = admin
         .create_topics(&new, &options())
         .await
         .map_err(|e| request_error(settings, "CreateTopics", e))?;
-    outcomes(
+    let outcomes = outcomes(
         results,
         &bootstrap,
         "CreateTopics",
         (TopicOutcome::Created, TopicOutcome::AlreadyExisted),
         RDKafkaErrorCode::TopicAlreadyExists,
-    )
+    )?;
+    Ok((plan, outcomes))
 }
 
 /// Deletes `names`; a topic that does not exist is reported, not an error.
