@@ -1,6 +1,8 @@
 //! `cloner-worker topics create|delete|list`: the service's topics through the admin API.
 //!
-//! Creating a topic that exists is not an error (the command can run at every deploy). A broker
+//! Creating a topic that exists is not an error (the command can run at every deploy). Unless
+//! configured, the replication and `min.insync.replicas` follow the cluster's broker count
+//! ([`decide_replication`]), so that `acks=all` guards against a broker's loss. A broker
 //! that does not implement the admin API (librdkafka's mock cluster is one) gets an error that
 //! says so, within the request timeout, instead of a hang.
 
@@ -420,6 +422,14 @@ mod tests {
         assert!(
             !note.contains("min.insync.replicas left"),
             "the broker's own minimum goes without saying on one broker: {note}"
+        );
+    }
+
+    #[test]
+    fn the_note_on_three_brokers_is_the_one_the_readme_shows() {
+        assert_eq!(
+            decide_replication(3, None, None).unwrap().note,
+            "replication 3 because 3 brokers answered (topics.replication unset); min.insync.replicas 2 (topics.min_insync_replicas unset): an acknowledged write is on at least 2 brokers, and writes go on with one broker down"
         );
     }
 
