@@ -124,7 +124,14 @@ pub struct TopicSettings {
     pub finished: String,
     pub dead_letter: String,
     pub partitions: i32,
-    pub replication: i32,
+    /// Replicas per partition; `None` (unset, the default) lets `topics create` decide from the
+    /// cluster's broker count ([`crate::kafka::topics::decide_replication`]).
+    #[serde(default)]
+    pub replication: Option<i32>,
+    /// `min.insync.replicas` set on the topics; `None` (unset, the default) is 2 when the
+    /// replication is at least 3, otherwise the broker's default.
+    #[serde(default)]
+    pub min_insync_replicas: Option<i32>,
 }
 
 /// The Kafka side of the service: intake bound, drain and delivery.
@@ -383,6 +390,13 @@ mod tests {
             ("CLONER__HTTP__LISTEN", "9464", "http.listen"),
             ("CLONER__CLONE__WINDOW_SECS", "0", "clone.window_secs"),
             ("CLONER__TOPICS__PARTITIONS", "0", "topics.partitions"),
+            ("CLONER__TOPICS__REPLICATION", "0", "topics.replication"),
+            ("CLONER__TOPICS__REPLICATION", "three", "replication"),
+            (
+                "CLONER__TOPICS__MIN_INSYNC_REPLICAS",
+                "0",
+                "topics.min_insync_replicas",
+            ),
             (
                 "CLONER__CONSUMER__MAX_IN_FLIGHT",
                 "0",
@@ -403,6 +417,38 @@ mod tests {
                 "{key}={value}: error {err:?} does not name {named}"
             );
         }
+    }
+
+    #[test]
+    fn replication_and_min_insync_replicas_are_unset_by_default_and_taken_as_set() {
+        let s = Settings::default();
+        assert_eq!(s.topics.replication, None, "decided from the broker count");
+        assert_eq!(s.topics.min_insync_replicas, None);
+        let s = Settings::from_sources(
+            None,
+            env(&[
+                ("CLONER__TOPICS__REPLICATION", "3"),
+                ("CLONER__TOPICS__MIN_INSYNC_REPLICAS", "2"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            (s.topics.replication, s.topics.min_insync_replicas),
+            (Some(3), Some(2))
+        );
+        let err = Settings::from_sources(
+            None,
+            env(&[
+                ("CLONER__TOPICS__REPLICATION", "2"),
+                ("CLONER__TOPICS__MIN_INSYNC_REPLICAS", "3"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("topics.min_insync_replicas") && err.contains("topics.replication"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@ use crate::kafka::topics::{self, TopicOutcome};
 #[derive(Subcommand)]
 pub enum TopicsAction {
     /// Create the todo, finished and dead-letter topics; existing ones are left as they are.
+    /// Unless configured, the replication is 3 with min.insync.replicas 2 on 3 or more brokers,
+    /// otherwise the broker count; what was chosen, and why, is printed.
     Create,
     /// Delete the todo, finished and dead-letter topics.
     Delete,
@@ -25,14 +27,22 @@ impl TopicsAction {
         let names = topics::service_topics(settings);
         match self {
             TopicsAction::Create => {
-                for (topic, outcome) in topics::create(settings, &names).await? {
+                let (plan, outcomes) = topics::create(settings, &names).await?;
+                let min_insync = plan
+                    .min_insync_replicas
+                    .map(|m| format!(", min.insync.replicas {m}"))
+                    .unwrap_or_default();
+                for (topic, outcome) in &outcomes {
                     match outcome {
                         TopicOutcome::Created => println!(
-                            "created {topic} ({} partitions, replication {})",
-                            settings.topics.partitions, settings.topics.replication
+                            "created {topic} ({} partitions, replication {}{min_insync})",
+                            settings.topics.partitions, plan.replication
                         ),
-                        _ => println!("{topic} exists already"),
+                        _ => println!("{topic} exists already (left as it is)"),
                     }
+                }
+                if outcomes.iter().any(|(_, o)| *o == TopicOutcome::Created) {
+                    println!("{}", plan.note);
                 }
             }
             TopicsAction::Delete => {

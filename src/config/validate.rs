@@ -111,11 +111,29 @@ impl Settings {
                 format!("must be at least 1, got {}", t.partitions),
             );
         }
-        if t.replication < 1 {
+        if let Some(replication) = t.replication.filter(|r| *r < 1) {
             return invalid(
                 "topics.replication",
-                format!("must be at least 1, got {}", t.replication),
+                format!(
+                    "must be at least 1, got {replication} (leave it unset to decide from the broker count)"
+                ),
             );
+        }
+        if let Some(min) = t.min_insync_replicas {
+            if min < 1 {
+                return invalid(
+                    "topics.min_insync_replicas",
+                    format!("must be at least 1, got {min} (leave it unset for the default)"),
+                );
+            }
+            if let Some(replication) = t.replication.filter(|r| min > *r) {
+                return invalid(
+                    "topics.min_insync_replicas",
+                    format!(
+                        "must not exceed topics.replication ({min} > {replication}): no acks=all write could succeed"
+                    ),
+                );
+            }
         }
         let c = &self.consumer;
         if let Some(n) = c

@@ -14,6 +14,7 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::{ClientConfig, FromClientConfig, FromClientConfigAndContext};
 use rdkafka::consumer::ConsumerContext;
+use rdkafka::metadata::Metadata;
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientContext;
 
@@ -121,15 +122,16 @@ pub fn admin(kafka: &KafkaSettings) -> Result<AdminClient<DefaultClientContext>,
     })
 }
 
-/// Asks the cluster for the metadata of `topics` (blocking, up to `timeout`): fails with an
-/// error that says what to do when the broker cannot be reached or a topic is missing.
-/// librdkafka itself would retry in silence forever.
+/// Asks the cluster for its metadata (blocking, up to `timeout`) and checks that `topics` exist:
+/// fails with an error that says what to do when the broker cannot be reached or a topic is
+/// missing. librdkafka itself would retry in silence forever. The metadata is returned, so a
+/// caller that needs the brokers or the topics asks once.
 pub fn check_topics<C: ClientContext>(
     client: &rdkafka::client::Client<C>,
     bootstrap: &str,
     topics: &[&str],
     timeout: Duration,
-) -> Result<(), KafkaSetupError> {
+) -> Result<Metadata, KafkaSetupError> {
     let metadata =
         client
             .fetch_metadata(None, timeout)
@@ -150,7 +152,7 @@ pub fn check_topics<C: ClientContext>(
             });
         }
     }
-    Ok(())
+    Ok(metadata)
 }
 
 #[cfg(test)]

@@ -420,6 +420,29 @@ async fn topics_are_listed_and_creation_is_idempotent_or_clearly_refused() {
     sim.stop().await;
 }
 
+#[test]
+fn topics_create_refuses_more_replicas_than_brokers_before_asking() {
+    // The mock broker has one broker, and no real test cluster has 100: refused before any
+    // CreateTopics request, which the mock could not answer anyway, naming the key and the
+    // brokers that answered.
+    let env = vec![
+        ("CLONER__KAFKA__BOOTSTRAP_SERVERS".to_string(), bootstrap()),
+        ("CLONER__TOPICS__REPLICATION".to_string(), "100".to_string()),
+    ];
+    let (ok, out, err) = run_cli(&["topics", "create"], &env);
+    assert!(!ok, "{out}");
+    assert!(
+        err.contains("topics.replication is 100 but")
+            && err.contains("answered")
+            && err.contains("set topics.replication (CLONER__TOPICS__REPLICATION) to at most"),
+        "{err}"
+    );
+    if std::env::var("KAFKA_BOOTSTRAP").is_err() {
+        assert!(err.contains("only one broker answered"), "{err}");
+        assert!(err.contains("at most 1,"), "{err}");
+    }
+}
+
 #[actix_rt::test]
 async fn serve_says_what_to_do_when_the_broker_cannot_be_reached() {
     let sim = start_simulator(no_rate_limit()).await;
