@@ -86,10 +86,8 @@ impl Intake {
                         self.watch.answered();
                         message.detach()
                     }
-                    Err(e) => match self.consume_error(e) {
-                        true => continue,
-                        false => return,
-                    },
+                    Err(e) if self.consume_error(e.clone()) => continue,
+                    Err(_) => return,
                 },
             };
             if to.send(Received { message, permit }).await.is_err() {
@@ -102,7 +100,10 @@ impl Intake {
     fn consume_error(&self, error: rdkafka::error::KafkaError) -> bool {
         match ConsumeError::of(&error) {
             // librdkafka retries; said once.
-            ConsumeError::Unreachable => self.watch.error(error, "polling the todo topic"),
+            ConsumeError::Unreachable => {
+                let what = error.to_string();
+                self.watch.error(error, &what);
+            }
             ConsumeError::Other => log::warn!("kafka consumer: {error}"),
             ConsumeError::RecordLost => {
                 let fatal = Fatal::Consume {
