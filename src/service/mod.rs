@@ -115,8 +115,8 @@ impl Running {
     }
 }
 
-/// Runs the service until `shutdown` resolves (or the producer fails for good), then drains;
-/// the drain's report, or the producer's failure after the drain.
+/// Runs the service until `shutdown` resolves (or it must stop by itself, see [`Fatal`]), then
+/// drains; the drain's report, or after the drain why it stopped by itself or could not commit.
 pub async fn serve(
     settings: &Settings,
     hooks: Hooks,
