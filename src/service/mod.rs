@@ -14,6 +14,10 @@
 //! 6. [`http_endpoint`]: `/metrics` and `/health` on `http.listen`, from before the consumer
 //!    joins its group until after the drain.
 //!
+//! What stops the service by itself (a producer failed for good, a record that cannot be read,
+//! a results topic that cannot be written) is raised through [`failure`]; the service then
+//! drains and exits non-zero.
+//!
 //! It must never exit between taking a chunk and committing past it without producing the
 //! chunk's result: on shutdown it drains ([`Running::shutdown`]).
 
