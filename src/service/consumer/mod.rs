@@ -357,7 +357,7 @@ impl Handler<Finished> for TodoChunkConsumer {
                 self.stats.abandoned += 1;
                 // One line for the first; every other delivery fails the same way.
                 let line = format!(
-                    "{fatal}; stopping, so that a restart gets a new one (what is not committed is delivered again)"
+                    "{fatal}; stopping after a drain (what is not committed is delivered again)"
                 );
                 if self.fatal.raise(Fatal::Delivery(fatal)) {
                     log::error!("{line}");
