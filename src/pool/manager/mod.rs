@@ -16,31 +16,22 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
 
 use crate::config::Settings;
 use crate::domain::chunk::{error_result, result_name, Describe};
-use crate::pool::job::{Job, Withdrawal};
+use crate::pool::job::Job;
 use crate::pool::protocol::{
     AttemptFailure, AttemptFinished, AttemptOutcome, Run, WorkerDown, WorkerId, WorkerUp,
 };
-use crate::pool::queue::{next_element, AddToQueue, Queue, QueueClosed, RemoveWhere, Requeue};
-use crate::proto::{ClonedChunk, TodoChunk};
+use crate::pool::queue::{next_element, Queue, QueueClosed, Requeue};
+use crate::proto::ClonedChunk;
 use crate::telemetry::metrics::Metrics;
 
-/// Why `add_task` has no result to give.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TaskError {
-    /// The queue holds its bound: slow down and try again (back-pressure).
-    #[error("the queue is full ({bound} chunks waiting); try again when it drains")]
-    QueueFull { bound: usize },
-    /// The system shut down before the chunk was answered; it was not cloned.
-    #[error("the chunk was abandoned before it was answered (shutting down)")]
-    Aborted,
-    /// Its caller withdrew it before it started (see [`Withdrawal`]); it was not cloned.
-    #[error("the chunk was withdrawn before it started")]
-    Withdrawn,
-}
+mod add_task;
+mod status;
+
+pub use add_task::{AddTask, AddWithdrawableTask, DropWithdrawn, TaskError};
+pub use status::{GetManagerStatus, ManagerStats, ManagerStatus, WorkerState};
 
 /// What becomes of answers to chunks queued without a caller (`Queue.add_to_queue`).
 #[derive(Message, Debug)]
@@ -66,16 +57,6 @@ pub struct WorkerManager {
     /// Counts attempts and attempt retries for `/metrics`; a private set unless the app gives
     /// its own ([`WorkerManager::with_metrics`]).
     metrics: Arc<Metrics>,
-}
-
-/// Counters for the REPL, metrics and tests.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ManagerStats {
-    pub answered: u64,
-    pub failed_attempts: u64,
-    pub gave_up: u64,
-    /// Jobs dropped unstarted because their caller withdrew them.
-    pub withdrawn: u64,
 }
 
 impl WorkerManager {
@@ -225,92 +206,6 @@ impl Supervised for WorkerManager {
 /// Reachable as a named process: `WorkerManager::from_registry()`.
 impl SystemService for WorkerManager {}
 
-/// `WorkerManager.add_task(chunk)`: the chunk's result, when a worker has it.
-pub struct AddTask(pub TodoChunk);
-
-impl Message for AddTask {
-    type Result = Result<ClonedChunk, TaskError>;
-}
-
-impl Handler<AddTask> for WorkerManager {
-    type Result = ResponseFuture<Result<ClonedChunk, TaskError>>;
-
-    fn handle(&mut self, AddTask(chunk): AddTask, _: &mut Context<Self>) -> Self::Result {
-        Box::pin(add_task(self.queue.clone(), chunk, None))
-    }
-}
-
-/// `add_task` for a chunk its caller may withdraw before it starts: the answer, or
-/// [`TaskError::Withdrawn`] once `withdrawal` is withdrawn and the job had not started.
-pub struct AddWithdrawableTask {
-    pub chunk: TodoChunk,
-    pub withdrawal: Withdrawal,
-}
-
-impl Message for AddWithdrawableTask {
-    type Result = Result<ClonedChunk, TaskError>;
-}
-
-impl Handler<AddWithdrawableTask> for WorkerManager {
-    type Result = ResponseFuture<Result<ClonedChunk, TaskError>>;
-
-    fn handle(&mut self, task: AddWithdrawableTask, _: &mut Context<Self>) -> Self::Result {
-        Box::pin(add_task(
-            self.queue.clone(),
-            task.chunk,
-            Some(task.withdrawal),
-        ))
-    }
-}
-
-/// Queues the chunk as a job and waits for its answer.
-async fn add_task(
-    queue: Addr<Queue<Job>>,
-    chunk: TodoChunk,
-    withdrawal: Option<Withdrawal>,
-) -> Result<ClonedChunk, TaskError> {
-    let withdrawn = |w: &Option<Withdrawal>| w.as_ref().is_some_and(Withdrawal::is_withdrawn);
-    if withdrawn(&withdrawal) {
-        return Err(TaskError::Withdrawn);
-    }
-    let (reply, answer) = oneshot::channel();
-    let job = Job {
-        withdrawal: withdrawal.clone(),
-        ..Job::new(chunk, Some(reply))
-    };
-    match queue.send(AddToQueue(job)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(full)) => return Err(TaskError::QueueFull { bound: full.bound }),
-        Err(_) => return Err(TaskError::Aborted),
-    }
-    // A dropped reply means the job was dropped unanswered: withdrawn, or the system stopped.
-    answer.await.map_err(|_| match withdrawn(&withdrawal) {
-        true => TaskError::Withdrawn,
-        false => TaskError::Aborted,
-    })
-}
-
-/// Drops every queued job that was withdrawn, at once (their callers hear `Withdrawn`), so that
-/// they do not wait their turn to be skipped; the number dropped.
-#[derive(Message)]
-#[rtype(result = "usize")]
-pub struct DropWithdrawn;
-
-impl Handler<DropWithdrawn> for WorkerManager {
-    type Result = ResponseActFuture<Self, usize>;
-
-    fn handle(&mut self, _: DropWithdrawn, _: &mut Context<Self>) -> Self::Result {
-        let removed = self
-            .queue
-            .send(RemoveWhere(Box::new(|job: &Job| job.is_withdrawn())));
-        Box::pin(removed.into_actor(self).map(|removed, manager, _| {
-            let n = removed.map_or(0, |jobs| jobs.len());
-            manager.stats.withdrawn += n as u64;
-            n
-        }))
-    }
-}
-
 impl Handler<WorkerUp> for WorkerManager {
     type Result = ();
 
@@ -374,52 +269,16 @@ impl Handler<SetUnclaimedSink> for WorkerManager {
     }
 }
 
-/// The state of one worker as the manager sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum WorkerState {
-    Free,
-    Busy(TodoChunk),
-}
-
-/// The manager's view: workers by id, and counters.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ManagerStatus {
-    pub workers: Vec<(WorkerId, WorkerState)>,
-    pub stats: ManagerStats,
-}
-
-/// The manager's view now: its workers and counters.
-#[derive(Message)]
-#[rtype(result = "ManagerStatus")]
-pub struct GetManagerStatus;
-
-impl Handler<GetManagerStatus> for WorkerManager {
-    type Result = MessageResult<GetManagerStatus>;
-
-    fn handle(&mut self, _: GetManagerStatus, _: &mut Context<Self>) -> Self::Result {
-        let mut workers: Vec<_> = self
-            .free
-            .iter()
-            .map(|&id| (id, WorkerState::Free))
-            .chain(
-                self.busy
-                    .iter()
-                    .map(|(&id, job)| (id, WorkerState::Busy(job.chunk.clone()))),
-            )
-            .collect();
-        workers.sort_by_key(|(id, _)| *id);
-        MessageResult(ManagerStatus {
-            workers,
-            stats: self.stats.clone(),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use tokio::sync::oneshot;
+
     use super::*;
+    use crate::pool::job::Withdrawal;
+    use crate::pool::queue::AddToQueue;
     use crate::pool::queue::{GetFirstElement, Len};
     use crate::proto::cloned_chunk;
+    use crate::proto::TodoChunk;
 
     /// Stands in for a worker: hands every `Run` it gets to the test.
     struct Probe(tokio::sync::mpsc::UnboundedSender<Run>);
