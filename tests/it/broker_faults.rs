@@ -299,20 +299,43 @@ async fn half_second_round_trips_on_the_busiest_broker_slow_the_run_but_it_compl
     run.finish(test, service).await;
 }
 
-#[actix_rt::test]
-#[ignore = "WIP: not passing yet"]
-async fn transient_produce_errors_mid_run_are_retried_through() {
-    let test = "faults.produce-errors";
+/// Transient Produce errors injected once results are coming; `errors` is the list.
+async fn produce_errors_mid_run(test: &str, errors: &str) {
     let mut run = Run::new(test, |_, _| {}).await;
     let service = run.serve(&[]);
     run.read_until(BEFORE_FAULT, &service).await;
-    // The service's next Produce requests fail, each with one of these: retriable all, so
-    // librdkafka retries the same batch (idempotent, so written once) until it goes through.
-    run.control(
-        "errors Produce NOT_ENOUGH_REPLICAS NOT_ENOUGH_REPLICAS LEADER_NOT_AVAILABLE \
-         NOT_LEADER_FOR_PARTITION NOT_ENOUGH_REPLICAS_AFTER_APPEND REQUEST_TIMED_OUT",
-    );
+    // The cluster's next Produce requests (the service's: nobody else produces now) fail, one
+    // error each: retriable all, so librdkafka retries them, idempotently, until they go through.
+    run.control(&format!("errors Produce {errors}"));
     run.finish(test, service).await;
+}
+
+#[actix_rt::test]
+async fn transient_produce_errors_mid_run_are_retried_through() {
+    produce_errors_mid_run(
+        "faults.produce-errors",
+        "NOT_ENOUGH_REPLICAS NOT_ENOUGH_REPLICAS LEADER_NOT_AVAILABLE",
+    )
+    .await;
+}
+
+/// Found by this file, not yet understood: four errors in a row (or `NOT_ENOUGH_REPLICAS_AFTER_APPEND
+/// REQUEST_TIMED_OUT`) and two results are never written, yet their chunks are committed: the
+/// service logs no failed delivery, exits 0, and the todo partition is committed to its end
+/// while the finished partition is two records short (3 runs of 3, the same two keys each time
+/// for the same errors). One error at a time, or the three above, loses nothing. The likely
+/// cause is the mock rather than the service: it checks producer sequence numbers for
+/// transactional producers only, so it accepts a batch after a gap that a real broker refuses,
+/// and librdkafka's idempotent producer takes the higher sequence's acknowledgement for the
+/// lower, failed ones (an implicit ack). Unproven; ignored until it is.
+#[actix_rt::test]
+#[ignore = "loses two results on the mock broker, see the comment; under investigation"]
+async fn four_produce_errors_in_a_row_mid_run_lose_nothing() {
+    produce_errors_mid_run(
+        "faults.produce-errors-4",
+        "NOT_ENOUGH_REPLICAS NOT_ENOUGH_REPLICAS LEADER_NOT_AVAILABLE NOT_LEADER_FOR_PARTITION",
+    )
+    .await;
 }
 
 /// What a member holds after a rebalance, from its `now holding: …` log line.
