@@ -26,6 +26,11 @@
 //! - [`broker`] — the test broker's fault injection through its control port: a leader taken
 //!   down and brought up, injected Produce errors retried through and cleared; each on a broker
 //!   process of its own ([`helpers::process::BrokerProcess`]).
+//! - [`broker_faults`] — `serve` on a 3-broker cluster of its own through faults injected
+//!   mid-run: the leader of every partition down and up, the group coordinator moved, 500 ms
+//!   round trips, transient Produce errors; nothing lost, every answer the ground truth, the
+//!   todo topic committed to its end. An ignored test measures duplicates per SIGKILL and per
+//!   rebalance with the default rates.
 //! - [`container`] — compose.yaml, the Dockerfile and the healthchecks, checked without an
 //!   engine, and `serve` with nothing but the worker container's environment.
 //!
@@ -39,6 +44,7 @@
 mod helpers;
 
 mod broker;
+mod broker_faults;
 mod clone;
 mod container;
 mod kafka;

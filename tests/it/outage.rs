@@ -7,34 +7,10 @@
 use std::time::{Duration, Instant};
 
 use cloner_worker::clone::requester;
-use cloner_worker::config::{KafkaValue, Settings};
 
 use crate::helpers::kafka::*;
 use crate::helpers::process::*;
 use crate::helpers::*;
-
-/// Settings for a service on `broker`, with its own topics (created there) and group.
-fn settings_on(broker: &BrokerProcess, base: Settings, test: &str) -> Settings {
-    let mut s = base;
-    s.kafka.set("bootstrap.servers", broker.bootstrap.clone());
-    s.topics.todo = unique(&format!("{test}.todo"));
-    s.topics.finished = unique(&format!("{test}.finished"));
-    s.topics.dead_letter = unique(&format!("{test}.dlq"));
-    s.kafka.consumer.insert(
-        "group_id".into(),
-        KafkaValue::Str(unique(&format!("{test}.group"))),
-    );
-    s.kafka
-        .consumer
-        .insert("fetch_wait_max_ms".into(), KafkaValue::Int(10));
-    for topic in [&s.topics.todo, &s.topics.finished, &s.topics.dead_letter] {
-        broker
-            .control(&format!("create {topic} 2"))
-            .expect("the topic is created");
-    }
-    s.validate().expect("test settings are valid");
-    s
-}
 
 #[actix_rt::test]
 async fn with_its_broker_gone_the_service_says_so_once_and_a_sigterm_still_ends_it() {
