@@ -14,19 +14,6 @@ use crate::helpers::kafka::*;
 use crate::helpers::process::*;
 use crate::helpers::*;
 
-/// What a member holds after a rebalance, from its `now holding: …` log line.
-fn holding(line: &str) -> Option<&str> {
-    line.split("now holding: ").nth(1)
-}
-
-fn holds_one_partition(line: &str) -> bool {
-    holding(line).is_some_and(|h| !h.contains(", ") && h != "none")
-}
-
-fn holds_two_partitions(line: &str) -> bool {
-    holding(line).is_some_and(|h| h.contains(", "))
-}
-
 #[actix_rt::test]
 async fn a_member_saturated_by_a_hung_upstream_still_lets_a_new_member_in() {
     // Every call hangs, for longer than the test: once a member has taken its in-flight chunks

@@ -107,8 +107,31 @@ pub fn unique(prefix: &str) -> String {
 /// Settings for a service on the test broker with its own topics (2 partitions, created) and
 /// group, against `upstream`.
 pub async fn kafka_settings(base: Settings, test: &str) -> Settings {
+    let s = own_names(base, bootstrap(), test);
+    s.validate().expect("test settings are valid");
+    create_topics(&s).await;
+    s
+}
+
+/// Settings for a service on `broker` (a test's own mock cluster), with its own topics (2
+/// partitions, created through its control port) and group. A service child process on them
+/// also needs `CLONER__KAFKA__BOOTSTRAP_SERVERS` set to `broker.bootstrap` ([`service_env`]
+/// names the shared broker).
+pub fn settings_on(broker: &BrokerProcess, base: Settings, test: &str) -> Settings {
+    let s = own_names(base, broker.bootstrap.clone(), test);
+    for topic in [&s.topics.todo, &s.topics.finished, &s.topics.dead_letter] {
+        broker
+            .control(&format!("create {topic} 2"))
+            .expect("the topic is created");
+    }
+    s.validate().expect("test settings are valid");
+    s
+}
+
+/// `base` on `bootstrap`, with topics and a group of the test's own.
+fn own_names(base: Settings, bootstrap: String, test: &str) -> Settings {
     let mut s = base;
-    s.kafka.set("bootstrap.servers", bootstrap());
+    s.kafka.set("bootstrap.servers", bootstrap);
     s.topics.todo = unique(&format!("{test}.todo"));
     s.topics.finished = unique(&format!("{test}.finished"));
     s.topics.dead_letter = unique(&format!("{test}.dlq"));
@@ -121,34 +144,6 @@ pub async fn kafka_settings(base: Settings, test: &str) -> Settings {
     s.kafka
         .consumer
         .insert("fetch_wait_max_ms".into(), KafkaValue::Int(10));
-    s.validate().expect("test settings are valid");
-    create_topics(&s).await;
-    s
-}
-
-/// Settings for a service on `broker` (a test's own mock cluster), with its own topics (2
-/// partitions, created through its control port) and group. A service child process on them
-/// also needs `CLONER__KAFKA__BOOTSTRAP_SERVERS` set to `broker.bootstrap` ([`service_env`]
-/// names the shared broker).
-pub fn settings_on(broker: &BrokerProcess, base: Settings, test: &str) -> Settings {
-    let mut s = base;
-    s.kafka.set("bootstrap.servers", broker.bootstrap.clone());
-    s.topics.todo = unique(&format!("{test}.todo"));
-    s.topics.finished = unique(&format!("{test}.finished"));
-    s.topics.dead_letter = unique(&format!("{test}.dlq"));
-    s.kafka.consumer.insert(
-        "group_id".into(),
-        KafkaValue::Str(unique(&format!("{test}.group"))),
-    );
-    s.kafka
-        .consumer
-        .insert("fetch_wait_max_ms".into(), KafkaValue::Int(10));
-    for topic in [&s.topics.todo, &s.topics.finished, &s.topics.dead_letter] {
-        broker
-            .control(&format!("create {topic} 2"))
-            .expect("the topic is created");
-    }
-    s.validate().expect("test settings are valid");
     s
 }
 

@@ -240,6 +240,21 @@ impl ServiceProcess {
     }
 }
 
+/// What a member holds after a rebalance, from the `now holding: …` line `serve` logs.
+pub fn holding(line: &str) -> Option<&str> {
+    line.split("now holding: ").nth(1)
+}
+
+/// A `now holding` line naming one partition.
+pub fn holds_one_partition(line: &str) -> bool {
+    holding(line).is_some_and(|h| !h.contains(", ") && h != "none")
+}
+
+/// A `now holding` line naming two partitions or more.
+pub fn holds_two_partitions(line: &str) -> bool {
+    holding(line).is_some_and(|h| h.contains(", "))
+}
+
 impl Drop for ServiceProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
