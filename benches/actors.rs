@@ -32,8 +32,11 @@ where
 fn rate_limiter(c: &mut Criterion) {
     let sys = actix_rt::System::new();
     // A rate no benchmark can reach: every grant goes through the slot arithmetic, none waits.
-    let limiter =
-        sys.block_on(async { RateLimiter::new(Rate::PerSecond(1e12), 1).unwrap().start() });
+    let limiter = sys.block_on(async {
+        RateLimiter::new(Rate::PerSecond(1e12), std::time::Duration::from_millis(4))
+            .unwrap()
+            .start()
+    });
     let mut group = c.benchmark_group("rate_limiter");
     group.throughput(Throughput::Elements(1));
     group.bench_function("grant", |b| {

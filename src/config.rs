@@ -52,8 +52,33 @@ pub struct Settings {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimiterSettings {
-    pub burst: u32,
+    /// Who shares `default_rate`.
+    pub split: Split,
+    /// Allowance for arrival jitter: slots are `(1 s + jitter) / rate` apart.
+    pub jitter_ms: u64,
+    /// Pause after a ban that does not say how long.
+    pub ban_pause_ms: u64,
     pub unlimited: bool,
+}
+
+/// Who shares the rate budget (`rate_limiter.split`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Split {
+    /// The members of the consumer group, by the todo partitions each holds.
+    Group,
+    /// Nobody: each replica spends the whole rate.
+    Replica,
+}
+
+impl RateLimiterSettings {
+    pub fn jitter(&self) -> Duration {
+        Duration::from_millis(self.jitter_ms)
+    }
+
+    pub fn ban_pause(&self) -> Duration {
+        Duration::from_millis(self.ban_pause_ms)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -383,7 +408,12 @@ mod tests {
             ("CLONER__N_WORKERS", "0", "n_workers"),
             ("CLONER__N_WORKERS", "many", "n_workers"),
             ("CLONER__DEFAULT_RATE", "0", "default_rate"),
-            ("CLONER__RATE_LIMITER__BURST", "0", "rate_limiter.burst"),
+            (
+                "CLONER__RATE_LIMITER__JITTER_MS",
+                "3",
+                "rate_limiter.jitter_ms",
+            ),
+            ("CLONER__RATE_LIMITER__SPLIT", "half", "split"),
             ("CLONER__UPSTREAM__BASE_URL", "ftp://x", "upstream.base_url"),
             ("CLONER__MANAGER__MAX_ATTEMPTS", "0", "manager.max_attempts"),
             ("CLONER__TOPICS__TODO", "bad topic", "topics.todo"),

@@ -24,8 +24,12 @@ impl Settings {
                 ),
             );
         }
-        if self.rate_limiter.burst == 0 {
-            return invalid("rate_limiter.burst", "must be at least 1".into());
+        let jitter = self.rate_limiter.jitter_ms;
+        if !(4..=500).contains(&jitter) {
+            return invalid(
+                "rate_limiter.jitter_ms",
+                format!("must be between 4 and 500 ms (timers alone are 2 ms late), got {jitter}"),
+            );
         }
         if self.manager.max_attempts == 0 {
             return invalid("manager.max_attempts", "must be at least 1".into());

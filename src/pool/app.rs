@@ -58,7 +58,7 @@ impl App {
             Rate::PerSecond(settings.default_rate)
         };
         let limiter =
-            RateLimiter::new(rate, settings.rate_limiter.burst).expect("settings are validated");
+            RateLimiter::new(rate, settings.rate_limiter.jitter()).expect("settings are validated");
         let limiter = Supervisor::start(move |_| limiter);
         SystemRegistry::set(limiter.clone());
 
@@ -91,9 +91,9 @@ impl App {
         SystemRegistry::set(supervisor.clone());
 
         log::info!(
-            "started {} workers; rate {rate} (burst {}); upstream {}",
+            "started {} workers; rate {rate} ({} ms of jitter allowed); upstream {}",
             settings.n_workers,
-            settings.rate_limiter.burst,
+            settings.rate_limiter.jitter_ms,
             settings.upstream.base_url
         );
         App {

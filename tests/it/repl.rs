@@ -116,7 +116,7 @@ fn a_piped_script_runs_every_command_and_survives_bad_input() {
     );
     assert!(has("{:ok, waited_ms:"), "{out}");
     assert!(
-        has("%{rate: \"100/s\", burst: 1, waiting: 0, granted:"),
+        has("%{rate: \"100/s\", current: 100.00, waiting: 0, granted:"),
         "{out}"
     );
     assert!(has("#Worker<1>") && has("nil"), "{out}");

@@ -14,7 +14,7 @@ WorkerManager.add_task PAIR FROM UNTIL [TASK_ID]  clone a chunk and print its Cl
 WorkerManager.workers                          each worker: free or busy with which chunk
 RateLimiter.register                           wait for permission for one call
 RateLimiter.set_rate N | :infinity             calls per second from the next grant on
-RateLimiter.status                             rate, burst, waiting callers, grants so far
+RateLimiter.status                             rate, current rate, waiting callers, grants, pauses
 Registry.workers                               registered workers: up or down, restarts
 Registry.whereis N                             is worker N registered?
 Supervisor.kill N                              stop worker N as if it crashed (it restarts)

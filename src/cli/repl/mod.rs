@@ -227,12 +227,17 @@ async fn try_execute(
         },
         Command::LimiterStatus => {
             let s = app.limiter.send(GetLimiterStatus).await?;
+            let current = s.current.map_or("nil".into(), |c| format!("{c:.2}"));
+            let paused = s.paused.map_or("nil".into(), |(left, cause)| {
+                format!("{{{cause:?}, {:.1} s}}", left.as_secs_f64())
+            });
             format!(
-                "%{{rate: {:?}, burst: {}, waiting: {}, granted: {}}}",
+                "%{{rate: {:?}, current: {current}, waiting: {}, granted: {}, missed: {}, decreases: {}, paused: {paused}}}",
                 s.rate.to_string(),
-                s.burst,
                 s.waiting,
-                s.granted
+                s.counters.granted,
+                s.counters.missed,
+                s.counters.decreases,
             )
         }
         Command::RegistryWorkers => {
