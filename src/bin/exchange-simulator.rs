@@ -43,6 +43,17 @@ struct Args {
     /// Calls allowed in any one second (429 beyond); 0 = no limit.
     #[arg(long, default_value_t = 6)]
     rate_limit: u32,
+    /// The Retry-After (seconds) of a 429; 0 sends none.
+    #[arg(long, default_value_t = 1)]
+    retry_after_secs: u64,
+    /// Calls past the limit after which every call is answered 418 for --ban-secs; 0 = never.
+    #[arg(long, default_value_t = 0)]
+    ban_after: u64,
+    #[arg(long, default_value_t = 60)]
+    ban_secs: u64,
+    /// Fraction of calls under the limit answered 429 anyway.
+    #[arg(long, default_value_t = 0.0)]
+    refuse_rate: f64,
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
     /// Fractions of calls (0..1) that fail in each way.
@@ -70,6 +81,7 @@ fn main() -> anyhow::Result<()> {
         ("--hang-rate", args.hang_rate),
         ("--malformed-rate", args.malformed_rate),
         ("--oversized-rate", args.oversized_rate),
+        ("--refuse-rate", args.refuse_rate),
     ] {
         anyhow::ensure!(
             (0.0..=1.0).contains(&rate),
@@ -84,6 +96,10 @@ fn main() -> anyhow::Result<()> {
         page_limit: args.page_limit,
         max_window_secs: args.max_window_secs,
         rate_limit: args.rate_limit,
+        retry_after_secs: args.retry_after_secs,
+        ban_after: args.ban_after,
+        ban_secs: args.ban_secs,
+        refuse_rate: args.refuse_rate,
         latency_ms: args.latency_ms,
         error_rate: args.error_rate,
         hang_rate: args.hang_rate,

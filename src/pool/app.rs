@@ -74,7 +74,12 @@ impl App {
         let registry = Supervisor::start(move |_| registry);
         SystemRegistry::set(registry.clone());
 
-        let deps = TaskDeps::new(&settings.upstream, limiter.clone(), metrics.clone());
+        let deps = TaskDeps::new(
+            &settings.upstream,
+            settings.rate_limiter.ban_pause(),
+            limiter.clone(),
+            metrics.clone(),
+        );
         let links = WorkerLinks {
             register: registry.clone().recipient(),
             stopped: registry.clone().recipient(),

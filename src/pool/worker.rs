@@ -1,7 +1,7 @@
 //! `Worker`: a supervised actor that clones one chunk at a time — the original's worker `n`.
 //!
 //! For each chunk it spawns a short-lived future (the Elixir `Task`, [`clone_chunk`]) under a
-//! deadline, with panics caught, and reports the outcome to the `WorkerManager`. A panicking
+//! deadline (which does not count its waits for the rate limiter), with panics caught, and reports the outcome to the `WorkerManager`. A panicking
 //! task means the worker's state is suspect, so the worker stops and its supervisor restarts it
 //! (let it crash); the attempt is reported first so the chunk is retried.
 //!
@@ -23,7 +23,7 @@ use crate::pool::protocol::{
     WorkerId, WorkerLinks, WorkerStopped,
 };
 use crate::proto::{ClonedChunk, TodoChunk};
-use crate::task::chunk_task::{clone_chunk, TaskDeps};
+use crate::task::chunk_task::{clone_chunk, LimiterTime, TaskDeps};
 use crate::task::rate_limiter::LimiterClosed;
 
 /// A fault a test injects into a task, by chunk and attempt (see [`FaultHook`]).
@@ -129,17 +129,39 @@ impl Handler<Run> for Worker {
             return;
         }
         self.current = Some(run.job);
-        let task = attempt(self.deps.clone(), run.chunk, run.attempt, self.hook.clone());
+        let waits = Rc::new(LimiterTime::default());
+        let task = attempt(
+            self.deps.clone(),
+            run.chunk,
+            run.attempt,
+            self.hook.clone(),
+            waits.clone(),
+        );
         let deadline = self.deadline;
         let job = run.job;
         let fut = async move {
-            match actix_rt::time::timeout(deadline, AssertUnwindSafe(task).catch_unwind()).await {
-                Ok(Ok(Ok(answer))) => AttemptOutcome::Answered(answer),
-                Ok(Ok(Err(LimiterClosed))) => AttemptOutcome::Failed(AttemptFailure::LimiterClosed),
-                Ok(Err(panic)) => {
+            let started = tokio::time::Instant::now();
+            let mut task = std::pin::pin!(AssertUnwindSafe(task).catch_unwind());
+            // The deadline does not count the waits for the rate limiter: when it passes, look
+            // again at how much of the time was waiting, and move it that far.
+            let finished = loop {
+                let due = started + deadline + waits.total();
+                if let Ok(finished) = tokio::time::timeout_at(due, &mut task).await {
+                    break Some(finished);
+                }
+                if started + deadline + waits.total() <= tokio::time::Instant::now() {
+                    break None;
+                }
+            };
+            match finished {
+                Some(Ok(Ok(answer))) => AttemptOutcome::Answered(answer),
+                Some(Ok(Err(LimiterClosed))) => {
+                    AttemptOutcome::Failed(AttemptFailure::LimiterClosed)
+                }
+                Some(Err(panic)) => {
                     AttemptOutcome::Failed(AttemptFailure::Panicked(panic_message(&panic)))
                 }
-                Err(_) => AttemptOutcome::Failed(AttemptFailure::DeadlinePassed(deadline)),
+                None => AttemptOutcome::Failed(AttemptFailure::DeadlinePassed(deadline)),
             }
         };
         ctx.spawn(fut.into_actor(self).map(move |outcome, worker, ctx| {
@@ -163,11 +185,12 @@ async fn attempt(
     chunk: TodoChunk,
     attempt: u32,
     hook: Option<FaultHook>,
+    waits: Rc<LimiterTime>,
 ) -> Result<ClonedChunk, LimiterClosed> {
     match hook.and_then(|hook| hook(&chunk, attempt)) {
         Some(InjectedFault::Panic) => panic!("injected fault for chunk {}", Describe(&chunk)),
         Some(InjectedFault::Hang) => std::future::pending().await,
-        None => clone_chunk(deps, chunk).await,
+        None => clone_chunk(deps, chunk, waits).await,
     }
 }
 

@@ -2,7 +2,9 @@
 //!
 //! Before partitions are revoked it commits what is done of them and forgets them, so that
 //! their next owner starts where this member stopped; after each assignment it logs what the
-//! member holds; it tells `/health` whether the member is in its group; and it turns
+//! member holds; it gives the rate limiter the member's share of the budget after each change
+//! ([`BudgetShare`], when the group shares it); it tells `/health` whether the member is in its
+//! group; and it turns
 //! librdkafka's statistics reports into the consumer lag metric.
 //!
 //! The callbacks run inside the intake task's poll. They must never block on anything but
@@ -18,6 +20,7 @@ use rdkafka::statistics::Statistics;
 use rdkafka::ClientContext;
 
 use crate::kafka::broker_watch::BrokerWatch;
+use crate::service::budget_share::BudgetShare;
 
 use crate::pool::manager::DropWithdrawn;
 use crate::service::intake::Paused;
@@ -41,6 +44,9 @@ pub struct GroupContext {
     metrics: Arc<Metrics>,
     /// Lost brokers said once; statistics tell when they are back.
     watch: Arc<BrokerWatch>,
+    /// The rate budget's share, from the partitions held; `None` when each replica spends the
+    /// whole rate (`rate_limiter.split = "replica"`).
+    share: Option<BudgetShare>,
 }
 
 impl GroupContext {
@@ -51,6 +57,7 @@ impl GroupContext {
         paused: Arc<Paused>,
         metrics: Arc<Metrics>,
         watch: Arc<BrokerWatch>,
+        share: Option<BudgetShare>,
     ) -> GroupContext {
         GroupContext {
             tracker,
@@ -59,6 +66,7 @@ impl GroupContext {
             paused,
             metrics,
             watch,
+            share,
         }
     }
 }
@@ -113,6 +121,10 @@ impl ConsumerContext for GroupContext {
         if tpl.count() == 0 {
             return;
         }
+        // First of all: the slots of these partitions are their next owner's.
+        if let Some(share) = &self.share {
+            share.revoking(consumer, tpl);
+        }
         let revoked: Vec<Partition> = tpl
             .elements()
             .iter()
@@ -161,6 +173,9 @@ impl ConsumerContext for GroupContext {
                     if let Err(e) = consumer.pause(tpl) {
                         log::warn!("pausing {}: {e}", describe_partitions(tpl));
                     }
+                }
+                if let Some(share) = &self.share {
+                    share.assigned(consumer);
                 }
                 // With the cooperative protocol an assignment is a change, not the whole.
                 let holding = consumer

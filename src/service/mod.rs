@@ -21,6 +21,7 @@
 //! It must never exit between taking a chunk and committing past it without producing the
 //! chunk's result: on shutdown it drains ([`Running::shutdown`]).
 
+pub mod budget_share;
 pub mod checks;
 pub mod consumer;
 pub mod dead_letter;
@@ -154,10 +155,12 @@ pub async fn start(settings: &Settings, hooks: Hooks) -> Result<Running, StartEr
         &settings.http.listen,
         app.metrics.clone(),
         app.queue.clone(),
+        app.limiter.clone(),
     )?;
     let consumer = TodoChunkConsumer::new(
         settings,
         app.manager.clone(),
+        app.limiter.clone().recipient(),
         app.metrics.clone(),
         CHECK_TIMEOUT,
     )?;

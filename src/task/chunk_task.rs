@@ -2,7 +2,9 @@
 //!
 //! It validates the chunk, then for each try: waits for the rate limiter, calls the upstream
 //! once, and classifies the answer. Transient failures are retried with backoff and jitter, each
-//! try through the rate limiter again; permanent ones are answered at once.
+//! try through the rate limiter again; permanent ones are answered at once. Push-back (429,
+//! 403/418) is not the chunk's failure and costs it no try: the limiter is told, so that every
+//! worker slows down or pauses, and the chunk waits its turn again.
 //!
 //! It always ends in a [`ClonedChunk`], except when the rate limiter is gone (shutdown), which
 //! is not the chunk's fault and must not be answered as if it were. It must never retry without
@@ -11,9 +13,10 @@
 //! It measures what only it sees: each try's wait for the rate limiter, each upstream call's
 //! duration and outcome, the retries, and whether the upstream answered (readiness).
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix::Addr;
 
@@ -22,8 +25,9 @@ use crate::domain::chunk::{error_result, result, Describe};
 use crate::domain::pair::validate_chunk;
 use crate::proto::{cloned_chunk, ClonedChunk, TodoChunk};
 use crate::task::backoff::Backoff;
-use crate::task::rate_limiter::{register, LimiterClosed, RateLimiter};
-use crate::task::upstream::{Upstream, UpstreamError, Window};
+use crate::task::rate_limiter::{register, LimiterClosed, PauseCause, PauseFor, RateLimiter};
+use crate::task::rate_limiter::{Grant, SlowDown};
+use crate::task::upstream::{Refusal, Upstream, UpstreamError, Window};
 use crate::telemetry::metrics::{CallOutcome, Metrics};
 
 /// What every task of one arbiter shares.
@@ -34,6 +38,8 @@ pub struct TaskDeps {
     pub backoff: Backoff,
     /// Extra tries after a transient failure.
     pub max_retries: u32,
+    /// How long every call waits after a ban that does not say.
+    pub ban_pause: Duration,
     /// The app's metrics: limiter waits, upstream calls, retries, and upstream readiness.
     pub metrics: Arc<Metrics>,
 }
@@ -41,6 +47,7 @@ pub struct TaskDeps {
 impl TaskDeps {
     pub fn new(
         settings: &UpstreamSettings,
+        ban_pause: Duration,
         limiter: Addr<RateLimiter>,
         metrics: Arc<Metrics>,
     ) -> Rc<TaskDeps> {
@@ -52,15 +59,45 @@ impl TaskDeps {
                 std::time::Duration::from_millis(settings.backoff_max_ms),
             ),
             max_retries: settings.max_retries,
+            ban_pause,
             metrics,
         })
     }
 }
 
-/// Clones one chunk: the answer, or `LimiterClosed` if the system is shutting down.
+/// The time an attempt has spent waiting for the rate limiter, which its deadline does not
+/// count: a saturated, shared or paused budget is not the attempt's failure.
+#[derive(Debug, Default)]
+pub struct LimiterTime {
+    /// Waits that ended.
+    spent: Cell<Duration>,
+    /// When the wait going on began (tokio's clock, which tests can pause, as the deadline's).
+    since: Cell<Option<tokio::time::Instant>>,
+}
+
+impl LimiterTime {
+    fn begin(&self) {
+        self.since.set(Some(tokio::time::Instant::now()));
+    }
+
+    fn end(&self) {
+        if let Some(since) = self.since.take() {
+            self.spent.set(self.spent.get() + since.elapsed());
+        }
+    }
+
+    /// All the waiting so far, the one going on included.
+    pub fn total(&self) -> Duration {
+        self.spent.get() + self.since.get().map_or(Duration::ZERO, |s| s.elapsed())
+    }
+}
+
+/// Clones one chunk: the answer, or `LimiterClosed` if the system is shutting down. Its waits
+/// for the rate limiter add up in `waits`.
 pub async fn clone_chunk(
     deps: Rc<TaskDeps>,
     chunk: TodoChunk,
+    waits: Rc<LimiterTime>,
 ) -> Result<ClonedChunk, LimiterClosed> {
     let pair = match validate_chunk(&chunk) {
         Ok(pair) => pair,
@@ -72,13 +109,17 @@ pub async fn clone_chunk(
     // Seeded per task: jitter only has to decorrelate tasks, not be unpredictable.
     let mut rng = fastrand::Rng::new();
     let mut retry = 0;
+    let mut refusals = 0;
     let metrics = &deps.metrics;
     loop {
-        let waiting = Instant::now();
-        register(&deps.limiter).await?;
+        waits.begin();
+        let granted = register(&deps.limiter).await;
+        waits.end();
+        let grant = granted?;
+        metrics
+            .rate_limiter_wait
+            .observe(grant.waited.as_secs_f64());
         let calling = Instant::now();
-        let waited = calling - waiting;
-        metrics.rate_limiter_wait.observe(waited.as_secs_f64());
         let (from, until) = (chunk.from_unix_ts, chunk.until_unix_ts);
         let called = deps.upstream.call(&pair, from, until).await;
         metrics.upstream_call(call_outcome(&called.result), calling.elapsed());
@@ -94,6 +135,20 @@ pub async fn clone_chunk(
             Err(UpstreamError::Permanent(message)) => {
                 log::warn!("chunk {}: upstream refused it: {message}", Describe(&chunk));
                 return Ok(error_result(&chunk, message));
+            }
+            Err(UpstreamError::Refused(refusal)) => {
+                // Every worker slows down or waits; this chunk tries again in its turn, after a
+                // backoff of its own so that it cannot feed a storm of refusals even with the
+                // limiter off. No try is spent: the chunk did nothing wrong.
+                push_back(&deps, &grant, &refusal);
+                let delay = deps.backoff.delay(refusals.min(3), &mut rng);
+                refusals += 1;
+                log::debug!(
+                    "chunk {}: {refusal}; again in {delay:?} (refused {refusals} times)",
+                    Describe(&chunk)
+                );
+                actix_rt::time::sleep(delay).await;
+                continue;
             }
             Err(UpstreamError::Transient(message)) => message,
         };
@@ -118,11 +173,33 @@ pub async fn clone_chunk(
     }
 }
 
+/// Tells the limiter what the exchange said: too many calls slow every caller down (and wait
+/// as long as it asked), a ban pauses them all.
+fn push_back(deps: &TaskDeps, grant: &Grant, refusal: &Refusal) {
+    match *refusal {
+        Refusal::TooMany { retry_after, .. } => {
+            deps.limiter.do_send(SlowDown { slot: grant.slot });
+            if let Some(duration) = retry_after {
+                deps.limiter.do_send(PauseFor {
+                    duration,
+                    cause: PauseCause::TooMany,
+                });
+            }
+        }
+        Refusal::Banned { retry_after, .. } => deps.limiter.do_send(PauseFor {
+            duration: retry_after.unwrap_or(deps.ban_pause),
+            cause: PauseCause::Banned,
+        }),
+    }
+}
+
 fn call_outcome(result: &Result<Window, UpstreamError>) -> CallOutcome {
     match result {
         Ok(Window::Complete(_)) => CallOutcome::Complete,
         Ok(Window::TooBig { .. }) => CallOutcome::TooBig,
         Err(UpstreamError::Permanent(_)) => CallOutcome::Permanent,
         Err(UpstreamError::Transient(_)) => CallOutcome::Transient,
+        Err(UpstreamError::Refused(Refusal::TooMany { .. })) => CallOutcome::TooMany,
+        Err(UpstreamError::Refused(Refusal::Banned { .. })) => CallOutcome::Banned,
     }
 }

@@ -10,6 +10,7 @@
 
 use serde::Deserialize;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::UpstreamSettings;
 use crate::domain::pair::CurrencyPair;
@@ -31,15 +32,45 @@ pub enum Window {
 /// A call that did not describe the window.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UpstreamError {
-    /// Timeouts, connection failures, 429, 5xx, malformed or oversized bodies: try again later.
+    /// Timeouts, connection failures, 5xx, malformed or oversized bodies: try again later.
     #[error("transient upstream failure: {0}")]
     Transient(String),
     /// The API refused the request for good (unknown pair, bad request) or answered nonsense.
     #[error("{0}")]
     Permanent(String),
+    /// The exchange refused the call because of the caller's rate, not the chunk: every caller
+    /// must slow down or wait, and the chunk be tried again.
+    #[error("{0}")]
+    Refused(Refusal),
+}
+
+/// Push-back from the exchange.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// HTTP 429, or the API's "Please do not make more than N API calls per second".
+    #[error("too many calls{}: {message}", wait_for(.retry_after))]
+    TooMany {
+        /// `Retry-After`, when the exchange said how long to wait.
+        retry_after: Option<Duration>,
+        message: String,
+    },
+    /// HTTP 403 or 418: this address is banned for a while.
+    #[error("HTTP {status}, this address is banned{}: {message}", wait_for(.retry_after))]
+    Banned {
+        status: u16,
+        retry_after: Option<Duration>,
+        message: String,
+    },
+}
+
+fn wait_for(retry_after: &Option<Duration>) -> String {
+    retry_after.map_or(String::new(), |d| {
+        format!(" (retry after {} s)", d.as_secs())
+    })
 }
 
 impl UpstreamError {
+    /// Worth another try by this chunk alone (push-back is not: it concerns every caller).
     pub fn is_transient(&self) -> bool {
         matches!(self, UpstreamError::Transient(_))
     }
@@ -151,19 +182,42 @@ impl Upstream {
                 )),
                 e => UpstreamError::Transient(format!("reading the body of GET {url}: {e}")),
             })?;
-        if status.as_u16() == 429 || status.is_server_error() {
-            return Err(UpstreamError::Transient(format!(
-                "HTTP {status}: {}",
-                excerpt(&body)
-            )));
-        }
-        if !status.is_success() {
-            return Err(UpstreamError::Permanent(format!(
-                "HTTP {status}: {}",
-                excerpt(&body)
-            )));
+        let retry_after = response
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok());
+        if let Some(error) = classify_status(status.as_u16(), retry_after, &body) {
+            return Err(error);
         }
         classify_body(&body, self.page_limit, from, until)
+    }
+}
+
+/// Classifies an HTTP status that is not a success: push-back, worth another try, or final.
+/// `None` for a success (the body says the rest).
+pub fn classify_status(
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+) -> Option<UpstreamError> {
+    let message = || format!("HTTP {status}: {}", excerpt(body));
+    // Seconds only; an HTTP date (rare from APIs) counts as not said.
+    let retry_after = retry_after
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    match status {
+        200..=299 => None,
+        429 => Some(UpstreamError::Refused(Refusal::TooMany {
+            retry_after,
+            message: message(),
+        })),
+        403 | 418 => Some(UpstreamError::Refused(Refusal::Banned {
+            status,
+            retry_after,
+            message: message(),
+        })),
+        500..=599 => Some(UpstreamError::Transient(message())),
+        _ => Some(UpstreamError::Permanent(message())),
     }
 }
 
@@ -228,7 +282,10 @@ pub fn classify_body(
                 || lower.contains("rate limit")
                 || lower.contains("too many")
             {
-                Err(UpstreamError::Transient(error))
+                Err(UpstreamError::Refused(Refusal::TooMany {
+                    retry_after: None,
+                    message: error,
+                }))
             } else {
                 Err(UpstreamError::Permanent(error))
             };
@@ -366,7 +423,55 @@ mod tests {
             0,
             1,
         );
-        assert!(rate.unwrap_err().is_transient());
+        assert_eq!(
+            rate,
+            Err(UpstreamError::Refused(Refusal::TooMany {
+                retry_after: None,
+                message: "Please do not make more than 6 API calls per second.".into()
+            }))
+        );
+    }
+
+    #[test]
+    fn statuses_are_classified_and_retry_after_read() {
+        let refused = |status, retry_after| match classify_status(status, retry_after, b"no") {
+            Some(UpstreamError::Refused(r)) => r,
+            other => panic!("{status}: {other:?}"),
+        };
+        assert_eq!(
+            refused(429, Some("2")),
+            Refusal::TooMany {
+                retry_after: Some(Duration::from_secs(2)),
+                message: "HTTP 429: no".into()
+            }
+        );
+        assert!(matches!(
+            refused(429, Some("Wed, 21 Oct 2015 07:28:00 GMT")),
+            Refusal::TooMany {
+                retry_after: None,
+                ..
+            }
+        ));
+        for status in [403, 418] {
+            assert!(matches!(
+                refused(status, Some(" 120 ")),
+                Refusal::Banned { retry_after: Some(d), .. } if d == Duration::from_secs(120)
+            ));
+        }
+        assert!(classify_status(200, None, b"").is_none());
+        assert!(classify_status(503, Some("5"), b"").unwrap().is_transient());
+        assert!(matches!(
+            classify_status(404, None, b""),
+            Some(UpstreamError::Permanent(_))
+        ));
+        assert_eq!(
+            refused(418, None).to_string(),
+            "HTTP 418, this address is banned: HTTP 418: no"
+        );
+        assert_eq!(
+            refused(429, Some("3")).to_string(),
+            "too many calls (retry after 3 s): HTTP 429: no"
+        );
     }
 
     #[test]

@@ -30,6 +30,7 @@ use crate::domain::chunk::Undecodable;
 use crate::domain::pair::InvalidChunk;
 use crate::proto::cloned_chunk;
 use crate::telemetry::health::Health;
+use crate::telemetry::limiter_metrics::LimiterMetrics;
 
 /// Prefix of every metric name.
 pub const PREFIX: &str = "cloner";
@@ -88,16 +89,22 @@ pub enum CallOutcome {
     TooBig,
     /// Refused for good (unknown pair, 4xx, nonsense).
     Permanent,
-    /// Worth another try: timeout, transport error, 5xx, 429, malformed or oversized body.
+    /// Worth another try: timeout, transport error, 5xx, malformed or oversized body.
     Transient,
+    /// Refused as one call too many (429, or the API's rate error): the calls refused.
+    TooMany,
+    /// Refused because the address is banned (403, 418).
+    Banned,
 }
 
 impl CallOutcome {
-    pub const ALL: [CallOutcome; 4] = [
+    pub const ALL: [CallOutcome; 6] = [
         CallOutcome::Complete,
         CallOutcome::TooBig,
         CallOutcome::Permanent,
         CallOutcome::Transient,
+        CallOutcome::TooMany,
+        CallOutcome::Banned,
     ];
 
     pub fn label(self) -> &'static str {
@@ -106,6 +113,8 @@ impl CallOutcome {
             CallOutcome::TooBig => "too_big",
             CallOutcome::Permanent => "permanent",
             CallOutcome::Transient => "transient",
+            CallOutcome::TooMany => "too_many",
+            CallOutcome::Banned => "banned",
         }
     }
 }
@@ -185,7 +194,9 @@ pub struct Metrics {
     /// `rate_limiter_wait_seconds`: how long each upstream try waited for its grant.
     pub rate_limiter_wait: Histogram,
     /// `upstream_call_duration_seconds{outcome}`, in the order of [`CallOutcome::ALL`].
-    upstream_calls: [Histogram; 4],
+    upstream_calls: [Histogram; 6],
+    /// The rate limiter's share, rate, decreases, missed slots and pauses; set when scraped.
+    pub limiter: LimiterMetrics,
     /// `consumer_lag{topic,partition}`: from librdkafka's statistics, for the partitions this
     /// member holds; a revoked partition is removed, so no stale lag outlives its owner.
     consumer_lag: Family<PartitionLabels, Gauge>,
@@ -288,6 +299,8 @@ impl Metrics {
             calls,
         );
 
+        let limiter = LimiterMetrics::register(&mut registry);
+
         let consumer_lag = Family::<PartitionLabels, Gauge>::default();
         registry.register(
             "consumer_lag",
@@ -307,6 +320,7 @@ impl Metrics {
             chunks_in_flight,
             rate_limiter_wait,
             upstream_calls,
+            limiter,
             consumer_lag,
             lag_partitions: Mutex::default(),
             health: Health::default(),

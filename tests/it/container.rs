@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde_norway::Value;
 
 use cloner_worker::clone::requester::{self, chunk_key, TopicReader};
-use cloner_worker::config::{KafkaRole, Settings};
+use cloner_worker::config::{KafkaRole, Settings, Split};
 use cloner_worker::dev::simulator::SimulatorConfig;
 use cloner_worker::proto::cloned_chunk;
 
@@ -277,9 +277,12 @@ fn compose_has_the_stack_in_the_order_it_needs() {
 
     // What the workers are configured with must fit the stack around them.
     let settings = container_settings(&environment(worker));
+    // The replicas share default_rate as one group's budget: it is the exchange's limit, not
+    // a replica's, whatever the replica count.
+    assert_eq!(settings.rate_limiter.split, Split::Group);
     assert!(
-        replicas as f64 * settings.default_rate <= rate_limit,
-        "{replicas} replicas at default_rate {} exceed the simulator's --rate-limit {rate_limit}",
+        settings.default_rate <= rate_limit,
+        "default_rate {} exceeds the simulator's --rate-limit {rate_limit}",
         settings.default_rate
     );
     let grace = compose_duration(str_of(&worker["stop_grace_period"], "stop_grace_period"));
@@ -344,7 +347,7 @@ fn every_cloner_variable_in_compose_is_a_configuration_key_with_the_value_meant(
     assert_eq!(consumer["group.id"], "cloner-worker");
     assert_eq!(settings.upstream.base_url, "http://simulator:8080");
     assert_eq!(settings.http.listen, "0.0.0.0:9464");
-    assert_eq!(settings.default_rate, 3.0);
+    assert_eq!(settings.default_rate, 6.0);
     assert_eq!(settings.topics.todo, "todo-chunk");
     assert_eq!(settings.topics.finished, "finished-chunk");
     assert!(env["RUST_LOG"].starts_with("info"), "{env:?}");

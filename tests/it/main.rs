@@ -21,6 +21,8 @@
 //! - [`metrics`] — `/metrics` and `/health` of a running service.
 //! - [`outage`] — `serve` with its broker taken down: the outage said once, a SIGTERM still
 //!   ends it within the grace period and the bounded close.
+//! - [`rate_budget`] — the exchange's rate budget: two members at the whole limit share it
+//!   without a call too many; 429s slow every worker and a ban pauses them, and no chunk fails.
 //! - [`rebalance`] — two `serve` members: one saturated by a hung upstream still lets the other
 //!   in; a revoked partition's queued chunks are not cloned by the old owner.
 //! - [`broker`] — the test broker's fault injection through its control port: a leader taken
@@ -50,6 +52,7 @@ mod container;
 mod kafka;
 mod metrics;
 mod outage;
+mod rate_budget;
 mod rebalance;
 mod repl;
 mod simulator;

@@ -111,7 +111,7 @@ async fn metrics_count_exactly_what_went_through_and_health_follows_the_group() 
         (status, body.as_str()),
         (
             503,
-            r#"{"ready":false,"group_joined":false,"upstream_answered":true,"pool_alive":true}"#
+            r#"{"ready":false,"group_joined":false,"upstream_answered":true,"pool_alive":true,"rate_limiter":{"share_calls_per_second":null,"rate_calls_per_second":null,"paused_seconds":null,"paused_because":null}}"#
         ),
         "not ready before the join"
     );
@@ -128,7 +128,7 @@ async fn metrics_count_exactly_what_went_through_and_health_follows_the_group() 
         (status, body.as_str()),
         (
             200,
-            r#"{"ready":true,"group_joined":true,"upstream_answered":true,"pool_alive":true}"#
+            r#"{"ready":true,"group_joined":true,"upstream_answered":true,"pool_alive":true,"rate_limiter":{"share_calls_per_second":null,"rate_calls_per_second":null,"paused_seconds":null,"paused_because":null}}"#
         ),
         "ready once assigned"
     );
@@ -216,6 +216,18 @@ async fn metrics_count_exactly_what_went_through_and_health_follows_the_group() 
     assert_eq!(calls("too_big"), Some(by_result["WINDOW_TOO_BIG"] as f64));
     assert_eq!(calls("permanent"), Some(by_result["RANDOM_ERROR"] as f64));
     assert_eq!(calls("transient"), Some(0.0));
+    assert_eq!(calls("too_many"), Some(0.0));
+    assert_eq!(calls("banned"), Some(0.0));
+    // The limiter is off here: no share, nothing decreased, missed or paused.
+    for series in [
+        "cloner_rate_limiter_share_calls_per_second",
+        "cloner_rate_limiter_decreases_total",
+        "cloner_rate_limiter_missed_slots_total",
+        "cloner_rate_limiter_paused_seconds_total",
+        "cloner_rate_limiter_banned",
+    ] {
+        assert_eq!(s(series), Some(0.0), "{series}");
+    }
     for reason in [
         "no_payload",
         "invalid_pair",

@@ -1,10 +1,12 @@
 //! The upstream client on its own, over HTTP against the simulator: how each kind of answer is
 //! classified (one call each, no retries).
 
+use std::time::Duration;
+
 use cloner_worker::config::Settings;
 use cloner_worker::dev::simulator::{self, market, SimulatorConfig, SimulatorHandle};
 use cloner_worker::domain::pair::CurrencyPair;
-use cloner_worker::task::upstream::{Upstream, UpstreamError, Window};
+use cloner_worker::task::upstream::{Refusal, Upstream, UpstreamError, Window};
 
 use crate::helpers::{start_simulator, DAY};
 
@@ -118,23 +120,42 @@ async fn faults_are_transient_and_say_what_happened() {
 }
 
 #[actix_rt::test]
-async fn a_429_is_transient() {
+async fn a_429_is_push_back_with_its_retry_after_and_a_ban_is_a_418() {
     let sim = simulator::start(SimulatorConfig {
         rate_limit: 1,
+        retry_after_secs: 3,
+        ban_after: 2,
+        ban_secs: 30,
         ..Default::default()
     })
     .await
     .unwrap();
     let up = client(&sim);
-    assert!(up
-        .trade_history(&pair("BTC_ETH"), DAY, DAY + 60)
-        .await
-        .is_ok());
-    let second = up.trade_history(&pair("BTC_ETH"), DAY, DAY + 60).await;
+    let btc_eth = pair("BTC_ETH");
+    let call = || up.trade_history(&btc_eth, DAY, DAY + 60);
+    assert!(call().await.is_ok());
+    let second = call().await;
     assert!(
-        matches!(&second, Err(UpstreamError::Transient(m)) if m.contains("HTTP 429")),
+        matches!(
+            &second,
+            Err(UpstreamError::Refused(Refusal::TooMany { retry_after: Some(d), message }))
+                if *d == Duration::from_secs(3) && message.contains("HTTP 429")
+        ),
         "{second:?}"
     );
+    // The second call over the limit starts the ban; every call after it is refused too.
+    for _ in 0..2 {
+        let banned = call().await;
+        assert!(
+            matches!(
+                &banned,
+                Err(UpstreamError::Refused(Refusal::Banned { status: 418, retry_after: Some(d), .. }))
+                    if d.as_secs() >= 29
+            ),
+            "{banned:?}"
+        );
+    }
+    assert_eq!(sim.stats().banned_calls, 2);
 }
 
 #[actix_rt::test]

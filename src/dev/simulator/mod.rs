@@ -3,7 +3,8 @@
 //!
 //! - [`market`]: the trades themselves, a pure function of (seed, pair, window).
 //! - [`server`]: the HTTP side: `returnTradeHistory` with the API's answers and errors, the rate
-//!   limit (429) with a violation counter, fault injection, and `/stats`.
+//!   limit (429 with `Retry-After`, a ban after too many) with a violation counter, fault
+//!   injection, and `/stats`.
 //!
 //! It must never be what production talks to, and it never reaches beyond loopback unless told.
 
@@ -31,6 +32,15 @@ pub struct SimulatorConfig {
     pub max_window_secs: i64,
     /// Calls allowed in any one second; 0 = no limit.
     pub rate_limit: u32,
+    /// The `Retry-After` (seconds) of a 429; 0 sends none.
+    pub retry_after_secs: u64,
+    /// Calls past the rate limit after which the address is banned (418 with `Retry-After:
+    /// ban_secs`, every call, for `ban_secs`); 0 never bans.
+    pub ban_after: u64,
+    /// How long a ban lasts.
+    pub ban_secs: u64,
+    /// Fraction of calls answered 429 although under the limit (someone else spends the budget).
+    pub refuse_rate: f64,
     /// Added to every answer past the rate check (a 429 comes at once).
     pub latency_ms: u64,
     /// Fraction of calls answered 500/502/503.
@@ -59,6 +69,10 @@ impl Default for SimulatorConfig {
             page_limit: 1000,
             max_window_secs: 30 * 86_400,
             rate_limit: 6,
+            retry_after_secs: 1,
+            ban_after: 0,
+            ban_secs: 60,
+            refuse_rate: 0.0,
             latency_ms: 0,
             error_rate: 0.0,
             hang_rate: 0.0,

@@ -25,8 +25,16 @@ pub struct Stats {
     pub calls: u64,
     /// Calls answered with trades: past the rate check, the faults and every API error.
     pub trade_history_calls: u64,
-    /// Calls past the rate limit (answered 429).
+    /// Calls past the rate limit (answered 429, or 418 once they start a ban).
     pub violations: u64,
+    /// Calls under the limit answered 429 anyway (`refuse_rate`).
+    pub refused_at_random: u64,
+    /// Calls answered 418 because the address is banned (`ban_after`).
+    pub banned_calls: u64,
+    /// The shortest time spanned by `rate_limit + 1` consecutive calls, in µs: under 1 000 000,
+    /// the exchange saw one too many in a second; the margin over a second is what jitter could
+    /// still take. `None` before there were that many calls (or with no limit).
+    pub tightest_window_us: Option<u64>,
     /// Most calls seen in any one-second window.
     pub peak_calls_per_second: u64,
     pub errors_5xx: u64,
@@ -48,6 +56,10 @@ struct Shared {
     stats: Mutex<Stats>,
     /// Instants of the calls of the last second, for the rate limit and the peak.
     recent: Mutex<VecDeque<Instant>>,
+    /// The last `rate_limit + 1` calls' instants, for the tightest window.
+    last_calls: Mutex<VecDeque<Instant>>,
+    /// Until when every call is answered 418.
+    banned_until: Mutex<Option<Instant>>,
     /// Numbers calls, for deterministic fault draws.
     call_number: AtomicU64,
     /// The origin of `first_call_ms` and `last_call_ms`.
@@ -100,6 +112,8 @@ pub fn start_on(config: SimulatorConfig, addr: SocketAddr) -> std::io::Result<Si
         config,
         stats: Mutex::new(Stats::default()),
         recent: Mutex::new(VecDeque::new()),
+        last_calls: Mutex::new(VecDeque::new()),
+        banned_until: Mutex::new(None),
         call_number: AtomicU64::new(0),
         started: Instant::now(),
     });
@@ -148,6 +162,31 @@ enum Fault {
     Oversized,
 }
 
+/// A 418 if the address is banned, or this call past the limit starts a ban (`ban_after`).
+fn ban(state: &Shared, over: bool) -> Option<HttpResponse> {
+    let config = &state.config;
+    let now = Instant::now();
+    let mut banned_until = state.banned_until.lock().unwrap();
+    let mut stats = state.stats.lock().unwrap();
+    let banned = banned_until.is_some_and(|until| until > now)
+        || (over && config.ban_after > 0 && stats.violations >= config.ban_after);
+    if !banned {
+        return None;
+    }
+    if banned_until.is_none_or(|until| until <= now) {
+        *banned_until = Some(now + Duration::from_secs(config.ban_secs));
+    }
+    stats.banned_calls += 1;
+    let left = banned_until
+        .expect("set above")
+        .saturating_duration_since(now);
+    Some(
+        HttpResponse::build(actix_web::http::StatusCode::IM_A_TEAPOT)
+            .insert_header(("Retry-After", left.as_secs().max(1).to_string()))
+            .json(serde_json::json!({ "error": "Way too many requests; IP banned." })),
+    )
+}
+
 /// Draws this call's fault, if any, from (seed, call number).
 fn draw_fault(config: &SimulatorConfig, call: u64) -> Option<Fault> {
     let r = unit(splitmix64(
@@ -184,7 +223,20 @@ fn over_the_limit(state: &Shared) -> bool {
         recent.len() as u64
     };
     let limit = state.config.rate_limit as u64;
+    let tightest = (limit > 0)
+        .then(|| {
+            let mut last = state.last_calls.lock().unwrap();
+            last.push_back(now);
+            if last.len() as u64 > limit + 1 {
+                last.pop_front();
+            }
+            (last.len() as u64 == limit + 1).then(|| (now - last[0]).as_micros() as u64)
+        })
+        .flatten();
     let mut stats = state.stats.lock().unwrap();
+    if let Some(span) = tightest {
+        stats.tightest_window_us = Some(stats.tightest_window_us.map_or(span, |t| t.min(span)));
+    }
     stats.calls += 1;
     let at = now.duration_since(state.started).as_millis() as u64;
     stats.first_call_ms.get_or_insert(at);
@@ -202,14 +254,29 @@ async fn public(
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
     let config = &state.config;
-    if over_the_limit(&state) {
+    let over = over_the_limit(&state);
+    if let Some(response) = ban(&state, over) {
+        return response;
+    }
+    let call = state.call_number.fetch_add(1, Ordering::Relaxed);
+    let at_random = config.refuse_rate > 0.0
+        && unit(splitmix64(
+            config.seed ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        )) < config.refuse_rate;
+    if over || at_random {
+        if at_random && !over {
+            state.stats.lock().unwrap().refused_at_random += 1;
+        }
         let message = format!(
             "Please do not make more than {} API calls per second.",
             config.rate_limit
         );
-        return HttpResponse::TooManyRequests().json(serde_json::json!({ "error": message }));
+        let mut response = HttpResponse::TooManyRequests();
+        if config.retry_after_secs > 0 {
+            response.insert_header(("Retry-After", config.retry_after_secs.to_string()));
+        }
+        return response.json(serde_json::json!({ "error": message }));
     }
-    let call = state.call_number.fetch_add(1, Ordering::Relaxed);
     let fault = draw_fault(config, call);
     if let Some(Fault::Hang) = fault {
         state.stats.lock().unwrap().hangs += 1;

@@ -37,12 +37,13 @@ use rdkafka::message::Message as _;
 use rdkafka::producer::FutureProducer;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::Settings;
+use crate::config::{Settings, Split};
 use crate::domain::chunk::decode_todo_chunk;
 use crate::kafka::broker_watch::{BrokerWatch, WatchedContext};
 use crate::kafka::client::{self, KafkaSetupError};
 use crate::pool::manager::WorkerManager;
 use crate::proto::cloned_chunk;
+use crate::service::budget_share::BudgetShare;
 use crate::service::dead_letter;
 use crate::service::delivery::{deliver, DeliveryError, Record};
 use crate::service::failure::{Failure, FailureSignal, Fatal};
@@ -53,6 +54,7 @@ use crate::service::offsets::{
     describe_positions, offset_list, Partition, SharedTracker, SharedWithdrawals,
 };
 use crate::task::backoff::Backoff;
+use crate::task::rate_limiter::SetShare;
 use crate::telemetry::metrics::{DeadLetterReason, Metrics};
 
 mod answer;
@@ -106,6 +108,7 @@ impl TodoChunkConsumer {
     pub fn new(
         settings: &Settings,
         manager: Addr<WorkerManager>,
+        limiter: Recipient<SetShare>,
         metrics: Arc<Metrics>,
         check_timeout: Duration,
     ) -> Result<TodoChunkConsumer, KafkaSetupError> {
@@ -120,6 +123,8 @@ impl TodoChunkConsumer {
             paused.clone(),
             metrics.clone(),
             watch.clone(),
+            (settings.rate_limiter.split == Split::Group)
+                .then(|| BudgetShare::new(&settings.topics.todo, limiter)),
         );
         let consumer: StreamConsumer<GroupContext> = client::consumer(&settings.kafka, group)?;
         let topics = &settings.topics;

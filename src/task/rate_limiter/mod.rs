@@ -171,6 +171,8 @@ impl RateLimiter {
                 continue;
             }
             let (slot, depart_by) = match self.rate {
+                // No rate, but a pause the exchange asked for is still obeyed.
+                Rate::Unlimited if self.slots.paused(now).is_some() => break,
                 Rate::Unlimited => (0, None),
                 Rate::PerSecond(_) => match self.slots.plan(now) {
                     Some(planned) if planned.start <= now => {
@@ -191,13 +193,21 @@ impl RateLimiter {
         if let Some(handle) = self.timer.take() {
             ctx.cancel_future(handle);
         }
-        if self.waiters.is_empty() || self.rate == Rate::Unlimited {
+        if self.waiters.is_empty() {
             return;
         }
-        let Some(planned) = self.slots.plan(Instant::now()) else {
-            return;
+        let now = Instant::now();
+        let due = match self.rate {
+            Rate::Unlimited => match self.slots.paused(now) {
+                Some(until) => until,
+                None => return,
+            },
+            Rate::PerSecond(_) => match self.slots.plan(now) {
+                Some(planned) => planned.start,
+                None => return,
+            },
         };
-        let delay = planned.start.saturating_duration_since(Instant::now());
+        let delay = due.saturating_duration_since(now);
         self.timer = Some(ctx.run_later(delay, |limiter, ctx| {
             limiter.timer = None;
             limiter.serve(ctx);

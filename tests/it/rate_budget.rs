@@ -1,0 +1,101 @@
+//! The exchange's rate budget, through `serve` child processes against the simulator enforcing
+//! its limit as the exchange does (calls in any one second, as they arrive):
+//!
+//! - Two members of one group, each configured with the whole limit, share it by the partitions
+//!   each holds: the exchange never sees one call too many.
+//! - Push-back is obeyed by the whole service: a limit below the configured rate gets 429s
+//!   (every worker slows down) and then a ban (418 with Retry-After: every call waits), and no
+//!   chunk is answered RANDOM_ERROR for it.
+
+use cloner_worker::clone::requester::TopicReader;
+use cloner_worker::dev::simulator::SimulatorConfig;
+use cloner_worker::proto::cloned_chunk;
+
+use crate::helpers::kafka::*;
+use crate::helpers::process::*;
+use crate::helpers::*;
+
+#[actix_rt::test]
+async fn two_members_at_the_whole_limit_share_it_and_never_overdraw_it() {
+    let sim = start_simulator(SimulatorConfig::default()).await;
+    let limit = sim.config().rate_limit as f64;
+    // Both at the exchange's limit, as a user who does not divide by hand configures them.
+    let settings = kafka_settings(settings(&sim, 4, limit), "shared-budget").await;
+    let results = TopicReader::new(&settings.kafka, &settings.topics.finished).unwrap();
+    // Each member says what it spends after each change: all of it alone, half of it once the
+    // other holds a partition.
+    let share =
+        |n: u32| move |l: &str| l.contains(&format!("this member holds {n} of the 2 partitions"));
+    let mut a = ServiceProcess::start(&settings);
+    a.wait_for("the whole budget", TEST_DEADLINE, share(2));
+    let mut b = ServiceProcess::start(&settings);
+    b.wait_for("half the budget", TEST_DEADLINE, share(1));
+    a.wait_for("half the budget", TEST_DEADLINE, share(1));
+    let chunks = minute_chunks("BTC_LTC", 60);
+    publish(&settings, &chunks).await;
+    let mut seen = Vec::new();
+    all_answered(&results, &chunks, &mut seen).await;
+    let stats = sim.stats();
+    assert!(stats.calls >= chunks.len() as u64, "{stats:?}");
+    assert_eq!(stats.violations, 0, "the budget was overdrawn: {stats:?}");
+    let closest = stats.tightest_window_us.expect("more calls than the limit");
+    assert!(
+        closest >= 1_000_000,
+        "{} calls within {closest} µs",
+        limit + 1.0
+    );
+    for record in &seen {
+        assert_matches_ground_truth(sim.config(), &record.cloned_chunk().unwrap());
+    }
+    a.kill();
+    b.kill();
+    sim.stop().await;
+}
+
+#[actix_rt::test]
+async fn refusals_slow_every_worker_a_ban_pauses_them_and_no_chunk_fails_for_it() {
+    // The exchange allows 3 calls a second; the service is told 6. From the third call over
+    // the limit on, a call over it bans the address for 2 s.
+    let sim = start_simulator(SimulatorConfig {
+        rate_limit: 3,
+        retry_after_secs: 1,
+        ban_after: 3,
+        ban_secs: 2,
+        ..SimulatorConfig::default()
+    })
+    .await;
+    let mut base = settings(&sim, 4, 6.0);
+    base.upstream.max_retries = 2;
+    let settings = kafka_settings(base, "push-back").await;
+    let results = TopicReader::new(&settings.kafka, &settings.topics.finished).unwrap();
+    let mut service = ServiceProcess::start(&settings);
+    service.wait_for("its partitions", TEST_DEADLINE, holds_two_partitions);
+    let chunks = minute_chunks("BTC_LTC", 40);
+    publish(&settings, &chunks).await;
+    service.wait_for("a decrease", TEST_DEADLINE, |l| {
+        l.contains("calls refused as too many; down to")
+    });
+    service.wait_for("the ban obeyed", TEST_DEADLINE, |l| {
+        l.contains("rate limiter: banned; no call for")
+    });
+    let mut seen = Vec::new();
+    all_answered(&results, &chunks, &mut seen).await;
+    // Refusals cost no try: with 2 retries each, a chunk refused three times would otherwise
+    // have been answered RANDOM_ERROR.
+    for record in &seen {
+        let answer = record.cloned_chunk().unwrap();
+        assert_eq!(
+            answer.chunk_result,
+            cloned_chunk::Result::Complete as i32,
+            "{answer:?}"
+        );
+        assert_matches_ground_truth(sim.config(), &answer);
+    }
+    let stats = sim.stats();
+    assert!(
+        stats.violations >= 3 && stats.banned_calls >= 1,
+        "{stats:?}"
+    );
+    service.kill();
+    sim.stop().await;
+}
