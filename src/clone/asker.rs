@@ -17,6 +17,7 @@ use rdkafka::producer::FutureProducer;
 
 use crate::clone::requester;
 use crate::clone::result_waiter::{Await, ResultWaiter};
+use crate::clone::spread::Spread;
 use crate::clone::window::Window;
 use crate::config::CloneSettings;
 use crate::domain::chunk::result_name;
@@ -52,6 +53,9 @@ pub struct Asker<'a> {
     /// Requests published and not answered yet: the service's backlog, as far as this run
     /// knows.
     pub in_flight: Cell<usize>,
+    /// Which partition each publication goes to: the least loaded, so that every member of the
+    /// service's group has its share of the work.
+    pub spread: Spread,
 }
 
 impl Asker<'_> {
@@ -91,7 +95,10 @@ impl Asker<'_> {
                 .await
                 .context("the result waiter stopped")?;
             loop {
-                requester::publish_raw(&self.producer, self.topic, &key, &payload)
+                // Held until this publication is answered or given up on.
+                let placed = self.spread.place();
+                let partition = placed.as_ref().map(|p| p.partition);
+                requester::publish_to(&self.producer, self.topic, partition, &key, &payload)
                     .await
                     .context("is the broker reachable? (kafka.bootstrap_servers)")?;
                 let patience = self.patience();

@@ -6,6 +6,9 @@
 //!   the requests waiting for them.
 //! - [`output`]: trades written in time order, each once, and the check of the result.
 //! - [`progress`]: a bar on a terminal, log lines otherwise.
+//! - [`asker`]: one window asked for until it has a final answer; [`spread`]: which partition
+//!   each request goes to (the least loaded), so every member of the service's group has work
+//!   for its share of the rate.
 //!
 //! Per window: `COMPLETE` → its trades go to the output; `WINDOW_TOO_BIG` → its halves
 //! `[from, mid]`, `[mid + 1, until]` are asked for, down to one second; `RANDOM_ERROR` → asked
@@ -22,6 +25,7 @@ pub mod progress;
 pub mod report;
 pub mod requester;
 pub mod result_waiter;
+pub mod spread;
 pub mod window;
 
 use std::cell::Cell;
@@ -47,6 +51,7 @@ use progress::{Counts, Progress, ProgressMode};
 pub use report::{CloneReport, Incomplete};
 use requester::TopicReader;
 use result_waiter::{GetWaiterStats, ResultWaiter};
+use spread::Spread;
 use window::Window;
 
 /// Where the trades go.
@@ -107,12 +112,17 @@ pub async fn run(
         until: plan[plan.len() - 1].until,
     };
     let producer = requester::producer(settings)?;
-    client::check_topics(
+    let metadata = client::check_topics(
         producer.client(),
         &settings.kafka.bootstrap_servers(),
         &[&settings.topics.todo, &settings.topics.finished],
         CHECK_TIMEOUT,
     )?;
+    let todo_partitions = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == settings.topics.todo)
+        .map_or(0, |t| t.partitions().len());
     // Reading starts at the current end, before anything is published: every answer to this
     // run comes after it, and nothing older is read.
     let reader = TopicReader::at_end(&settings.kafka, &settings.topics.finished)?;
@@ -157,6 +167,7 @@ pub async fn run(
         // The limiter's pace tells how long the requests ahead of one take.
         rate: (!settings.rate_limiter.unlimited).then_some(settings.default_rate),
         in_flight: Cell::new(0),
+        spread: Spread::new(todo_partitions),
     };
     let mut progress = Progress::new(options.progress);
     let mut counts = Counts {

@@ -52,11 +52,23 @@ pub async fn publish_raw(
     key: &str,
     payload: &[u8],
 ) -> anyhow::Result<()> {
+    publish_to(producer, topic, None, key, payload).await
+}
+
+/// [`publish_raw`] to `partition`, or where the producer's partitioner puts `key` if `None`.
+pub async fn publish_to(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: Option<i32>,
+    key: &str,
+    payload: &[u8],
+) -> anyhow::Result<()> {
+    let mut record = FutureRecord::to(topic).key(key).payload(payload);
+    if let Some(partition) = partition {
+        record = record.partition(partition);
+    }
     producer
-        .send(
-            FutureRecord::to(topic).key(key).payload(payload),
-            Timeout::Never,
-        )
+        .send(record, Timeout::Never)
         .await
         .map(|_| ())
         .map_err(|(e, _)| anyhow::anyhow!("publishing {key} to {topic}: {e}"))

@@ -343,6 +343,21 @@ async fn an_attempt_past_its_deadline_is_retried() {
 }
 
 #[actix_rt::test]
+async fn waiting_for_the_rate_limiter_does_not_count_against_the_deadline() {
+    // Eight workers, four calls a second, a 500 ms deadline: the last chunk waits about two
+    // seconds for its slot. The deadline is for the chunk's own work, not for the budget.
+    let sim_config = no_rate_limit();
+    let sim = start_simulator(sim_config.clone()).await;
+    let mut s = settings(&sim, 8, 4.0);
+    s.worker.attempt_deadline_ms = 500;
+    let app = App::start(&s, Hooks::default());
+    let answers = add_all(&app, hourly_chunks("BTC_ETH", DAY, 8, 0)).await;
+    assert_all_complete(&sim_config, &answers);
+    let stats = app.manager.send(GetManagerStatus).await.unwrap().stats;
+    assert_eq!(stats.failed_attempts, 0, "{stats:?}");
+}
+
+#[actix_rt::test]
 async fn a_worker_killed_mid_chunk_loses_nothing() {
     let sim_config = no_rate_limit();
     let sim = start_simulator(sim_config.clone()).await;
