@@ -101,6 +101,8 @@ pub struct UpstreamSettings {
     pub page_limit: usize,
     pub request_timeout_ms: u64,
     pub max_body_bytes: usize,
+    /// Send a full page's covered part back with a `WINDOW_TOO_BIG` (fields 5 and 6).
+    pub keep_pages: bool,
     pub max_retries: u32,
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
@@ -183,8 +185,10 @@ pub struct HttpSettings {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CloneSettings {
-    /// Seconds per window in the first plan; windows too big are halved from there.
-    pub window_secs: u32,
+    /// Seconds per window in the first plan, fixed; unset: planned for the requests that keep
+    /// the rate busy ([`crate::clone::window::lanes`]), at most [`crate::clone::window::MAX_WINDOW_SECS`].
+    #[serde(default)]
+    pub window_secs: Option<u32>,
     /// How long a request may go unanswered, on top of the wait for the requests ahead of it,
     /// before it is published again.
     pub answer_timeout_ms: u64,

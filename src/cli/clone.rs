@@ -25,7 +25,8 @@ pub struct CloneArgs {
     /// End of the range, exclusive: --from 2018-10-22 --until 2018-10-23 is one day.
     #[arg(long, value_parser = parse_time)]
     until: i64,
-    /// Seconds per window (overrides clone.window_secs).
+    /// Seconds per window, fixed (overrides clone.window_secs); by default the range is cut
+    /// into as few windows as keep the rate busy.
     #[arg(long)]
     window: Option<u32>,
     /// Write here (grown as FILE.partial, renamed when complete); stdout if not given.
@@ -51,7 +52,7 @@ impl CloneArgs {
     pub fn run(self, mut settings: Settings) -> anyhow::Result<()> {
         let pair = CurrencyPair::parse(&self.pair).context("the pair")?;
         if let Some(secs) = self.window {
-            settings.clone.window_secs = secs;
+            settings.clone.window_secs = Some(secs);
         }
         if let Some(url) = self.upstream {
             settings.upstream.base_url = url;

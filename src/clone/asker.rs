@@ -21,13 +21,40 @@ use crate::clone::spread::Spread;
 use crate::clone::window::Window;
 use crate::config::CloneSettings;
 use crate::domain::chunk::result_name;
-use crate::proto::{cloned_chunk, ClonedEntry, TodoChunk};
+use crate::proto::{cloned_chunk, ClonedChunk, ClonedEntry, TodoChunk};
 
 /// A window's final answer.
 pub enum Answer {
     Complete(Vec<ClonedEntry>),
-    TooBig(String),
+    /// Too big for one call; `kept`: the part the exchange's page covered, with its trades
+    /// (from a service that sends them), so that only the rest needs asking for.
+    TooBig {
+        reason: String,
+        kept: Option<(Window, Vec<ClonedEntry>)>,
+    },
     Failed(String),
+}
+
+/// The covered part of a `WINDOW_TOO_BIG` answer for `window`, if the answer has one that can
+/// be trusted: a non-empty prefix or suffix of the window, not all of it, every trade inside
+/// it. Anything else is ignored, and the window halved as by a service that sends no pages.
+pub fn kept_part(window: Window, result: &ClonedChunk) -> Option<(Window, Vec<ClonedEntry>)> {
+    let covered = Window {
+        from: i32::try_from(result.covered_from_unix_ts?).ok()?,
+        until: i32::try_from(result.covered_until_unix_ts?).ok()?,
+    };
+    let prefix = covered.from == window.from && covered.until < window.until;
+    let suffix = covered.until == window.until && covered.from > window.from;
+    let inside = |e: &ClonedEntry| (covered.from..=covered.until).contains(&e.date);
+    if covered.from > covered.until || !(prefix || suffix) || !result.entries.iter().all(inside) {
+        log::warn!(
+            "{window}: ignoring a covered part [{:?}, {:?}] that is not a part of it",
+            result.covered_from_unix_ts,
+            result.covered_until_unix_ts
+        );
+        return None;
+    }
+    Some((covered, result.entries.clone()))
 }
 
 /// A window asked for, with what it took.
@@ -110,7 +137,10 @@ impl Asker<'_> {
                                 break 'answered Answer::Complete(result.entries)
                             }
                             Ok(cloned_chunk::Result::WindowTooBig) => {
-                                break 'answered Answer::TooBig(result.possible_error_message)
+                                break 'answered Answer::TooBig {
+                                    kept: kept_part(window, &result),
+                                    reason: result.possible_error_message,
+                                }
                             }
                             _ if errors < self.settings.max_error_retries => {
                                 errors += 1;
@@ -155,5 +185,52 @@ impl Asker<'_> {
         self.in_flight.set(self.in_flight.get() - 1);
         asked.answer = answer;
         Ok(asked)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(covered: Option<(i64, i64)>, dates: &[i32]) -> ClonedChunk {
+        ClonedChunk {
+            chunk_result: cloned_chunk::Result::WindowTooBig as i32,
+            entries: dates
+                .iter()
+                .map(|&date| ClonedEntry {
+                    date,
+                    ..Default::default()
+                })
+                .collect(),
+            covered_from_unix_ts: covered.map(|c| c.0),
+            covered_until_unix_ts: covered.map(|c| c.1),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_a_proper_prefix_or_suffix_with_its_trades_inside_is_kept() {
+        let w = Window {
+            from: 100,
+            until: 199,
+        };
+        let kept = |covered, dates: &[i32]| kept_part(w, &answer(covered, dates)).map(|k| k.0);
+        let part = |from, until| Some(Window { from, until });
+        assert_eq!(kept(Some((150, 199)), &[150, 199]), part(150, 199));
+        assert_eq!(kept(Some((100, 120)), &[100]), part(100, 120));
+        assert_eq!(kept(None, &[]), None, "an old-style service: halve");
+        for bad in [(100, 199), (120, 150), (150, 250), (99, 150), (160, 150)] {
+            assert_eq!(kept(Some(bad), &[]), None, "{bad:?}");
+        }
+        assert_eq!(
+            kept(Some((150, 199)), &[149]),
+            None,
+            "a trade outside its part"
+        );
+        assert_eq!(
+            kept(Some((1 << 40, 199)), &[]),
+            None,
+            "past the 32-bit window"
+        );
     }
 }

@@ -52,6 +52,7 @@ pub use report::{CloneReport, Incomplete};
 use requester::TopicReader;
 use result_waiter::{GetWaiterStats, ResultWaiter};
 use spread::Spread;
+use window::Planner;
 use window::Window;
 
 /// Where the trades go.
@@ -106,10 +107,14 @@ pub async fn run(
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<CloneReport> {
     let started = Instant::now();
-    let plan = window::plan(options.from, options.until, settings.clone.window_secs)?;
+    // The range is checked before anything is connected to.
+    let mut planner = match settings.clone.window_secs {
+        Some(secs) => Planner::fixed(options.from, options.until, secs)?,
+        None => Planner::by_density(options.from, options.until, settings.upstream.page_limit)?,
+    };
     let range = Window {
-        from: plan[0].from,
-        until: plan[plan.len() - 1].until,
+        from: options.from as i32,
+        until: (options.until - 1) as i32,
     };
     let producer = requester::producer(settings)?;
     let metadata = client::check_topics(
@@ -123,6 +128,9 @@ pub async fn run(
         .iter()
         .find(|t| t.name() == settings.topics.todo)
         .map_or(0, |t| t.partitions().len());
+    // The limiter's pace tells how long the requests ahead of one take.
+    let rate = (!settings.rate_limiter.unlimited).then_some(settings.default_rate);
+    let lanes = window::lanes(todo_partitions, rate);
     // Reading starts at the current end, before anything is published: every answer to this
     // run comes after it, and nothing older is read.
     let reader = TopicReader::at_end(&settings.kafka, &settings.topics.finished)?;
@@ -141,14 +149,16 @@ pub async fn run(
         ),
         Sink::Discard => (Box::new(std::io::sink()), Sink::Discard),
     };
-    let mut output = Output::new(writer, options.format, &plan).context("writing the output")?;
+    let mut output = Output::new(writer, options.format, &[]).context("writing the output")?;
     // One id per run: results of other runs, even of the same windows, belong to nobody here.
     let run_id = fastrand::i32(1..i32::MAX);
     log::info!(
-        "cloning {} {range}: {} windows of up to {} s, to {} ({}); run id {run_id}",
+        "cloning {} {range}: {lanes} windows at a time, {}, to {} ({}); run id {run_id}",
         options.pair,
-        plan.len(),
-        settings.clone.window_secs,
+        match settings.clone.window_secs {
+            Some(secs) => format!("{secs} s each"),
+            None => "sized to the trades seen".into(),
+        },
         match &options.out {
             Sink::File(path) => path.display().to_string(),
             Sink::Stdout => "stdout".into(),
@@ -164,22 +174,28 @@ pub async fn run(
         pair: options.pair.as_str(),
         run_id,
         settings: &settings.clone,
-        // The limiter's pace tells how long the requests ahead of one take.
-        rate: (!settings.rate_limiter.unlimited).then_some(settings.default_rate),
+        rate,
         in_flight: Cell::new(0),
         spread: Spread::new(todo_partitions),
     };
     let mut progress = Progress::new(options.progress);
-    let mut counts = Counts {
-        windows_total: plan.len() as u64,
-        ..Counts::default()
-    };
+    let mut counts = Counts::default();
     let mut failed = Vec::new();
     let mut asked: FuturesUnordered<LocalBoxFuture<'_, anyhow::Result<Asked>>> =
-        plan.iter().map(|&w| Box::pin(asker.ask(w)) as _).collect();
+        FuturesUnordered::new();
     let mut stop = std::pin::pin!(stop);
     let mut interrupted = false;
     loop {
+        // The next windows of the range, in time order, while fewer than `lanes` are asked for:
+        // the output is written as the clone goes, and only what is in flight is held.
+        while asked.len() < lanes && (asked.is_empty() || planner.can_plan_ahead()) {
+            let Some(window) = planner.next_window() else {
+                break;
+            };
+            counts.windows_total += 1;
+            output.expect(window);
+            asked.push(Box::pin(asker.ask(window)));
+        }
         let done = tokio::select! {
             done = asked.next() => match done {
                 Some(done) => done?,
@@ -197,9 +213,30 @@ pub async fn run(
             Answer::Complete(entries) => {
                 counts.windows_done += 1;
                 counts.trades += entries.len() as u64;
+                planner.learn(entries.len(), done.window.secs());
                 output.complete(done.window, entries)?;
             }
-            Answer::TooBig(reason) => match done.window.halve() {
+            Answer::TooBig {
+                reason,
+                kept: Some((covered, entries)),
+            } => {
+                // Keep what the page covered; ask only for the rest.
+                let (parts, rest) = done.window.without(covered);
+                log::debug!(
+                    "{} is too big ({reason}); kept {} trades of {covered}, asking for {rest}",
+                    done.window,
+                    entries.len()
+                );
+                counts.pages_kept += 1;
+                counts.windows_total += 1;
+                counts.windows_done += 1;
+                counts.trades += entries.len() as u64;
+                planner.learn(entries.len(), covered.secs());
+                output.split(done.window, parts)?;
+                output.complete(covered, entries)?;
+                asked.push(Box::pin(asker.ask(rest)));
+            }
+            Answer::TooBig { reason, kept: None } => match done.window.halve() {
                 Some(halves) => {
                     log::debug!(
                         "{} is too big ({reason}); asking for its halves",
@@ -231,6 +268,10 @@ pub async fn run(
         progress.update(&counts);
     }
     progress.finish();
+    // What was not planned yet (an interrupted clone) is missing from the output too.
+    if let Some(rest) = planner.rest() {
+        output.expect(rest);
+    }
     let (writer, check) = output.finish()?;
     drop(writer);
     let waiter_stats = waiter.send(GetWaiterStats).await.unwrap_or_default();
@@ -238,7 +279,7 @@ pub async fn run(
     let mut report = CloneReport {
         pair: options.pair.to_string(),
         range,
-        windows_planned: plan.len() as u64,
+        windows_planned: planner.planned,
         counts,
         failed,
         interrupted,

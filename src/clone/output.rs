@@ -174,7 +174,8 @@ pub struct Output<W: Write> {
 }
 
 impl<W: Write> Output<W> {
-    /// An output awaiting `windows` (which must tile a range), writing the CSV header at once.
+    /// An output awaiting `windows` (which must tile a range; more are added with
+    /// [`Output::expect`]), writing the CSV header at once.
     pub fn new(writer: W, format: Format, windows: &[Window]) -> std::io::Result<Self> {
         let sink = match format {
             Format::Csv => {
@@ -216,6 +217,20 @@ impl<W: Write> Output<W> {
             entries,
         };
         self.flush_ready()
+    }
+
+    /// Awaits `window` too: the next of the range, after every window awaited or written.
+    pub fn expect(&mut self, window: Window) {
+        debug_assert!(self
+            .slots
+            .last_key_value()
+            .is_none_or(|(_, last)| last.until() < window.from));
+        self.slots.insert(
+            window.from,
+            Slot::Pending {
+                until: window.until,
+            },
+        );
     }
 
     /// The window is replaced by its two halves.

@@ -39,7 +39,10 @@ pub struct Counts {
     pub windows_total: u64,
     /// Trades received in complete windows.
     pub trades: u64,
+    /// Windows answered too big and halved.
     pub splits: u64,
+    /// Windows answered too big with a page kept: only the rest was asked for.
+    pub pages_kept: u64,
     /// Republished requests: unanswered in time, or answered RANDOM_ERROR.
     pub retries: u64,
     /// Results received, of any kind: one upstream call each.
@@ -112,8 +115,8 @@ impl Progress {
             0.0
         };
         format!(
-            "{} trades · {} splits · {} retries · {rate:.1} answers/s",
-            c.trades, c.splits, c.retries
+            "{} trades · {} pages kept · {} splits · {} retries · {rate:.1} answers/s",
+            c.trades, c.pages_kept, c.splits, c.retries
         )
     }
 

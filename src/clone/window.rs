@@ -1,4 +1,5 @@
-//! Time windows: how a range is cut into chunks, and how a window that is too big is halved.
+//! Time windows: how a range is cut into chunks as the clone goes ([`Planner`]), what is left
+//! of a window once a page of it is kept, and how a window too big with no page is halved.
 //!
 //! A window is inclusive at both ends, in unix seconds, as a TodoChunk's `from_unix_ts` and
 //! `until_unix_ts` are. It must never hold a second that another window of the same plan holds:
@@ -41,6 +42,26 @@ impl Window {
     }
 }
 
+impl Window {
+    /// This window without `part`, a prefix or a suffix of it: both parts in time order (as
+    /// [`Window::halve`] gives them), and the rest.
+    pub fn without(&self, part: Window) -> ((Window, Window), Window) {
+        if part.from == self.from {
+            let rest = Window {
+                from: part.until + 1,
+                until: self.until,
+            };
+            ((part, rest), rest)
+        } else {
+            let rest = Window {
+                from: self.from,
+                until: part.from - 1,
+            };
+            ((rest, part), rest)
+        }
+    }
+}
+
 impl fmt::Display for Window {
     /// `2018-10-22 05:00:00..=2018-10-22 05:59:59 UTC [1540184400, 1540187999]`: readable, and
     /// with the numbers a rerun needs.
@@ -67,12 +88,132 @@ pub enum PlanError {
     ZeroWindow,
 }
 
-/// Cuts `[from, until)` (`until` exclusive, as ranges on a command line are) into windows of
-/// `window_secs`, aligned on `from`; the last one is clipped.
-pub fn plan(from: i64, until: i64, window_secs: u32) -> Result<Vec<Window>, PlanError> {
-    if window_secs == 0 {
-        return Err(PlanError::ZeroWindow);
+/// The longest window planned: the API refuses windows of more than a month.
+pub const MAX_WINDOW_SECS: u32 = 30 * 86_400;
+
+/// Windows asked for at once: each is asked for page by page, one request at a time, so these
+/// are the requests in flight. At least 8; twice the todo topic's `partitions`, so that every
+/// member of the service's group has work; a fifth of a second of calls at `rate` (a round
+/// trip through Kafka and the exchange is well under that); 64 with no rate.
+pub fn lanes(partitions: usize, rate: Option<f64>) -> usize {
+    let of_the_rate = rate.map_or(64, |r| (r * 0.2).ceil() as usize);
+    8.max(2 * partitions).max(of_the_rate)
+}
+
+/// Pages a planned window should hold: each window ends in one page that is not full, so this
+/// bounds the calls wasted (one in 30 at worst, half that on average), while few enough windows
+/// are in flight that the trades held for the output stay small.
+pub const PAGES_PER_WINDOW: f64 = 30.0;
+
+/// The first windows, before any density is known: an hour.
+pub const FIRST_WINDOW_SECS: i64 = 3600;
+
+/// Windows planned as the clone goes, in time order, so that the output is written as it goes
+/// and only the windows in flight are held. Fixed (`clone.window_secs`), or sized from the
+/// density of trades seen so far to hold [`PAGES_PER_WINDOW`] pages: the calls then approach
+/// trades / page size.
+#[derive(Debug, Clone)]
+pub struct Planner {
+    /// The first second not planned yet.
+    next_from: i64,
+    /// The range's end, exclusive.
+    until: i64,
+    /// The next window's length.
+    secs: i64,
+    /// `None` when windows are fixed; else the trades and seconds answered so far, and the
+    /// most trades one call returns.
+    learning: Option<Learning>,
+    /// Windows planned so far.
+    pub planned: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Learning {
+    trades: u64,
+    secs: i64,
+    page: u64,
+}
+
+impl Planner {
+    /// Windows of `secs` seconds over `[from, until)`.
+    pub fn fixed(from: i64, until: i64, secs: u32) -> Result<Planner, PlanError> {
+        check_range(from, until)?;
+        if secs == 0 {
+            return Err(PlanError::ZeroWindow);
+        }
+        Ok(Planner {
+            next_from: from,
+            until,
+            secs: secs.into(),
+            learning: None,
+            planned: 0,
+        })
     }
+
+    /// Windows sized to the density seen, for pages of up to `page` trades.
+    pub fn by_density(from: i64, until: i64, page: usize) -> Result<Planner, PlanError> {
+        check_range(from, until)?;
+        Ok(Planner {
+            next_from: from,
+            until,
+            secs: FIRST_WINDOW_SECS,
+            learning: Some(Learning {
+                trades: 0,
+                secs: 0,
+                page: page.max(1) as u64,
+            }),
+            planned: 0,
+        })
+    }
+
+    /// The next window, `None` once the range is planned.
+    pub fn next_window(&mut self) -> Option<Window> {
+        if self.next_from >= self.until {
+            return None;
+        }
+        let end = (self.next_from + self.secs).min(self.until) - 1;
+        let window = Window {
+            from: self.next_from as i32,
+            until: end as i32,
+        };
+        self.next_from = end + 1;
+        self.planned += 1;
+        Some(window)
+    }
+
+    /// Whether windows can be planned ahead: fixed ones always; sized ones once a density is
+    /// known (until then one window at a time, or every blind guess wastes a page).
+    pub fn can_plan_ahead(&self) -> bool {
+        self.learning.is_none_or(|l| l.secs > 0)
+    }
+
+    /// The part of the range not planned yet, as one window.
+    pub fn rest(&self) -> Option<Window> {
+        (self.next_from < self.until).then(|| Window {
+            from: self.next_from as i32,
+            until: (self.until - 1) as i32,
+        })
+    }
+
+    /// `trades` were answered for `secs` seconds: the next windows are sized by all answers so
+    /// far. No trades yet: the window grows fourfold.
+    pub fn learn(&mut self, trades: usize, secs: i64) {
+        let Some(l) = &mut self.learning else {
+            return;
+        };
+        l.trades += trades as u64;
+        l.secs += secs.max(0);
+        self.secs = if l.trades == 0 {
+            self.secs.saturating_mul(4)
+        } else {
+            let density = l.trades as f64 / l.secs.max(1) as f64;
+            (PAGES_PER_WINDOW * l.page as f64 / density) as i64
+        }
+        .clamp(1, i64::from(MAX_WINDOW_SECS));
+    }
+}
+
+fn check_range(from: i64, until: i64) -> Result<(), PlanError> {
     if until <= from {
         return Err(PlanError::Empty { from, until });
     }
@@ -80,23 +221,18 @@ pub fn plan(from: i64, until: i64, window_secs: u32) -> Result<Vec<Window>, Plan
     if from < 0 || until - 1 > i64::from(i32::MAX) {
         return Err(PlanError::OutOfRange { from, until });
     }
-    let step = i64::from(window_secs);
-    let mut windows = Vec::with_capacity(((until - from) / step + 1) as usize);
-    let mut start = from;
-    while start < until {
-        let end = (start + step).min(until) - 1;
-        windows.push(Window {
-            from: start as i32,
-            until: end as i32,
-        });
-        start = end + 1;
-    }
-    Ok(windows)
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every window of a fixed plan.
+    fn plan(from: i64, until: i64, secs: u32) -> Result<Vec<Window>, PlanError> {
+        let mut planner = Planner::fixed(from, until, secs)?;
+        Ok(std::iter::from_fn(|| planner.next_window()).collect())
+    }
 
     const DAY: i64 = 1_540_166_400;
 
@@ -110,6 +246,113 @@ mod tests {
             assert_eq!(pair[0].until + 1, pair[1].from, "no gap, no overlap");
             assert_eq!(pair[0].secs(), 3600);
         }
+    }
+
+    #[test]
+    fn a_kept_part_leaves_the_rest_and_both_tile_the_window() {
+        let w = Window {
+            from: 100,
+            until: 199,
+        };
+        let suffix = Window {
+            from: 150,
+            until: 199,
+        };
+        assert_eq!(
+            w.without(suffix),
+            (
+                (
+                    Window {
+                        from: 100,
+                        until: 149
+                    },
+                    suffix
+                ),
+                Window {
+                    from: 100,
+                    until: 149
+                }
+            )
+        );
+        let prefix = Window {
+            from: 100,
+            until: 100,
+        };
+        assert_eq!(
+            w.without(prefix),
+            (
+                (
+                    prefix,
+                    Window {
+                        from: 101,
+                        until: 199
+                    }
+                ),
+                Window {
+                    from: 101,
+                    until: 199
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn lanes_keep_the_rate_and_every_member_busy() {
+        assert_eq!(lanes(2, Some(6.0)), 8);
+        assert_eq!(lanes(12, Some(6.0)), 24);
+        assert_eq!(lanes(2, Some(600.0)), 120);
+        assert_eq!(lanes(2, None), 64);
+    }
+
+    #[test]
+    fn planned_windows_tile_the_range_and_grow_to_the_density_seen() {
+        let mut p = Planner::by_density(DAY, DAY + 30 * 86_400, 1000).unwrap();
+        let first = p.next_window().unwrap();
+        assert!(!p.can_plan_ahead(), "one window until a density is known");
+        assert_eq!((first.from as i64, first.secs()), (DAY, FIRST_WINDOW_SECS));
+        // 0.5 trades a second seen: 30 pages of 1000 are 60 000 s.
+        p.learn(1800, 3600);
+        assert!(p.can_plan_ahead());
+        let second = p.next_window().unwrap();
+        assert_eq!(second.from, first.until + 1);
+        assert_eq!(second.secs(), 60_000);
+        // Nothing traded yet: four times longer each time, never past the maximum.
+        let mut calm = Planner::by_density(DAY, DAY + 400 * 86_400, 1000).unwrap();
+        calm.next_window();
+        calm.learn(0, 3600);
+        assert_eq!(calm.next_window().unwrap().secs(), 4 * 3600);
+        for _ in 0..20 {
+            calm.learn(0, 3600);
+        }
+        assert_eq!(
+            calm.next_window().unwrap().secs(),
+            i64::from(MAX_WINDOW_SECS)
+        );
+        // The windows tile the range exactly, the last one clipped.
+        let mut all = vec![first, second];
+        while let Some(w) = p.next_window() {
+            all.push(w);
+        }
+        assert!(all.windows(2).all(|w| w[0].until + 1 == w[1].from));
+        assert_eq!(all.last().unwrap().until as i64, DAY + 30 * 86_400 - 1);
+        assert_eq!(p.planned, all.len() as u64);
+    }
+
+    #[test]
+    fn fixed_windows_do_not_learn() {
+        let mut p = Planner::fixed(DAY, DAY + 3 * 3600, 3600).unwrap();
+        p.learn(1_000_000, 1);
+        let all: Vec<Window> = std::iter::from_fn(|| p.next_window()).collect();
+        assert_eq!(all.len(), 3);
+        assert!(all.iter().all(|w| w.secs() == 3600));
+        assert!(matches!(
+            Planner::fixed(DAY, DAY, 3600),
+            Err(PlanError::Empty { .. })
+        ));
+        assert!(matches!(
+            Planner::fixed(DAY, DAY + 1, 0),
+            Err(PlanError::ZeroWindow)
+        ));
     }
 
     #[test]

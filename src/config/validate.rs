@@ -71,7 +71,7 @@ impl Settings {
         for role in [KafkaRole::Consumer, KafkaRole::Producer] {
             self.kafka.properties(role)?;
         }
-        if self.clone.window_secs == 0 {
+        if self.clone.window_secs == Some(0) {
             return invalid("clone.window_secs", "must be at least 1".into());
         }
         if self.clone.answer_timeout_ms == 0 {

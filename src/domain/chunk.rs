@@ -18,6 +18,8 @@ pub fn result(
         original_todo_chunk: Some(chunk.clone()),
         entries,
         possible_error_message: message.into(),
+        covered_from_unix_ts: None,
+        covered_until_unix_ts: None,
     }
 }
 

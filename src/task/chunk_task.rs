@@ -40,6 +40,8 @@ pub struct TaskDeps {
     pub max_retries: u32,
     /// How long every call waits after a ban that does not say.
     pub ban_pause: Duration,
+    /// Whether a full page's covered part is sent back with a `WINDOW_TOO_BIG`.
+    pub keep_pages: bool,
     /// The app's metrics: limiter waits, upstream calls, retries, and upstream readiness.
     pub metrics: Arc<Metrics>,
 }
@@ -60,6 +62,7 @@ impl TaskDeps {
             ),
             max_retries: settings.max_retries,
             ban_pause,
+            keep_pages: settings.keep_pages,
             metrics,
         })
     }
@@ -128,9 +131,17 @@ pub async fn clone_chunk(
             Ok(Window::Complete(entries)) => {
                 return Ok(result(&chunk, cloned_chunk::Result::Complete, entries, ""));
             }
-            Ok(Window::TooBig { reason }) => {
+            Ok(Window::TooBig { reason, kept }) => {
                 let too_big = cloned_chunk::Result::WindowTooBig;
-                return Ok(result(&chunk, too_big, Vec::new(), reason));
+                // The page's covered part goes back with its trades: only the rest is asked for.
+                return Ok(match kept {
+                    Some(kept) if deps.keep_pages => ClonedChunk {
+                        covered_from_unix_ts: Some(kept.from),
+                        covered_until_unix_ts: Some(kept.until),
+                        ..result(&chunk, too_big, kept.entries, reason)
+                    },
+                    _ => result(&chunk, too_big, Vec::new(), reason),
+                });
             }
             Err(UpstreamError::Permanent(message)) => {
                 log::warn!("chunk {}: upstream refused it: {message}", Describe(&chunk));

@@ -26,8 +26,48 @@ pub enum Window {
     /// Every trade of the window, oldest first.
     Complete(Vec<ClonedEntry>),
     /// More trades than one call returns, or a window the API refuses as too long.
-    TooBig { reason: String },
+    TooBig {
+        reason: String,
+        /// The part of the window the full page covered completely, with its trades: only the
+        /// rest needs asking for. `None` when the page covered nothing new (more than a page of
+        /// trades in one second) or there was no page.
+        kept: Option<Kept>,
+    },
 }
+
+/// The trades of `[from, until]`, a part of the window asked for, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kept {
+    pub from: i64,
+    pub until: i64,
+    pub entries: Vec<ClonedEntry>,
+}
+
+/// Which trades of a window an exchange puts in a page when the window holds more than a
+/// page: this decides which end of the window a full page covers completely. It is the
+/// upstream's to state, not the requester's to assume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageOrder {
+    /// The newest trades (Poloniex): a full page whose oldest trade is at second `s` holds every
+    /// trade after `s`, but trades of `s` itself may go on past the page.
+    NewestFirst,
+    /// The oldest trades: a full page whose newest trade is at `s` holds every trade before `s`.
+    OldestFirst,
+}
+
+impl PageOrder {
+    /// The part of `[from, until]` a full page spanning the seconds `[oldest, newest]` covers
+    /// completely; `None` if none (the page's edge second is the window's own edge).
+    pub fn covered(self, from: i64, until: i64, oldest: i64, newest: i64) -> Option<(i64, i64)> {
+        match self {
+            PageOrder::NewestFirst => (oldest < until).then_some((oldest + 1, until)),
+            PageOrder::OldestFirst => (newest > from).then_some((from, newest - 1)),
+        }
+    }
+}
+
+/// Poloniex's `returnTradeHistory` answers newest first.
+pub const PAGE_ORDER: PageOrder = PageOrder::NewestFirst;
 
 /// A call that did not describe the window.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -277,7 +317,10 @@ pub fn classify_body(
         Answer::Error { error } => {
             let lower = error.to_ascii_lowercase();
             return if lower.contains("time window") {
-                Ok(Window::TooBig { reason: error })
+                Ok(Window::TooBig {
+                    reason: error,
+                    kept: None,
+                })
             } else if lower.contains("per second")
                 || lower.contains("rate limit")
                 || lower.contains("too many")
@@ -295,6 +338,7 @@ pub fn classify_body(
     if trades.len() >= page_limit {
         return Ok(Window::TooBig {
             reason: format!("page limit of {page_limit} trades reached"),
+            kept: keep_page(&trades, from, until),
         });
     }
     // The API answers newest first; results go out oldest first.
@@ -304,6 +348,28 @@ pub fn classify_body(
         .map(|t| entry(t, from, until))
         .collect::<Result<_, _>>()
         .map(Window::Complete)
+}
+
+/// What of a full page can be kept: the trades of the part of the window it covers completely
+/// ([`PAGE_ORDER`]). `None` if it covers nothing, or a trade cannot be mapped (then the window
+/// is asked for again in halves, and the trade is judged there).
+fn keep_page(trades: &[RawTrade], from: i32, until: i32) -> Option<Kept> {
+    let mut entries: Vec<ClonedEntry> = trades
+        .iter()
+        .map(|t| entry(t, from, until))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let oldest = entries.iter().map(|e| i64::from(e.date)).min()?;
+    let newest = entries.iter().map(|e| i64::from(e.date)).max()?;
+    let (covered_from, covered_until) =
+        PAGE_ORDER.covered(from.into(), until.into(), oldest, newest)?;
+    entries.retain(|e| (covered_from..=covered_until).contains(&i64::from(e.date)));
+    entries.sort_by_key(|e| (e.date, e.trade_id));
+    Some(Kept {
+        from: covered_from,
+        until: covered_until,
+        entries,
+    })
 }
 
 fn entry(t: &RawTrade, from: i32, until: i32) -> Result<ClonedEntry, UpstreamError> {
@@ -406,9 +472,68 @@ mod tests {
         assert_eq!(
             classify_body(window, 1000, 0, 1),
             Ok(Window::TooBig {
-                reason: "Please specify a time window of no more than 1 month.".into()
+                reason: "Please specify a time window of no more than 1 month.".into(),
+                kept: None,
             })
         );
+    }
+
+    /// A trade of the API at `date` (unix seconds) with `id`.
+    fn trade(id: i64, date: i64) -> String {
+        format!(
+            r#"{{"tradeID": {id}, "date": "{}", "type": "sell", "rate": "1", "amount": "1", "total": "1"}}"#,
+            crate::domain::utc::format_utc(date)
+        )
+    }
+
+    #[test]
+    fn a_full_page_keeps_the_part_it_covers_completely() {
+        // Newest first, as the API answers: seconds 109, 108, 108, 107, 105 (a full page of 5);
+        // the oldest second, 105, may hold more trades than the page shows.
+        let dated = [(9, 109), (8, 108), (7, 108), (6, 107), (5, 105)];
+        let body = format!(
+            "[{}]",
+            dated
+                .iter()
+                .map(|&(i, d)| trade(i, d))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let Ok(Window::TooBig {
+            kept: Some(kept), ..
+        }) = classify_body(body.as_bytes(), 5, 100, 109)
+        else {
+            panic!("a kept page");
+        };
+        assert_eq!((kept.from, kept.until), (106, 109));
+        let ids: Vec<i32> = kept.entries.iter().map(|e| e.trade_id).collect();
+        assert_eq!(ids, [6, 7, 8, 9], "oldest first, second 105 left out");
+        // Every trade in one second: nothing covered for sure, halve as before.
+        let same = format!("[{},{}]", trade(2, 105), trade(1, 105));
+        assert!(matches!(
+            classify_body(same.as_bytes(), 2, 100, 105),
+            Ok(Window::TooBig { kept: None, .. })
+        ));
+        // A trade that cannot be mapped: no page kept, the halves will say.
+        let bad = format!("[{},{}]", trade(2, 108), trade(1, 99));
+        assert!(matches!(
+            classify_body(bad.as_bytes(), 2, 100, 109),
+            Ok(Window::TooBig { kept: None, .. })
+        ));
+    }
+
+    #[test]
+    fn the_page_order_decides_which_end_is_covered() {
+        assert_eq!(
+            PageOrder::NewestFirst.covered(100, 109, 105, 109),
+            Some((106, 109))
+        );
+        assert_eq!(PageOrder::NewestFirst.covered(100, 109, 109, 109), None);
+        assert_eq!(
+            PageOrder::OldestFirst.covered(100, 109, 100, 104),
+            Some((100, 103))
+        );
+        assert_eq!(PageOrder::OldestFirst.covered(100, 109, 100, 100), None);
     }
 
     #[test]

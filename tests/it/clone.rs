@@ -85,12 +85,14 @@ async fn service_on(sim: &SimulatorHandle, test: &str, rate: Option<f64>) -> Set
 
 const HOUR: i32 = 3600;
 
-#[actix_rt::test]
-async fn a_busy_day_cloned_through_the_service_equals_the_ground_truth() {
-    let sim = start_simulator(no_rate_limit()).await;
-    let settings = service_on(&sim, "clone-day", None).await;
+/// Clones the busy day 2018-10-22 of USDT_BTC through a service with `keep_pages` as given;
+/// checks the file against the ground truth; the clone's summary and the calls it took.
+async fn clone_busy_day(sim: &SimulatorHandle, test: &str, keep_pages: bool) -> (String, u64) {
+    sim.reset_stats();
+    let mut settings = service_on(sim, test, None).await;
+    settings.upstream.keep_pages = keep_pages;
     let mut service = ServiceProcess::start(&settings);
-    let dir = temp_dir("day");
+    let dir = temp_dir(test);
     let out = dir.join("day.csv");
     let output = run_clone(
         &settings,
@@ -115,21 +117,82 @@ async fn a_busy_day_cloned_through_the_service_equals_the_ground_truth() {
         expected.len()
     );
     assert_same_lines(&read_lines(&out), &expected);
-    assert!(
-        summary_count(&summary, " splits") > 0,
-        "a busy pair's hours are too big for one call:\n{summary}"
-    );
     assert!(summary.contains("no gaps"), "{summary}");
     assert!(
         !dir.join("day.csv.partial").exists(),
         "the partial file became the output"
     );
     // Every upstream call was one answer the clone received.
+    let calls = sim.stats().calls;
     assert_eq!(
         summary_count(&summary, " answers received"),
-        sim.stats().calls,
+        calls,
         "{summary}"
     );
+    assert!(service.terminate(TEST_DEADLINE).success());
+    std::fs::remove_dir_all(&dir).unwrap();
+    (summary, calls)
+}
+
+#[actix_rt::test]
+async fn a_busy_day_is_exact_with_pages_kept_and_by_halving_from_an_old_style_service() {
+    let sim = start_simulator(no_rate_limit()).await;
+    let (kept, calls_kept) = clone_busy_day(&sim, "clone-day-kept", true).await;
+    assert!(
+        summary_count(&kept, " pages kept") > 0,
+        "a busy pair's hours are too big for one call:\n{kept}"
+    );
+    assert_eq!(summary_count(&kept, " splits"), 0, "{kept}");
+    // A service that sends no pages (as the original worker): the clone halves, and the file
+    // is the same.
+    let (halved, calls_halved) = clone_busy_day(&sim, "clone-day-halved", false).await;
+    assert_eq!(summary_count(&halved, " pages kept"), 0, "{halved}");
+    assert!(summary_count(&halved, " splits") > 0, "{halved}");
+    eprintln!("a busy day: {calls_kept} calls keeping pages, {calls_halved} halving");
+    assert!(
+        calls_kept < calls_halved,
+        "keeping pages takes fewer calls: {calls_kept} against {calls_halved}"
+    );
+}
+
+#[actix_rt::test]
+async fn planned_windows_take_close_to_one_call_per_page_of_trades() {
+    let sim = start_simulator(no_rate_limit()).await;
+    let mut settings = service_on(&sim, "clone-planned", None).await;
+    // The windows are the clone's to plan: sized from the trades seen.
+    settings.clone.window_secs = None;
+    let mut service = ServiceProcess::start(&settings);
+    let dir = temp_dir("planned");
+    let out = dir.join("week.csv");
+    let output = run_clone(
+        &settings,
+        &[
+            "USDT_BTC",
+            "--from",
+            "2018-10-22",
+            "--until",
+            "2018-10-29",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    let summary = stderr(&output);
+    assert!(output.status.success(), "clone failed:\n{summary}");
+    let expected = ground_truth_csv(sim.config(), "USDT_BTC", DAY, DAY + 7 * 24 * HOUR);
+    assert_same_lines(&read_lines(&out), &expected);
+    let trades = (expected.len() - 1) as f64;
+    let calls = sim.stats().calls as f64;
+    let per_page = calls * 1000.0 / trades;
+    eprintln!("{trades} trades in {calls} calls: {per_page:.3} per 1 000");
+    // One call per full page, but for the last, partial page of each window and the first
+    // windows planned before any density was known.
+    assert!(
+        per_page < 1.06,
+        "{per_page:.3} calls per 1 000 trades:\n{summary}"
+    );
+    assert_eq!(summary_count(&summary, " splits"), 0, "{summary}");
     assert!(service.terminate(TEST_DEADLINE).success());
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -44,19 +44,32 @@ async fn a_window_comes_back_complete_and_oldest_first() {
 }
 
 #[actix_rt::test]
-async fn a_full_page_and_the_month_error_are_too_big() {
+async fn a_full_page_keeps_what_it_covers_and_the_month_error_keeps_nothing() {
     let sim = simulator(SimulatorConfig::default()).await;
     let up = client(&sim);
-    let busy = up.trade_history(&pair("USDT_BTC"), DAY, DAY + 86_399).await;
-    assert!(
-        matches!(busy, Ok(Window::TooBig { ref reason }) if reason.contains("page limit")),
-        "{busy:?}"
-    );
+    let (from, until) = (DAY, DAY + 86_399);
+    let busy = up.trade_history(&pair("USDT_BTC"), from, until).await;
+    let Ok(Window::TooBig {
+        ref reason,
+        kept: Some(ref kept),
+    }) = busy
+    else {
+        panic!("a full page, kept: {busy:?}");
+    };
+    assert!(reason.contains("page limit"), "{reason}");
+    // The newest trades of the day, from just after the page's oldest second to the end:
+    // exactly the ground truth of that part, oldest first.
+    assert_eq!(kept.until, i64::from(until));
+    assert!(kept.from > i64::from(from));
+    let truth = market::trades_in_window(sim.config(), "USDT_BTC", kept.from, kept.until);
+    let ids: Vec<i64> = kept.entries.iter().map(|e| i64::from(e.trade_id)).collect();
+    assert_eq!(ids, truth.iter().map(|t| t.trade_id).collect::<Vec<_>>());
+    assert!(ids.len() < 1000 && ids.len() > 900, "{}", ids.len());
     let long = up
         .trade_history(&pair("BTC_ETH"), DAY, DAY + 40 * 86_400)
         .await;
     assert!(
-        matches!(long, Ok(Window::TooBig { ref reason }) if reason.contains("1 month")),
+        matches!(long, Ok(Window::TooBig { ref reason, kept: None }) if reason.contains("1 month")),
         "{long:?}"
     );
 }

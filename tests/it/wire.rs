@@ -83,9 +83,56 @@ fn cloned_chunk_matches_hand_encoded_bytes() {
         original_todo_chunk: Some(todo_chunk()),
         entries: vec![cloned_entry(), cloned_entry()],
         possible_error_message: "hi".into(),
+        ..Default::default()
     };
     assert_eq!(ClonedChunk::decode(&bytes[..]).unwrap(), chunk);
     assert_eq!(chunk.encode_to_vec(), bytes);
+}
+
+/// `ClonedChunk` as the original schema had it: fields 1 to 4, nothing else.
+#[derive(Clone, PartialEq, prost::Message)]
+struct OriginalClonedChunk {
+    #[prost(enumeration = "cloned_chunk::Result", tag = "1")]
+    chunk_result: i32,
+    #[prost(message, optional, tag = "2")]
+    original_todo_chunk: Option<TodoChunk>,
+    #[prost(message, repeated, tag = "3")]
+    entries: Vec<ClonedEntry>,
+    #[prost(string, tag = "4")]
+    possible_error_message: String,
+}
+
+#[test]
+fn the_covered_window_is_an_extension_both_schemas_read() {
+    // Written under the original schema (by hand): no coverage, read as unset.
+    let mut original = vec![0x08, 0x01];
+    original.extend([0x22, 0x02, b'h', b'i']);
+    let read = ClonedChunk::decode(&original[..]).unwrap();
+    assert_eq!(
+        (read.covered_from_unix_ts, read.covered_until_unix_ts),
+        (None, None)
+    );
+    assert_eq!(read.possible_error_message, "hi");
+
+    // Written under the new one: fields 5 and 6 as varints (a zero is written too: `optional`
+    // keeps presence), after the original fields.
+    let extended = ClonedChunk {
+        chunk_result: cloned_chunk::Result::WindowTooBig as i32,
+        possible_error_message: "hi".into(),
+        covered_from_unix_ts: Some(1_540_166_400),
+        covered_until_unix_ts: Some(0),
+        ..Default::default()
+    };
+    let mut bytes = original.clone();
+    bytes.extend([0x28, 0x80, 0xA6, 0xB4, 0xDE, 0x05]); // 5: covered_from_unix_ts
+    bytes.extend([0x30, 0x00]); // 6: covered_until_unix_ts, 0
+    assert_eq!(extended.encode_to_vec(), bytes);
+    assert_eq!(ClonedChunk::decode(&bytes[..]).unwrap(), extended);
+    // The original schema skips the new fields and reads the rest as before.
+    let old = OriginalClonedChunk::decode(&bytes[..]).unwrap();
+    assert_eq!(old.chunk_result, cloned_chunk::Result::WindowTooBig as i32);
+    assert_eq!(old.possible_error_message, "hi");
+    assert!(old.entries.is_empty() && old.original_todo_chunk.is_none());
 }
 
 #[test]
@@ -150,6 +197,7 @@ fn round_trips_including_negative_and_extreme_values() {
             })
             .collect(),
         possible_error_message: String::new(),
+        ..Default::default()
     };
     assert_eq!(
         ClonedChunk::decode(&result.encode_to_vec()[..]).unwrap(),

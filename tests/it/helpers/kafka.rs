@@ -221,7 +221,19 @@ pub fn service_env(settings: &Settings) -> Vec<(String, String)> {
             "CLONER__UPSTREAM__BACKOFF_MAX_MS".into(),
             settings.upstream.backoff_max_ms.to_string(),
         ),
+        (
+            "CLONER__UPSTREAM__KEEP_PAGES".into(),
+            settings.upstream.keep_pages.to_string(),
+        ),
     ]
+    .into_iter()
+    .chain(
+        settings
+            .clone
+            .window_secs
+            .map(|secs| ("CLONER__CLONE__WINDOW_SECS".into(), secs.to_string())),
+    )
+    .collect()
 }
 
 /// The `drained: N received …` count a service logs when it drains.

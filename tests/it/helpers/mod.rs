@@ -73,6 +73,8 @@ pub fn settings(sim: &SimulatorHandle, n_workers: usize, rate: f64) -> Settings 
     s.upstream.backoff_max_ms = 50;
     s.upstream.max_retries = 20;
     s.worker.attempt_deadline_ms = 30_000;
+    // Hours, as the clone tests name their windows; planned windows have tests of their own.
+    s.clone.window_secs = Some(3600);
     s.validate().expect("test settings are valid");
     s
 }
