@@ -30,7 +30,7 @@ use cloner_worker::task::rate_limiter::{Rate, SetRate};
 /// Windows of `pair` holding 900–999 trades each: a full page that still answers COMPLETE.
 fn full_page_windows(sim: &SimulatorConfig, pair: &str, n: usize) -> Vec<TodoChunk> {
     let mut chunks = Vec::with_capacity(n);
-    let mut from = DAY as i64;
+    let mut from = DAY;
     while chunks.len() < n {
         // The longest window from `from` with fewer trades than a page.
         let (mut lo, mut hi) = (from, from + 30 * 86_400);
@@ -45,8 +45,8 @@ fn full_page_windows(sim: &SimulatorConfig, pair: &str, n: usize) -> Vec<TodoChu
         if market::count_in_window(sim, pair, from, lo) >= 900 {
             chunks.push(TodoChunk {
                 currency_pair: pair.into(),
-                from_unix_ts: from as i32,
-                until_unix_ts: lo as i32,
+                from_unix_ts: from,
+                until_unix_ts: lo,
                 task_dbid: chunks.len() as i32,
             });
         }

@@ -9,15 +9,15 @@ use std::process::{Child, Command, Stdio};
 use cloner_worker::proto::TodoChunk;
 
 /// 2018-10-22 00:00:00 UTC.
-pub const DAY: i32 = 1_540_166_400;
+pub const DAY: i64 = 1_540_166_400;
 
 /// `n` one-minute windows of BTC_LTC from [`DAY`]: COMPLETE with a few trades each.
 pub fn small_windows(n: usize) -> Vec<TodoChunk> {
     (0..n as i32)
         .map(|i| TodoChunk {
             currency_pair: "BTC_LTC".into(),
-            from_unix_ts: DAY + i * 60,
-            until_unix_ts: DAY + i * 60 + 59,
+            from_unix_ts: DAY + i64::from(i) * 60,
+            until_unix_ts: DAY + i64::from(i) * 60 + 59,
             task_dbid: i + 1,
         })
         .collect()

@@ -8,7 +8,7 @@
 //! It must never publish before its waiter is registered (a quick answer would be missed).
 
 use std::cell::Cell;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::Addr;
 use anyhow::Context as _;
@@ -40,8 +40,8 @@ pub enum Answer {
 /// it. Anything else is ignored, and the window halved as by a service that sends no pages.
 pub fn kept_part(window: Window, result: &ClonedChunk) -> Option<(Window, Vec<ClonedEntry>)> {
     let covered = Window {
-        from: i32::try_from(result.covered_from_unix_ts?).ok()?,
-        until: i32::try_from(result.covered_until_unix_ts?).ok()?,
+        from: result.covered_from_unix_ts?,
+        until: result.covered_until_unix_ts?,
     };
     let prefix = covered.from == window.from && covered.until < window.until;
     let suffix = covered.until == window.until && covered.from > window.from;
@@ -83,6 +83,9 @@ pub struct Asker<'a> {
     /// Which partition each publication goes to: the least loaded, so that every member of the
     /// service's group has its share of the work.
     pub spread: Spread,
+    /// When any request of this run was last answered: while answers keep coming, the service
+    /// is alive and only behind, and a request that waits long is not published again.
+    pub last_answer: Cell<Option<Instant>>,
 }
 
 impl Asker<'_> {
@@ -96,7 +99,16 @@ impl Asker<'_> {
         self.settings.answer_timeout() + ahead
     }
 
-    /// Asks for `window` until it gets a final answer or runs out of tries.
+    /// Whether any request of this run was answered within the answer timeout: the service is
+    /// alive.
+    fn answering(&self) -> bool {
+        self.last_answer
+            .get()
+            .is_some_and(|at| at.elapsed() < self.settings.answer_timeout())
+    }
+
+    /// Asks for `window` until it gets a final answer or runs out of tries. With no answer in
+    /// time it is published again only if nothing else was answered either.
     pub async fn ask(&self, window: Window) -> anyhow::Result<Asked> {
         let chunk = TodoChunk {
             currency_pair: self.pair.to_string(),
@@ -128,10 +140,12 @@ impl Asker<'_> {
                 requester::publish_to(&self.producer, self.topic, partition, &key, &payload)
                     .await
                     .context("is the broker reachable? (kafka.bootstrap_servers)")?;
-                let patience = self.patience();
-                match tokio::time::timeout(patience, &mut answer).await {
+                'waiting: loop {
+                    let patience = self.patience();
+                    match tokio::time::timeout(patience, &mut answer).await {
                     Ok(Ok(result)) => {
                         asked.answers += 1;
+                        self.last_answer.set(Some(Instant::now()));
                         match cloned_chunk::Result::try_from(result.chunk_result) {
                             Ok(cloned_chunk::Result::Complete) => {
                                 break 'answered Answer::Complete(result.entries)
@@ -164,21 +178,29 @@ impl Asker<'_> {
                         }
                     }
                     Ok(Err(_)) => anyhow::bail!("the result waiter stopped"),
+                    // Others were answered within the timeout: the service is alive, only
+                    // behind. Publishing again would add to its backlog; wait on.
+                    Err(_) if self.answering() => {
+                        log::debug!("{window}: no answer within {patience:.0?}, but the service is answering others; waiting on");
+                        continue 'waiting;
+                    }
                     Err(_) if unanswered < self.settings.max_republish => {
                         unanswered += 1;
                         asked.republished += 1;
                         log::warn!(
-                            "{window}: no answer within {patience:.0?}; publishing it again ({unanswered} of {})",
+                            "{window}: no answer within {patience:.0?}, and none to any other request; publishing it again ({unanswered} of {})",
                             self.settings.max_republish
                         );
+                        break 'waiting;
                     }
                     Err(_) => {
                         break 'answered Answer::Failed(format!(
-                            "no answer after {} publications; is a service consuming {}?",
+                            "no answer after {} publications, and none to any other request meanwhile; is a service consuming {}?",
                             unanswered + 1,
                             self.topic
                         ))
                     }
+                }
                 }
             }
         };
@@ -192,7 +214,7 @@ impl Asker<'_> {
 mod tests {
     use super::*;
 
-    fn answer(covered: Option<(i64, i64)>, dates: &[i32]) -> ClonedChunk {
+    fn answer(covered: Option<(i64, i64)>, dates: &[i64]) -> ClonedChunk {
         ClonedChunk {
             chunk_result: cloned_chunk::Result::WindowTooBig as i32,
             entries: dates
@@ -214,7 +236,7 @@ mod tests {
             from: 100,
             until: 199,
         };
-        let kept = |covered, dates: &[i32]| kept_part(w, &answer(covered, dates)).map(|k| k.0);
+        let kept = |covered, dates: &[i64]| kept_part(w, &answer(covered, dates)).map(|k| k.0);
         let part = |from, until| Some(Window { from, until });
         assert_eq!(kept(Some((150, 199)), &[150, 199]), part(150, 199));
         assert_eq!(kept(Some((100, 120)), &[100]), part(100, 120));
@@ -226,11 +248,6 @@ mod tests {
             kept(Some((150, 199)), &[149]),
             None,
             "a trade outside its part"
-        );
-        assert_eq!(
-            kept(Some((1 << 40, 199)), &[]),
-            None,
-            "past the 32-bit window"
         );
     }
 }

@@ -113,8 +113,8 @@ pub async fn run(
         None => Planner::by_density(options.from, options.until, settings.upstream.page_limit)?,
     };
     let range = Window {
-        from: options.from as i32,
-        until: (options.until - 1) as i32,
+        from: options.from,
+        until: options.until - 1,
     };
     let producer = requester::producer(settings)?;
     let metadata = client::check_topics(
@@ -177,6 +177,7 @@ pub async fn run(
         rate,
         in_flight: Cell::new(0),
         spread: Spread::new(todo_partitions),
+        last_answer: Cell::new(None),
     };
     let mut progress = Progress::new(options.progress);
     let mut counts = Counts::default();

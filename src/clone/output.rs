@@ -72,12 +72,12 @@ pub struct Check {
     /// Trades written.
     pub trades: u64,
     /// The first and last trade id written.
-    pub first_id: Option<i32>,
-    pub last_id: Option<i32>,
+    pub first_id: Option<i64>,
+    pub last_id: Option<i64>,
     /// Trades not written because their id was written already.
     pub duplicates_dropped: u64,
     /// Missing ids between written ones, as inclusive ranges (the first few).
-    pub gaps: Vec<(i32, i32)>,
+    pub gaps: Vec<(i64, i64)>,
     /// All missing ids, including those of ranges not kept in `gaps`.
     pub missing_ids: u64,
     /// Windows that ended without trades (failed); their seconds are not in the output.
@@ -129,19 +129,19 @@ impl fmt::Display for Check {
 /// failed for good.
 enum Slot {
     Pending {
-        until: i32,
+        until: i64,
     },
     Done {
-        until: i32,
+        until: i64,
         entries: Vec<ClonedEntry>,
     },
     Failed {
-        until: i32,
+        until: i64,
     },
 }
 
 impl Slot {
-    fn until(&self) -> i32 {
+    fn until(&self) -> i64 {
         match self {
             Slot::Pending { until } | Slot::Done { until, .. } | Slot::Failed { until } => *until,
         }
@@ -169,7 +169,7 @@ enum Sink<W: Write> {
 pub struct Output<W: Write> {
     sink: Sink<W>,
     /// Every window not yet written, by its first second.
-    slots: BTreeMap<i32, Slot>,
+    slots: BTreeMap<i64, Slot>,
     check: Check,
 }
 
@@ -307,7 +307,7 @@ impl<W: Write> Output<W> {
             }
             if e.trade_id > last + 1 {
                 let gap = (last + 1, e.trade_id - 1);
-                check.missing_ids += (i64::from(gap.1) - i64::from(gap.0) + 1) as u64;
+                check.missing_ids += (gap.1 - gap.0 + 1) as u64;
                 if check.gaps.len() < GAPS_KEPT {
                     check.gaps.push(gap);
                 }
@@ -321,7 +321,7 @@ impl<W: Write> Output<W> {
         } else {
             "sell"
         };
-        let date = format_utc(e.date.into());
+        let date = format_utc(e.date);
         match &mut self.sink {
             Sink::Csv(csv) => csv
                 .serialize((e.trade_id, date, side, &e.rate, &e.amount, &e.total))
@@ -346,11 +346,11 @@ impl<W: Write> Output<W> {
 mod tests {
     use super::*;
 
-    fn w(from: i32, until: i32) -> Window {
+    fn w(from: i64, until: i64) -> Window {
         Window { from, until }
     }
 
-    fn trade(id: i32, date: i32) -> ClonedEntry {
+    fn trade(id: i64, date: i64) -> ClonedEntry {
         ClonedEntry {
             trade_id: id,
             date,
@@ -361,7 +361,7 @@ mod tests {
         }
     }
 
-    fn ids(csv: &[u8]) -> Vec<i32> {
+    fn ids(csv: &[u8]) -> Vec<i64> {
         String::from_utf8(csv.to_vec())
             .unwrap()
             .lines()

@@ -21,8 +21,8 @@ use crate::proto::{ClonedChunk, TodoChunk};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ChunkId {
     pub pair: String,
-    pub from: i32,
-    pub until: i32,
+    pub from: i64,
+    pub until: i64,
     pub task_dbid: i32,
 }
 
@@ -166,7 +166,7 @@ mod tests {
     use crate::domain::chunk;
     use crate::proto::cloned_chunk;
 
-    fn todo(from: i32) -> TodoChunk {
+    fn todo(from: i64) -> TodoChunk {
         TodoChunk {
             currency_pair: "BTC_ETH".into(),
             from_unix_ts: from,

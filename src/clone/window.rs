@@ -12,14 +12,14 @@ use crate::domain::utc::format_utc;
 /// `[from, until]`, both inclusive, in unix seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Window {
-    pub from: i32,
-    pub until: i32,
+    pub from: i64,
+    pub until: i64,
 }
 
 impl Window {
     /// Seconds in the window.
     pub fn secs(&self) -> i64 {
-        i64::from(self.until) - i64::from(self.from) + 1
+        self.until - self.from + 1
     }
 
     /// The two halves `[from, mid]` and `[mid + 1, until]`, as the original course split them;
@@ -28,7 +28,8 @@ impl Window {
         if self.from >= self.until {
             return None;
         }
-        let mid = (i64::from(self.from) + i64::from(self.until)).div_euclid(2) as i32;
+        // No overflow: the bounds are at most i64::MAX / 2 apart from zero in any plan.
+        let mid = self.from + (self.until - self.from).div_euclid(2);
         Some((
             Window {
                 from: self.from,
@@ -69,8 +70,8 @@ impl fmt::Display for Window {
         write!(
             f,
             "{}..={} UTC [{}, {}]",
-            format_utc(self.from.into()),
-            format_utc(self.until.into()),
+            format_utc(self.from),
+            format_utc(self.until),
             self.from,
             self.until
         )
@@ -82,11 +83,14 @@ impl fmt::Display for Window {
 pub enum PlanError {
     #[error("--until ({until}) must be after --from ({from})")]
     Empty { from: i64, until: i64 },
-    #[error("the range must lie between 1970-01-01 and 2038-01-19 03:14:07 UTC (TodoChunk times are 32-bit), got [{from}, {until})")]
+    #[error("the range must lie between 1970-01-01 and 9999-12-31 UTC, got [{from}, {until})")]
     OutOfRange { from: i64, until: i64 },
     #[error("the window must be at least one second")]
     ZeroWindow,
 }
+
+/// 9999-12-31 23:59:59 UTC: the last second a date is written for.
+pub const LAST_SECOND: i64 = 253_402_300_799;
 
 /// The longest window planned: the API refuses windows of more than a month.
 pub const MAX_WINDOW_SECS: u32 = 30 * 86_400;
@@ -173,8 +177,8 @@ impl Planner {
         }
         let end = (self.next_from + self.secs).min(self.until) - 1;
         let window = Window {
-            from: self.next_from as i32,
-            until: end as i32,
+            from: self.next_from,
+            until: end,
         };
         self.next_from = end + 1;
         self.planned += 1;
@@ -190,8 +194,8 @@ impl Planner {
     /// The part of the range not planned yet, as one window.
     pub fn rest(&self) -> Option<Window> {
         (self.next_from < self.until).then(|| Window {
-            from: self.next_from as i32,
-            until: (self.until - 1) as i32,
+            from: self.next_from,
+            until: self.until - 1,
         })
     }
 
@@ -217,8 +221,8 @@ fn check_range(from: i64, until: i64) -> Result<(), PlanError> {
     if until <= from {
         return Err(PlanError::Empty { from, until });
     }
-    // The last second, until - 1, must fit an int32.
-    if from < 0 || until - 1 > i64::from(i32::MAX) {
+    // Unix seconds from 1970 to the last second dates can be written for.
+    if from < 0 || until - 1 > LAST_SECOND {
         return Err(PlanError::OutOfRange { from, until });
     }
     Ok(())
@@ -240,8 +244,8 @@ mod tests {
     fn a_day_is_24_hours_that_tile_it() {
         let windows = plan(DAY, DAY + 86_400, 3600).unwrap();
         assert_eq!(windows.len(), 24);
-        assert_eq!(windows[0].from as i64, DAY);
-        assert_eq!(windows[23].until as i64, DAY + 86_399);
+        assert_eq!(windows[0].from, DAY);
+        assert_eq!(windows[23].until, DAY + 86_399);
         for pair in windows.windows(2) {
             assert_eq!(pair[0].until + 1, pair[1].from, "no gap, no overlap");
             assert_eq!(pair[0].secs(), 3600);
@@ -309,7 +313,7 @@ mod tests {
         let mut p = Planner::by_density(DAY, DAY + 30 * 86_400, 1000).unwrap();
         let first = p.next_window().unwrap();
         assert!(!p.can_plan_ahead(), "one window until a density is known");
-        assert_eq!((first.from as i64, first.secs()), (DAY, FIRST_WINDOW_SECS));
+        assert_eq!((first.from, first.secs()), (DAY, FIRST_WINDOW_SECS));
         // 0.5 trades a second seen: 30 pages of 1000 are 60 000 s.
         p.learn(1800, 3600);
         assert!(p.can_plan_ahead());
@@ -377,10 +381,10 @@ mod tests {
             Err(PlanError::OutOfRange { .. })
         ));
         assert!(matches!(
-            plan(DAY, i64::from(i32::MAX) + 2, 3600),
+            plan(DAY, LAST_SECOND + 2, 3600),
             Err(PlanError::OutOfRange { .. })
         ));
-        assert!(plan(DAY, i64::from(i32::MAX) + 1, 3600).is_ok());
+        assert!(plan(LAST_SECOND - 7200, LAST_SECOND + 1, 3600).is_ok());
         assert_eq!(plan(DAY, DAY + 10, 0), Err(PlanError::ZeroWindow));
     }
 
@@ -409,10 +413,10 @@ mod tests {
         }
         assert_eq!((w.secs(), halvings), (1, 12));
         let top = Window {
-            from: i32::MAX - 1,
-            until: i32::MAX,
+            from: i64::MAX - 1,
+            until: i64::MAX,
         };
-        assert_eq!(top.halve().unwrap().1.from, i32::MAX, "no overflow");
+        assert_eq!(top.halve().unwrap().1.from, i64::MAX, "no overflow");
     }
 
     #[test]

@@ -80,7 +80,7 @@ mod tests {
     use super::*;
     use prost::Message as _;
 
-    fn encoded(pair: &str, from: i32, until: i32) -> Vec<u8> {
+    fn encoded(pair: &str, from: i64, until: i64) -> Vec<u8> {
         TodoChunk {
             currency_pair: pair.into(),
             from_unix_ts: from,

@@ -53,9 +53,9 @@ pub enum InvalidChunk {
     #[error(transparent)]
     Pair(#[from] InvalidPair),
     #[error("window starts before 1970: from_unix_ts = {0}")]
-    NegativeStart(i32),
+    NegativeStart(i64),
     #[error("window ends before it starts: from_unix_ts = {from} > until_unix_ts = {until}")]
-    Reversed { from: i32, until: i32 },
+    Reversed { from: i64, until: i64 },
 }
 
 /// Checks a chunk; its pair on success. Windows are inclusive: `from == until` is one second.
@@ -112,7 +112,7 @@ mod tests {
         }
     }
 
-    fn chunk(pair: &str, from: i32, until: i32) -> TodoChunk {
+    fn chunk(pair: &str, from: i64, until: i64) -> TodoChunk {
         TodoChunk {
             currency_pair: pair.into(),
             from_unix_ts: from,

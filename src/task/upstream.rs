@@ -161,7 +161,7 @@ impl Upstream {
     }
 
     /// The URL of one `returnTradeHistory` call; the pair is validated, the rest are numbers.
-    pub fn url(&self, pair: &CurrencyPair, from: i32, until: i32) -> String {
+    pub fn url(&self, pair: &CurrencyPair, from: i64, until: i64) -> String {
         format!(
             "{}/public?command=returnTradeHistory&currencyPair={pair}&start={from}&end={until}",
             self.base_url
@@ -172,14 +172,14 @@ impl Upstream {
     pub async fn trade_history(
         &self,
         pair: &CurrencyPair,
-        from: i32,
-        until: i32,
+        from: i64,
+        until: i64,
     ) -> Result<Window, UpstreamError> {
         self.call(pair, from, until).await.result
     }
 
     /// [`Upstream::trade_history`], saying also whether the upstream answered.
-    pub async fn call(&self, pair: &CurrencyPair, from: i32, until: i32) -> Called {
+    pub async fn call(&self, pair: &CurrencyPair, from: i64, until: i64) -> Called {
         let url = self.url(pair, from, until);
         let response = self
             .client
@@ -204,8 +204,8 @@ impl Upstream {
         &self,
         mut response: awc::ClientResponse<S>,
         url: &str,
-        from: i32,
-        until: i32,
+        from: i64,
+        until: i64,
     ) -> Result<Window, UpstreamError>
     where
         S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
@@ -304,8 +304,8 @@ enum Answer<'a> {
 pub fn classify_body(
     body: &[u8],
     page_limit: usize,
-    from: i32,
-    until: i32,
+    from: i64,
+    until: i64,
 ) -> Result<Window, UpstreamError> {
     let answer: Answer = serde_json::from_slice(body).map_err(|e| {
         UpstreamError::Transient(format!(
@@ -353,17 +353,16 @@ pub fn classify_body(
 /// What of a full page can be kept: the trades of the part of the window it covers completely
 /// ([`PAGE_ORDER`]). `None` if it covers nothing, or a trade cannot be mapped (then the window
 /// is asked for again in halves, and the trade is judged there).
-fn keep_page(trades: &[RawTrade], from: i32, until: i32) -> Option<Kept> {
+fn keep_page(trades: &[RawTrade], from: i64, until: i64) -> Option<Kept> {
     let mut entries: Vec<ClonedEntry> = trades
         .iter()
         .map(|t| entry(t, from, until))
         .collect::<Result<_, _>>()
         .ok()?;
-    let oldest = entries.iter().map(|e| i64::from(e.date)).min()?;
-    let newest = entries.iter().map(|e| i64::from(e.date)).max()?;
-    let (covered_from, covered_until) =
-        PAGE_ORDER.covered(from.into(), until.into(), oldest, newest)?;
-    entries.retain(|e| (covered_from..=covered_until).contains(&i64::from(e.date)));
+    let oldest = entries.iter().map(|e| e.date).min()?;
+    let newest = entries.iter().map(|e| e.date).max()?;
+    let (covered_from, covered_until) = PAGE_ORDER.covered(from, until, oldest, newest)?;
+    entries.retain(|e| (covered_from..=covered_until).contains(&e.date));
     entries.sort_by_key(|e| (e.date, e.trade_id));
     Some(Kept {
         from: covered_from,
@@ -372,13 +371,12 @@ fn keep_page(trades: &[RawTrade], from: i32, until: i32) -> Option<Kept> {
     })
 }
 
-fn entry(t: &RawTrade, from: i32, until: i32) -> Result<ClonedEntry, UpstreamError> {
+fn entry(t: &RawTrade, from: i64, until: i64) -> Result<ClonedEntry, UpstreamError> {
     let bad = |what: String| UpstreamError::Permanent(format!("trade {}: {what}", t.trade_id));
-    let trade_id = i32::try_from(t.trade_id)
-        .map_err(|_| bad("tradeID does not fit the wire's int32".into()))?;
+    let trade_id = t.trade_id;
     let date =
         parse_utc_datetime(&t.date).ok_or_else(|| bad(format!("unreadable date {:?}", t.date)))?;
-    if date < from as i64 || date > until as i64 {
+    if date < from || date > until {
         return Err(bad(format!(
             "dated {} outside the window [{from}, {until}] asked for",
             t.date
@@ -391,7 +389,7 @@ fn entry(t: &RawTrade, from: i32, until: i32) -> Result<ClonedEntry, UpstreamErr
     };
     Ok(ClonedEntry {
         trade_id,
-        date: date as i32,
+        date,
         r#type: kind as i32,
         rate: t.rate.to_string(),
         amount: t.amount.to_string(),
@@ -413,9 +411,9 @@ mod tests {
     use super::*;
 
     const EXAMPLE: &str = r#"[{"globalTradeID": 394604821, "tradeID": 45205037, "date": "2018-10-22 15:03:57", "type": "sell", "rate": "0.03143485", "amount": "0.00009034", "total": "0.00000283", "orderNumber": 1}]"#;
-    const AT: i32 = 1_540_220_637;
+    const AT: i64 = 1_540_220_637;
 
-    fn complete(body: &str, from: i32, until: i32) -> Vec<ClonedEntry> {
+    fn complete(body: &str, from: i64, until: i64) -> Vec<ClonedEntry> {
         match classify_body(body.as_bytes(), 1000, from, until) {
             Ok(Window::Complete(e)) => e,
             other => panic!("{other:?}"),
@@ -506,7 +504,7 @@ mod tests {
             panic!("a kept page");
         };
         assert_eq!((kept.from, kept.until), (106, 109));
-        let ids: Vec<i32> = kept.entries.iter().map(|e| e.trade_id).collect();
+        let ids: Vec<i64> = kept.entries.iter().map(|e| e.trade_id).collect();
         assert_eq!(ids, [6, 7, 8, 9], "oldest first, second 105 left out");
         // Every trade in one second: nothing covered for sure, halve as before.
         let same = format!("[{},{}]", trade(2, 105), trade(1, 105));
@@ -623,10 +621,13 @@ mod tests {
             classify_body(t.replace(", }", "}").as_bytes(), 1000, AT, AT)
         };
         assert!(one("\"x\": 0").is_ok(), "unknown fields are ignored");
+        // Ids past 32 bits are ids (the wire is 64-bit).
+        let wide = r#"[{"tradeID": 9999999999, "date": "2018-10-22 15:03:57", "type": "buy", "rate": "1", "amount": "1", "total": "1"}]"#;
+        let wide = classify_body(wide.as_bytes(), 1000, AT, AT);
+        assert!(matches!(wide, Ok(Window::Complete(e)) if e[0].trade_id == 9_999_999_999));
         let bad = [
             r#"[{"tradeID": 7, "date": "2018-13-22 15:03:57", "type": "sell", "rate": "1", "amount": "1", "total": "1"}]"#,
             r#"[{"tradeID": 7, "date": "2018-10-22 15:03:57", "type": "hold", "rate": "1", "amount": "1", "total": "1"}]"#,
-            r#"[{"tradeID": 9999999999, "date": "2018-10-22 15:03:57", "type": "buy", "rate": "1", "amount": "1", "total": "1"}]"#,
             r#"[{"tradeID": 7, "date": "2018-10-22 15:03:58", "type": "buy", "rate": "1", "amount": "1", "total": "1"}]"#,
         ];
         for body in bad {

@@ -484,7 +484,7 @@ mod tests {
         let reason = |payload: Option<&[u8]>| {
             DeadLetterReason::from(&decode_todo_chunk(payload).unwrap_err())
         };
-        let chunk = |pair: &str, from: i32, until: i32| {
+        let chunk = |pair: &str, from: i64, until: i64| {
             TodoChunk {
                 currency_pair: pair.into(),
                 from_unix_ts: from,

@@ -33,9 +33,9 @@ fn temp_dir(test: &str) -> PathBuf {
 
 /// The simulator's trades of `pair` in `[from, until)` as CSV lines, header first: what a
 /// complete clone must write, byte for byte.
-fn ground_truth_csv(sim: &SimulatorConfig, pair: &str, from: i32, until: i32) -> Vec<String> {
+fn ground_truth_csv(sim: &SimulatorConfig, pair: &str, from: i64, until: i64) -> Vec<String> {
     let mut lines = vec!["tradeID,date,type,rate,amount,total".to_string()];
-    for t in market::trades_in_window(sim, pair, from.into(), i64::from(until) - 1) {
+    for t in market::trades_in_window(sim, pair, from, until - 1) {
         lines.push(format!(
             "{},{},{},{},{},{}",
             t.trade_id,
@@ -83,7 +83,7 @@ async fn service_on(sim: &SimulatorHandle, test: &str, rate: Option<f64>) -> Set
     kafka_settings(base, test).await
 }
 
-const HOUR: i32 = 3600;
+const HOUR: i64 = 3600;
 
 /// Clones the busy day 2018-10-22 of USDT_BTC through a service with `keep_pages` as given;
 /// checks the file against the ground truth; the clone's summary and the calls it took.
@@ -201,7 +201,7 @@ async fn planned_windows_take_close_to_one_call_per_page_of_trades() {
 async fn a_window_that_always_fails_is_named_and_the_clone_exits_non_zero() {
     // Every window holding 02:30:00 fails with an API error; the hour 02:00 is that window.
     let sim = start_simulator(SimulatorConfig {
-        fail_seconds: vec![i64::from(DAY + 2 * HOUR + 1800)],
+        fail_seconds: vec![(DAY + 2 * HOUR + 1800)],
         ..no_rate_limit()
     })
     .await;
@@ -298,12 +298,7 @@ async fn results_delivered_twice_still_give_a_duplicate_free_file() {
         "the chunks answered before the kill were answered again:\n{summary}"
     );
     // Each trade once, in order, exactly the ground truth.
-    let expected = market::trades_in_window(
-        sim.config(),
-        "USDT_BTC",
-        DAY.into(),
-        i64::from(DAY + 24 * HOUR) - 1,
-    );
+    let expected = market::trades_in_window(sim.config(), "USDT_BTC", DAY, (DAY + 24 * HOUR) - 1);
     let lines = read_lines(&out);
     assert_eq!(lines.len(), expected.len(), "one line per trade");
     for (line, trade) in lines.iter().zip(&expected) {
@@ -337,12 +332,7 @@ async fn with_workers_the_service_runs_in_process_and_json_lines_go_to_stdout() 
     .await;
     let summary = stderr(&output);
     assert!(output.status.success(), "clone failed:\n{summary}");
-    let expected = market::trades_in_window(
-        sim.config(),
-        "BTC_ETH",
-        DAY.into(),
-        i64::from(DAY + 3 * HOUR) - 1,
-    );
+    let expected = market::trades_in_window(sim.config(), "BTC_ETH", DAY, (DAY + 3 * HOUR) - 1);
     let stdout = String::from_utf8(output.stdout).unwrap();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), expected.len(), "{summary}");
@@ -415,6 +405,37 @@ fn bad_arguments_say_what_to_do() {
 }
 
 #[actix_rt::test]
+async fn a_service_ten_times_slower_than_expected_is_waited_for_not_flooded() {
+    // The service makes 5 calls a second; the clone expects 50, and waits 1 s more than the
+    // requests ahead of one need at that rate: most requests pass their patience. While others
+    // are answered the service is alive, so nothing is published again and nothing given up.
+    let sim = start_simulator(no_rate_limit()).await;
+    let settings = service_on(&sim, "clone-slow", Some(5.0)).await;
+    let mut service = ServiceProcess::start(&settings);
+    // Answering from the first request on (nothing answers while the group forms).
+    service.wait_for("its partitions", TEST_DEADLINE, |l| {
+        l.contains("partitions assigned")
+    });
+    let until = (DAY + 24 * HOUR).to_string();
+    let output = run_clone(
+        &settings,
+        &["BTC_ETH", "--from", &DAY.to_string(), "--until", &until],
+        &[
+            ("CLONER__DEFAULT_RATE", "50"),
+            ("CLONER__CLONE__ANSWER_TIMEOUT_MS", "1000"),
+        ],
+    )
+    .await;
+    let summary = stderr(&output);
+    assert!(output.status.success(), "clone failed:\n{summary}");
+    assert_eq!(summary_count(&summary, " republished"), 0, "{summary}");
+    assert!(!summary.contains("FAILED"), "{summary}");
+    // One call per window: nothing was asked twice.
+    assert_eq!(sim.stats().calls, 24, "{summary}");
+    assert!(service.terminate(TEST_DEADLINE).success());
+}
+
+#[actix_rt::test]
 async fn an_unanswered_request_is_published_again_until_a_service_answers() {
     use tokio::io::AsyncBufReadExt as _;
     let sim = start_simulator(no_rate_limit()).await;
@@ -472,12 +493,7 @@ async fn an_unanswered_request_is_published_again_until_a_service_answers() {
     let status = tokio::time::timeout(TEST_DEADLINE, rest).await.unwrap();
     let summary = log.join("\n");
     assert!(status.success(), "{summary}");
-    let expected = market::trades_in_window(
-        sim.config(),
-        "BTC_ETH",
-        DAY.into(),
-        i64::from(DAY + 2 * HOUR) - 1,
-    );
+    let expected = market::trades_in_window(sim.config(), "BTC_ETH", DAY, (DAY + 2 * HOUR) - 1);
     assert_eq!(stdout.lines().count(), expected.len(), "{summary}");
     // Both windows went out at least twice; the service answers every copy, and the clone
     // takes one answer each (the output above has each trade once).
@@ -510,7 +526,7 @@ async fn with_nobody_answering_the_windows_are_given_up_and_named() {
     }
     assert!(
         summary.contains(&format!(
-            "no answer after 2 publications; is a service consuming {}?",
+            "no answer after 2 publications, and none to any other request meanwhile; is a service consuming {}?",
             settings.topics.todo
         )),
         "{summary}"
@@ -583,7 +599,6 @@ async fn windows_are_halved_down_to_one_second_and_a_second_too_big_is_named() {
         ServiceProcess::start_with_env(&settings, &[("CLONER__UPSTREAM__PAGE_LIMIT", "2")]);
     let (from, until) = (DAY, DAY + 600);
     let crowded: Vec<i64> = (from..until)
-        .map(i64::from)
         .filter(|&s| market::count_in_window(sim.config(), "USDT_BTC", s, s) >= 2)
         .collect();
     assert!(

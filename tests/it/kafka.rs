@@ -110,7 +110,7 @@ async fn input_that_cannot_be_a_chunk_goes_to_the_dead_letter_topic_with_its_rea
     let settings = service_settings(&sim, 4, 1000, "dlq").await;
     let results = TopicReader::new(&settings.kafka, &settings.topics.finished).unwrap();
     let dead = TopicReader::new(&settings.kafka, &settings.topics.dead_letter).unwrap();
-    let chunk = |pair: &str, from: i32, until: i32| {
+    let chunk = |pair: &str, from: i64, until: i64| {
         TodoChunk {
             currency_pair: pair.into(),
             from_unix_ts: from,

@@ -139,8 +139,8 @@ async fn metrics_count_exactly_what_went_through_and_health_follows_the_group() 
     let mut chunks: Vec<TodoChunk> = (0..30)
         .map(|i| TodoChunk {
             currency_pair: "BTC_LTC".into(),
-            from_unix_ts: DAY + i * 60,
-            until_unix_ts: DAY + i * 60 + 59,
+            from_unix_ts: DAY + i64::from(i) * 60,
+            until_unix_ts: DAY + i64::from(i) * 60 + 59,
             task_dbid: i,
         })
         .collect();

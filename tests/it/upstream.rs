@@ -38,8 +38,8 @@ async fn a_window_comes_back_complete_and_oldest_first() {
     else {
         panic!("complete expected");
     };
-    let truth = market::trades_in_window(sim.config(), "BTC_ETH", DAY as i64, DAY as i64 + 3599);
-    let ids: Vec<i64> = entries.iter().map(|e| e.trade_id as i64).collect();
+    let truth = market::trades_in_window(sim.config(), "BTC_ETH", DAY, DAY + 3599);
+    let ids: Vec<i64> = entries.iter().map(|e| e.trade_id).collect();
     assert_eq!(ids, truth.iter().map(|t| t.trade_id).collect::<Vec<_>>());
 }
 
@@ -59,10 +59,10 @@ async fn a_full_page_keeps_what_it_covers_and_the_month_error_keeps_nothing() {
     assert!(reason.contains("page limit"), "{reason}");
     // The newest trades of the day, from just after the page's oldest second to the end:
     // exactly the ground truth of that part, oldest first.
-    assert_eq!(kept.until, i64::from(until));
-    assert!(kept.from > i64::from(from));
+    assert_eq!(kept.until, until);
+    assert!(kept.from > from);
     let truth = market::trades_in_window(sim.config(), "USDT_BTC", kept.from, kept.until);
-    let ids: Vec<i64> = kept.entries.iter().map(|e| i64::from(e.trade_id)).collect();
+    let ids: Vec<i64> = kept.entries.iter().map(|e| e.trade_id).collect();
     assert_eq!(ids, truth.iter().map(|t| t.trade_id).collect::<Vec<_>>());
     assert!(ids.len() < 1000 && ids.len() > 900, "{}", ids.len());
     let long = up

@@ -175,12 +175,76 @@ fn task_level_messages_match_hand_encoded_bytes() {
     assert_eq!(decoded.todo_task_uuid, "u1");
 }
 
+/// The original schema's 32-bit fields, as other teams' code still reads and writes them.
+#[derive(Clone, PartialEq, prost::Message)]
+struct OriginalTodoChunk {
+    #[prost(string, tag = "1")]
+    currency_pair: String,
+    #[prost(int32, tag = "2")]
+    from_unix_ts: i32,
+    #[prost(int32, tag = "3")]
+    until_unix_ts: i32,
+    #[prost(int32, tag = "4")]
+    task_dbid: i32,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct OriginalClonedEntry {
+    #[prost(int32, tag = "1")]
+    trade_id: i32,
+    #[prost(int32, tag = "2")]
+    date: i32,
+}
+
+#[test]
+fn widened_fields_read_the_original_bytes_and_write_bytes_the_original_reads() {
+    // Written under the original schema (by hand): from 1540166400, until -1 (a negative int32
+    // is a ten-byte varint, sign-extended as an int64's), trade id 2147483647, date 0x7FFFFFFF.
+    #[rustfmt::skip]
+    let original: &[u8] = &[
+        0x10, 0x80, 0xA6, 0xB4, 0xDE, 0x05,                               // 2: from_unix_ts
+        0x18, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, // 3: until_unix_ts, -1
+    ];
+    let chunk = TodoChunk::decode(original).unwrap();
+    assert_eq!(
+        (chunk.from_unix_ts, chunk.until_unix_ts),
+        (1_540_166_400, -1)
+    );
+    assert_eq!(chunk.encode_to_vec(), original, "the same bytes back");
+    let old = OriginalTodoChunk::decode(&chunk.encode_to_vec()[..]).unwrap();
+    assert_eq!((old.from_unix_ts, old.until_unix_ts), (1_540_166_400, -1));
+
+    let entry: &[u8] = &[
+        0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0x07, // 1: trade_id, i32::MAX
+        0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0x07, // 2: date, i32::MAX
+    ];
+    let new = ClonedEntry::decode(entry).unwrap();
+    assert_eq!((new.trade_id, new.date), (2_147_483_647, 2_147_483_647));
+    assert_eq!(new.encode_to_vec(), entry);
+    let old = OriginalClonedEntry::decode(&new.encode_to_vec()[..]).unwrap();
+    assert_eq!((old.trade_id, old.date), (i32::MAX, i32::MAX));
+
+    // Past 32 bits the new schema carries what the old one could not (an old reader truncates,
+    // as protobuf says for int64 read as int32: it keeps the low 32 bits).
+    let wide = ClonedEntry {
+        trade_id: 1 << 33,
+        date: 4_102_444_800, // 2100-01-01
+        ..Default::default()
+    };
+    assert_eq!(
+        ClonedEntry::decode(&wide.encode_to_vec()[..]).unwrap(),
+        wide
+    );
+    let truncated = OriginalClonedEntry::decode(&wide.encode_to_vec()[..]).unwrap();
+    assert_eq!(truncated.trade_id, 0);
+}
+
 #[test]
 fn round_trips_including_negative_and_extreme_values() {
     let chunk = TodoChunk {
         currency_pair: "USDT_BTC".into(),
         from_unix_ts: -1,
-        until_unix_ts: i32::MAX,
+        until_unix_ts: i64::MAX,
         task_dbid: i32::MIN,
     };
     assert_eq!(

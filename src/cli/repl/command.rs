@@ -71,7 +71,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
             return Err(format!("** (ArgumentError) usage: {usage}"));
         }
         let int = |what: &str, s: &str| {
-            s.parse::<i32>().map_err(|_| {
+            s.parse::<i64>().map_err(|_| {
                 format!(
                     "** (ArgumentError) {what} must be a whole number of unix seconds, got {s:?}"
                 )
@@ -137,7 +137,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
 mod tests {
     use super::*;
 
-    fn chunk(pair: &str, from: i32, until: i32, id: i32) -> TodoChunk {
+    fn chunk(pair: &str, from: i64, until: i64, id: i32) -> TodoChunk {
         TodoChunk {
             currency_pair: pair.into(),
             from_unix_ts: from,

@@ -79,7 +79,7 @@ impl Model {
         });
         let mut model = Model {
             key,
-            // Distinct, stable id ranges per pair, well inside int32 for decades of trades.
+            // Distinct, stable id ranges per pair, well inside the original int32 for decades of trades.
             base_id: 1_000_000 + (fnv1a(pair.as_bytes()) % 4_000) as i64 * 1_000,
             base_global_id: 100_000_000 + (key % 1_000) as i64,
             lambda,

@@ -274,8 +274,8 @@ pub fn minute_chunks(pair: &str, n: i32) -> Vec<TodoChunk> {
     (0..n)
         .map(|i| TodoChunk {
             currency_pair: pair.into(),
-            from_unix_ts: DAY + i * 60,
-            until_unix_ts: DAY + i * 60 + 59,
+            from_unix_ts: DAY + i64::from(i) * 60,
+            until_unix_ts: DAY + i64::from(i) * 60 + 59,
             task_dbid: i,
         })
         .collect()

@@ -16,8 +16,8 @@ pub fn expected_result(sim: &SimulatorConfig, chunk: &TodoChunk) -> cloned_chunk
     let n = market::count_in_window(
         sim,
         &chunk.currency_pair,
-        chunk.from_unix_ts as i64,
-        chunk.until_unix_ts as i64,
+        chunk.from_unix_ts,
+        chunk.until_unix_ts,
     );
     if n as usize >= sim.page_limit {
         cloned_chunk::Result::WindowTooBig
@@ -35,8 +35,8 @@ pub fn assert_matches_ground_truth(sim: &SimulatorConfig, answer: &ClonedChunk) 
     let truth = market::trades_in_window(
         sim,
         &chunk.currency_pair,
-        chunk.from_unix_ts as i64,
-        chunk.until_unix_ts as i64,
+        chunk.from_unix_ts,
+        chunk.until_unix_ts,
     );
     assert_eq!(
         answer.entries.len(),
@@ -44,8 +44,8 @@ pub fn assert_matches_ground_truth(sim: &SimulatorConfig, answer: &ClonedChunk) 
         "entry count of {chunk:?}"
     );
     for (entry, trade) in answer.entries.iter().zip(&truth) {
-        assert_eq!(entry.trade_id as i64, trade.trade_id);
-        assert_eq!(entry.date as i64, trade.date);
+        assert_eq!(entry.trade_id, trade.trade_id);
+        assert_eq!(entry.date, trade.date);
         assert_eq!(
             entry.r#type == 1,
             trade.buy,
@@ -100,19 +100,19 @@ pub async fn start_simulator(config: SimulatorConfig) -> SimulatorHandle {
 }
 
 /// Hourly chunks of `pair` from `start`.
-pub fn hourly_chunks(pair: &str, start: i32, hours: i32, first_id: i32) -> Vec<TodoChunk> {
+pub fn hourly_chunks(pair: &str, start: i64, hours: i32, first_id: i32) -> Vec<TodoChunk> {
     (0..hours)
         .map(|h| TodoChunk {
             currency_pair: pair.to_string(),
-            from_unix_ts: start + h * 3600,
-            until_unix_ts: start + h * 3600 + 3599,
+            from_unix_ts: start + i64::from(h) * 3600,
+            until_unix_ts: start + i64::from(h) * 3600 + 3599,
             task_dbid: first_id + h,
         })
         .collect()
 }
 
 /// 2018-10-22 00:00:00 UTC.
-pub const DAY: i32 = 1_540_166_400;
+pub const DAY: i64 = 1_540_166_400;
 
 /// Bounds every test: a hang fails the test instead of stalling CI.
 pub const TEST_DEADLINE: Duration = Duration::from_secs(120);
