@@ -108,10 +108,7 @@ pub async fn run(
 ) -> anyhow::Result<CloneReport> {
     let started = Instant::now();
     // The range is checked before anything is connected to.
-    let mut planner = match settings.clone.window_secs {
-        Some(secs) => Planner::fixed(options.from, options.until, secs)?,
-        None => Planner::by_density(options.from, options.until, settings.upstream.page_limit)?,
-    };
+    window::check_range(options.from, options.until)?;
     let range = Window {
         from: options.from,
         until: options.until - 1,
@@ -131,6 +128,15 @@ pub async fn run(
     // The limiter's pace tells how long the requests ahead of one take.
     let rate = (!settings.rate_limiter.unlimited).then_some(settings.default_rate);
     let lanes = window::lanes(todo_partitions, rate);
+    let mut planner = match settings.clone.window_secs {
+        Some(secs) => Planner::fixed(options.from, options.until, secs)?,
+        None => Planner::by_density(
+            options.from,
+            options.until,
+            settings.upstream.page_limit,
+            window::pages_per_window(lanes),
+        )?,
+    };
     // Reading starts at the current end, before anything is published: every answer to this
     // run comes after it, and nothing older is read.
     let reader = TopicReader::at_end(&settings.kafka, &settings.topics.finished)?;

@@ -97,24 +97,30 @@ pub const MAX_WINDOW_SECS: u32 = 30 * 86_400;
 
 /// Windows asked for at once: each is asked for page by page, one request at a time, so these
 /// are the requests in flight. At least 8; twice the todo topic's `partitions`, so that every
-/// member of the service's group has work; a fifth of a second of calls at `rate` (a round
-/// trip through Kafka and the exchange is well under that); 64 with no rate.
+/// member of the service's group has work; 50 ms of calls at `rate` (a round trip through
+/// Kafka and the exchange takes less); 16 with no rate.
 pub fn lanes(partitions: usize, rate: Option<f64>) -> usize {
-    let of_the_rate = rate.map_or(64, |r| (r * 0.2).ceil() as usize);
+    let of_the_rate = rate.map_or(16, |r| (r * 0.05).ceil() as usize);
     8.max(2 * partitions).max(of_the_rate)
 }
 
-/// Pages a planned window should hold: each window ends in one page that is not full, so this
-/// bounds the calls wasted (one in 30 at worst, half that on average), while few enough windows
-/// are in flight that the trades held for the output stay small.
-pub const PAGES_PER_WINDOW: f64 = 30.0;
+/// Pages all windows in flight hold together, at most: what the clone may have to keep in
+/// memory for the output (about 40 MB of trades).
+pub const PAGES_IN_FLIGHT: usize = 240;
+
+/// Pages a planned window should hold when `lanes` are in flight: each window ends in one page
+/// that is not full, so more pages waste fewer calls (one in 30 at worst, half that on
+/// average), within [`PAGES_IN_FLIGHT`] for them all; never fewer than 4.
+pub fn pages_per_window(lanes: usize) -> f64 {
+    (PAGES_IN_FLIGHT / lanes.max(1)).clamp(4, 30) as f64
+}
 
 /// The first windows, before any density is known: an hour.
 pub const FIRST_WINDOW_SECS: i64 = 3600;
 
 /// Windows planned as the clone goes, in time order, so that the output is written as it goes
 /// and only the windows in flight are held. Fixed (`clone.window_secs`), or sized from the
-/// density of trades seen so far to hold [`PAGES_PER_WINDOW`] pages: the calls then approach
+/// density of trades seen so far to hold [`pages_per_window`] pages: the calls then approach
 /// trades / page size.
 #[derive(Debug, Clone)]
 pub struct Planner {
@@ -136,6 +142,8 @@ struct Learning {
     trades: u64,
     secs: i64,
     page: u64,
+    /// Pages a window should hold.
+    pages: f64,
 }
 
 impl Planner {
@@ -154,8 +162,13 @@ impl Planner {
         })
     }
 
-    /// Windows sized to the density seen, for pages of up to `page` trades.
-    pub fn by_density(from: i64, until: i64, page: usize) -> Result<Planner, PlanError> {
+    /// Windows sized to the density seen to hold `pages` pages of up to `page` trades.
+    pub fn by_density(
+        from: i64,
+        until: i64,
+        page: usize,
+        pages: f64,
+    ) -> Result<Planner, PlanError> {
         check_range(from, until)?;
         Ok(Planner {
             next_from: from,
@@ -165,6 +178,7 @@ impl Planner {
                 trades: 0,
                 secs: 0,
                 page: page.max(1) as u64,
+                pages: pages.max(1.0),
             }),
             planned: 0,
         })
@@ -211,13 +225,14 @@ impl Planner {
             self.secs.saturating_mul(4)
         } else {
             let density = l.trades as f64 / l.secs.max(1) as f64;
-            (PAGES_PER_WINDOW * l.page as f64 / density) as i64
+            (l.pages * l.page as f64 / density) as i64
         }
         .clamp(1, i64::from(MAX_WINDOW_SECS));
     }
 }
 
-fn check_range(from: i64, until: i64) -> Result<(), PlanError> {
+/// Whether `[from, until)` can be planned: not empty, from 1970 to the year 9999.
+pub fn check_range(from: i64, until: i64) -> Result<(), PlanError> {
     if until <= from {
         return Err(PlanError::Empty { from, until });
     }
@@ -304,13 +319,17 @@ mod tests {
     fn lanes_keep_the_rate_and_every_member_busy() {
         assert_eq!(lanes(2, Some(6.0)), 8);
         assert_eq!(lanes(12, Some(6.0)), 24);
-        assert_eq!(lanes(2, Some(600.0)), 120);
-        assert_eq!(lanes(2, None), 64);
+        assert_eq!(lanes(2, Some(600.0)), 30);
+        assert_eq!(lanes(2, None), 16);
+        // Memory bounded whatever the lanes: 240 pages in flight, 4 to 30 a window.
+        assert_eq!(pages_per_window(8), 30.0);
+        assert_eq!(pages_per_window(30), 8.0);
+        assert_eq!(pages_per_window(1000), 4.0);
     }
 
     #[test]
     fn planned_windows_tile_the_range_and_grow_to_the_density_seen() {
-        let mut p = Planner::by_density(DAY, DAY + 30 * 86_400, 1000).unwrap();
+        let mut p = Planner::by_density(DAY, DAY + 30 * 86_400, 1000, 30.0).unwrap();
         let first = p.next_window().unwrap();
         assert!(!p.can_plan_ahead(), "one window until a density is known");
         assert_eq!((first.from, first.secs()), (DAY, FIRST_WINDOW_SECS));
@@ -321,7 +340,7 @@ mod tests {
         assert_eq!(second.from, first.until + 1);
         assert_eq!(second.secs(), 60_000);
         // Nothing traded yet: four times longer each time, never past the maximum.
-        let mut calm = Planner::by_density(DAY, DAY + 400 * 86_400, 1000).unwrap();
+        let mut calm = Planner::by_density(DAY, DAY + 400 * 86_400, 1000, 30.0).unwrap();
         calm.next_window();
         calm.learn(0, 3600);
         assert_eq!(calm.next_window().unwrap().secs(), 4 * 3600);

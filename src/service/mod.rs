@@ -10,7 +10,8 @@
 //! 4. [`delivery`]: the answer (or dead letter) is produced and acknowledged by the broker.
 //! 5. [`offset_tracker`]: only then, and only in order per partition, its offset may be
 //!    stored ([`offsets`]); librdkafka commits what is stored. [`group`] commits before a
-//!    partition is revoked.
+//!    partition is revoked, and gives the rate limiter this member's share of the exchange's
+//!    budget after every change ([`budget_share`]).
 //! 6. [`http_endpoint`]: `/metrics` and `/health` on `http.listen`, from before the consumer
 //!    joins its group until after the drain.
 //!

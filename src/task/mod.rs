@@ -3,7 +3,8 @@
 //!
 //! - [`chunk_task`]: `clone_chunk`, the future itself, and what it shares (`TaskDeps`).
 //! - [`upstream`]: the exchange's API client (Poloniex legacy `returnTradeHistory`).
-//! - [`rate_limiter`]: `RateLimiter`, a generic actor granting one call at a time at a rate.
+//! - [`rate_limiter`]: `RateLimiter`, a generic actor granting one call at a time on the slots
+//!   of a timeline at a rate, of which it may own a share; push-back slows or pauses it.
 //! - [`backoff`]: exponential backoff with jitter, generic.
 //!
 //! The reusable parts ([`rate_limiter`], [`backoff`]) must never know what a chunk or an

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 
-use cloner_worker::dev::simulator::SimulatorConfig;
+use cloner_worker::dev::simulator::{market, SimulatorConfig};
 use cloner_worker::pool::app::{App, Hooks};
 use cloner_worker::pool::manager::{AddTask, GetManagerStatus, WorkerState};
 use cloner_worker::pool::registry::AwaitWorkersUp;
@@ -94,8 +94,22 @@ async fn two_hundred_chunks_at_fifty_per_second_match_the_simulator_without_viol
             "{chunk:?}: {}",
             answer.possible_error_message
         );
-        match want {
-            cloned_chunk::Result::Complete => assert_matches_ground_truth(&sim_config, answer),
+        match (
+            want,
+            answer.covered_from_unix_ts,
+            answer.covered_until_unix_ts,
+        ) {
+            (cloned_chunk::Result::Complete, _, _) => {
+                assert_matches_ground_truth(&sim_config, answer)
+            }
+            // A full page: its covered part, the newest seconds of the window, exactly.
+            (cloned_chunk::Result::WindowTooBig, Some(from), Some(until)) => {
+                assert_eq!(until, chunk.until_unix_ts);
+                let truth =
+                    market::trades_in_window(&sim_config, &chunk.currency_pair, from, until);
+                let ids: Vec<i64> = answer.entries.iter().map(|e| e.trade_id).collect();
+                assert_eq!(ids, truth.iter().map(|t| t.trade_id).collect::<Vec<_>>());
+            }
             _ => assert!(answer.entries.is_empty()),
         }
     }
