@@ -1,7 +1,7 @@
 //! `cloner-worker clone`: the requesting side. Cuts a range of a pair's history into windows,
 //! publishes them as TodoChunks, waits for their results, and writes the trades in time order.
 //!
-//! - [`window`]: the plan, and halving a window that is too big.
+//! - [`window`]: the plan, what is left of a window once a page is kept, and halving.
 //! - [`result_waiter`]: `ResultWaiter`, which matches results read from the finished topic to
 //!   the requests waiting for them.
 //! - [`output`]: trades written in time order, each once, and the check of the result.
@@ -10,9 +10,14 @@
 //!   each request goes to (the least loaded), so every member of the service's group has work
 //!   for its share of the rate.
 //!
-//! Per window: `COMPLETE` → its trades go to the output; `WINDOW_TOO_BIG` → its halves
+//! Windows are planned as the clone goes, in time order, a bounded number in flight
+//! ([`window::Planner`], [`window::lanes`]): the output is written as it goes, and memory holds
+//! only what is in flight. Per window: `COMPLETE` → its trades go to the output;
+//! `WINDOW_TOO_BIG` with a covered part → its trades go to the output and only the rest of the
+//! window is asked for (page by page); `WINDOW_TOO_BIG` without → its halves
 //! `[from, mid]`, `[mid + 1, until]` are asked for, down to one second; `RANDOM_ERROR` → asked
-//! again up to `clone.max_error_retries` times; no answer in time → published again up to
+//! again up to `clone.max_error_retries` times; no answer in time → waited for while the
+//! service answers other requests of the run, else published again up to
 //! `clone.max_republish` times. A window that runs out of tries is reported by name and the
 //! clone ends unsuccessfully, its output left as `FILE.partial`.
 //!
