@@ -1,9 +1,10 @@
 //! The simulator's HTTP side (actix-web): `GET /public?command=returnTradeHistory…`,
 //! `GET /stats`, `POST /stats/reset`, `GET /health`.
 //!
-//! Per call, in order: the rate check (429 past `rate_limit` calls in any one second, counted
-//! as a violation), then the injected faults, then the real answer. It must never block a
-//! server thread: latency and hangs are timers.
+//! Per call, in order: the rate check (429 with `Retry-After` past `rate_limit` calls in any one
+//! second, counted as a violation; 418 once `ban_after` violations start a ban, for `ban_secs`),
+//! a random refusal (`refuse_rate`), then the injected faults, then the real answer. It must
+//! never block a server thread: latency and hangs are timers.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
