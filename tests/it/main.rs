@@ -22,7 +22,8 @@
 //! - [`outage`] — `serve` with its broker taken down: the outage said once, a SIGTERM still
 //!   ends it within the grace period and the bounded close.
 //! - [`rate_budget`] — the exchange's rate budget: two members at the whole limit share it
-//!   without a call too many; 429s slow every worker and a ban pauses them, and no chunk fails.
+//!   without a call too many (or each has it all with the replica split); 429s slow every
+//!   worker and a ban pauses them, as `/metrics` shows, and no chunk fails.
 //! - [`rebalance`] — two `serve` members: one saturated by a hung upstream still lets the other
 //!   in; a revoked partition's queued chunks are not cloned by the old owner.
 //! - [`broker`] — the test broker's fault injection through its control port: a leader taken
@@ -37,7 +38,7 @@
 //!   engine, and `serve` with nothing but the worker container's environment.
 //!
 //! The shared helpers are in [`helpers`]: the exchange simulator in this process, settings and
-//! the ground truth (`helpers/mod.rs`); the test broker, its control port, topics, groups and a
+//! the ground truth (`helpers/mod.rs`); the service's HTTP endpoint (`helpers/http.rs`); the test broker, its control port, topics, groups and a
 //! service's environment (`helpers/kafka.rs`); and every child process (`helpers/process.rs`):
 //! the package's binaries, `serve` as a [`helpers::process::ServiceProcess`] whose log is read
 //! as it runs, a test's own mock broker, the `clone` command, commands run to their exit or

@@ -3,6 +3,7 @@
 //!
 //! - Two members of one group, each configured with the whole limit, share it by the partitions
 //!   each holds: the exchange never sees one call too many.
+//! - With `rate_limiter.split = "replica"` each member has the whole rate.
 //! - Push-back is obeyed by the whole service: a limit below the configured rate gets 429s
 //!   (every worker slows down) and then a ban (418 with Retry-After: every call waits), and no
 //!   chunk is answered RANDOM_ERROR for it.
@@ -11,6 +12,7 @@ use cloner_worker::clone::requester::TopicReader;
 use cloner_worker::dev::simulator::SimulatorConfig;
 use cloner_worker::proto::cloned_chunk;
 
+use crate::helpers::http::*;
 use crate::helpers::kafka::*;
 use crate::helpers::process::*;
 use crate::helpers::*;
@@ -69,6 +71,7 @@ async fn refusals_slow_every_worker_a_ban_pauses_them_and_no_chunk_fails_for_it(
     let settings = kafka_settings(base, "push-back").await;
     let results = TopicReader::new(&settings.kafka, &settings.topics.finished).unwrap();
     let mut service = ServiceProcess::start(&settings);
+    let addr = endpoint_addr(&mut service);
     service.wait_for("its partitions", TEST_DEADLINE, holds_two_partitions);
     let chunks = minute_chunks("BTC_LTC", 40);
     publish(&settings, &chunks).await;
@@ -96,6 +99,51 @@ async fn refusals_slow_every_worker_a_ban_pauses_them_and_no_chunk_fails_for_it(
         stats.violations >= 3 && stats.banned_calls >= 1,
         "{stats:?}"
     );
+    // What an operator sees: the decreases, the pauses, and the calls refused, by kind. Every
+    // call not answered with trades was refused (no faults here).
+    let (_, _, page) = get(&addr, "/metrics");
+    let s = |series: &str| sample(&page, series).unwrap_or_else(|| panic!("{series}:\n{page}"));
+    assert!(s("cloner_rate_limiter_decreases_total") >= 1.0, "{page}");
+    assert!(
+        s("cloner_rate_limiter_paused_seconds_total") >= 1.0,
+        "{page}"
+    );
+    let refused = |outcome: &str| {
+        s(&format!(
+            "cloner_upstream_call_duration_seconds_count{{outcome=\"{outcome}\"}}"
+        ))
+    };
+    assert!(refused("banned") >= 1.0, "{page}");
+    assert_eq!(
+        refused("too_many") + refused("banned"),
+        (stats.calls - stats.trade_history_calls) as f64,
+        "{stats:?}\n{page}"
+    );
+    assert_eq!(s("cloner_rate_limiter_share_calls_per_second"), 6.0);
     service.kill();
+    sim.stop().await;
+}
+
+#[actix_rt::test]
+async fn with_the_replica_split_each_member_spends_the_whole_rate() {
+    // Replicas that call from different addresses: each has the exchange's limit to itself.
+    let sim = start_simulator(no_rate_limit()).await;
+    let settings = kafka_settings(settings(&sim, 2, 6.0), "replica-split").await;
+    let split = [("CLONER__RATE_LIMITER__SPLIT", "replica")];
+    let mut a = ServiceProcess::start_with_env(&settings, &split);
+    let a_addr = endpoint_addr(&mut a);
+    a.wait_for("both partitions", TEST_DEADLINE, holds_two_partitions);
+    let mut b = ServiceProcess::start_with_env(&settings, &split);
+    let b_addr = endpoint_addr(&mut b);
+    b.wait_for("a partition", TEST_DEADLINE, holds_one_partition);
+    for addr in [&a_addr, &b_addr] {
+        let (_, _, body) = get(addr, "/health");
+        assert!(
+            body.contains(r#""share_calls_per_second":6.0"#),
+            "{addr}: {body}"
+        );
+    }
+    a.kill();
+    b.kill();
     sim.stop().await;
 }
