@@ -38,8 +38,9 @@
 //!   engine, and `serve` with nothing but the worker container's environment.
 //!
 //! The shared helpers are in [`helpers`]: the exchange simulator in this process, settings and
-//! the ground truth (`helpers/mod.rs`); the service's HTTP endpoint (`helpers/http.rs`); the test broker, its control port, topics, groups and a
-//! service's environment (`helpers/kafka.rs`); and every child process (`helpers/process.rs`):
+//! the ground truth (`helpers/mod.rs`); the service's HTTP endpoint (`helpers/http.rs`); the
+//! test broker, its control port, topics, groups and a service's environment
+//! (`helpers/kafka.rs`); and every child process (`helpers/process.rs`):
 //! the package's binaries, `serve` as a [`helpers::process::ServiceProcess`] whose log is read
 //! as it runs, a test's own mock broker, the `clone` command, commands run to their exit or
 //! killed at a time limit, signals.
