@@ -6,6 +6,8 @@
 //!   the requests waiting for them.
 //! - [`output`]: trades written in time order, each once, and the check of the result.
 //! - [`progress`]: a bar on a terminal, log lines otherwise.
+//! - [`partial`] and [`journal`]: `FILE.partial` while it grows, and the journal that lets the
+//!   same command continue it after any stop.
 //! - [`asker`]: one window asked for until it has a final answer; [`spread`]: which partition
 //!   each request goes to (the least loaded), so every member of the service's group has work
 //!   for its share of the rate.
@@ -25,7 +27,9 @@
 //! has a gap: the output's check decides, not the count of answers.
 
 pub mod asker;
+pub mod journal;
 pub mod output;
+pub mod partial;
 pub mod progress;
 pub mod report;
 pub mod requester;
@@ -36,7 +40,7 @@ pub mod window;
 use std::cell::Cell;
 use std::future::Future;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -51,6 +55,7 @@ use crate::pool::app::Hooks;
 use crate::service::checks::CHECK_TIMEOUT;
 
 use asker::{Answer, Asked, Asker};
+use journal::Identity;
 use output::{Format, Output};
 use progress::{Counts, Progress, ProgressMode};
 pub use report::{CloneReport, Incomplete};
@@ -147,20 +152,34 @@ pub async fn run(
     let reader = TopicReader::at_end(&settings.kafka, &settings.topics.finished)?;
     let waiter = ResultWaiter::reading(reader);
 
-    let (writer, written_to): (Box<dyn Write>, Sink) = match &options.out {
-        Sink::File(path) => {
-            let partial = partial_path(path);
-            let file = std::fs::File::create(&partial)
-                .with_context(|| format!("creating {}", partial.display()))?;
-            (Box::new(std::io::BufWriter::new(file)), Sink::File(partial))
-        }
-        Sink::Stdout => (
-            Box::new(std::io::BufWriter::new(std::io::stdout())),
-            Sink::Stdout,
-        ),
-        Sink::Discard => (Box::new(std::io::sink()), Sink::Discard),
+    // A file grows as FILE.partial with its journal, and continues a run of this very clone
+    // that stopped before the end.
+    let identity = Identity {
+        pair: options.pair.to_string(),
+        from: options.from,
+        until: options.until,
+        format: options.format.name().into(),
     };
-    let mut output = Output::new(writer, options.format, &[]).context("writing the output")?;
+    let (mut output, mut partial, written_to) = match &options.out {
+        Sink::File(path) => {
+            let opened = partial::open(path, &identity, options.format)?;
+            if let Some(from) = opened.resumed_from {
+                planner.skip_to(from);
+            }
+            let written_to = Sink::File(opened.file.path.clone());
+            (opened.output, Some(opened.file), written_to)
+        }
+        Sink::Stdout => {
+            let stdout = Box::new(std::io::BufWriter::new(std::io::stdout())) as Box<dyn Write>;
+            let output = Output::new(stdout, options.format, &[]).context("writing the output")?;
+            (output, None, Sink::Stdout)
+        }
+        Sink::Discard => {
+            let discard = Box::new(std::io::sink()) as Box<dyn Write>;
+            let output = Output::new(discard, options.format, &[]).context("writing the output")?;
+            (output, None, Sink::Discard)
+        }
+    };
     // One id per run: results of other runs, even of the same windows, belong to nobody here.
     let run_id = fastrand::i32(1..i32::MAX);
     log::info!(
@@ -278,8 +297,14 @@ pub async fn run(
             }
         }
         progress.update(&counts);
+        if let Some(partial) = &mut partial {
+            partial.checkpoint(&mut output, false)?;
+        }
     }
     progress.finish();
+    if let Some(partial) = &mut partial {
+        partial.checkpoint(&mut output, true)?;
+    }
     // What was not planned yet (an interrupted clone) is missing from the output too.
     if let Some(rest) = planner.rest() {
         output.expect(rest);
@@ -300,20 +325,11 @@ pub async fn run(
         written_to,
         elapsed: started.elapsed(),
     };
-    if let (Sink::File(partial), Sink::File(out)) = (&report.written_to, &options.out) {
+    if let (Some(partial), Sink::File(out)) = (partial, &options.out) {
         if report.is_complete() {
-            std::fs::rename(partial, out)
-                .with_context(|| format!("renaming {} to {}", partial.display(), out.display()))?;
+            partial.complete(out)?;
             report.written_to = Sink::File(out.clone());
         }
     }
     Ok(report)
-}
-
-/// `trades.csv` → `trades.csv.partial`: where the output grows until it is complete, so that a
-/// file under the asked-for name is always a complete clone.
-fn partial_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".partial");
-    PathBuf::from(name)
 }

@@ -67,7 +67,7 @@ pub struct UnknownFormat {
 }
 
 /// What the check found, so far or at the end.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Check {
     /// Trades written.
     pub trades: u64,
@@ -165,18 +165,47 @@ enum Sink<W: Write> {
     Jsonl(W),
 }
 
+/// `W`, counting the bytes that go through it.
+struct Counting<W: Write> {
+    inner: W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// Trades in time order, each once, to `W`.
 pub struct Output<W: Write> {
-    sink: Sink<W>,
+    sink: Sink<Counting<W>>,
     /// Every window not yet written, by its first second.
     slots: BTreeMap<i64, Slot>,
     check: Check,
+    /// The last second up to which every trade is written, with no failed window before it:
+    /// what a later run may continue from.
+    written_until: Option<i64>,
+    /// A failed window was passed: `written_until` stays before it.
+    failed: bool,
+    /// The output's length (counting what it continues) up to the end of `written_until`.
+    clean_bytes: u64,
 }
 
 impl<W: Write> Output<W> {
     /// An output awaiting `windows` (which must tile a range; more are added with
     /// [`Output::expect`]), writing the CSV header at once.
     pub fn new(writer: W, format: Format, windows: &[Window]) -> std::io::Result<Self> {
+        let writer = Counting {
+            inner: writer,
+            bytes: 0,
+        };
         let sink = match format {
             Format::Csv => {
                 let mut csv = csv::Writer::from_writer(writer);
@@ -193,7 +222,56 @@ impl<W: Write> Output<W> {
             sink,
             slots,
             check: Check::default(),
+            written_until: None,
+            failed: false,
+            clean_bytes: 0,
         })
+    }
+
+    /// An output that continues one of `bytes` bytes written up to `written_until` with
+    /// `check` (no header: `writer` appends to what is there).
+    pub fn resume(writer: W, format: Format, check: Check, written_until: i64, bytes: u64) -> Self {
+        let writer = Counting {
+            inner: writer,
+            bytes,
+        };
+        let sink = match format {
+            Format::Csv => Sink::Csv(Box::new(
+                csv::WriterBuilder::new()
+                    .has_headers(false)
+                    .from_writer(writer),
+            )),
+            Format::Jsonl => Sink::Jsonl(writer),
+        };
+        Output {
+            sink,
+            slots: BTreeMap::new(),
+            check,
+            written_until: Some(written_until),
+            failed: false,
+            clean_bytes: bytes,
+        }
+    }
+
+    /// The last second up to which every trade is written and no window failed, and the
+    /// output's length at its end: what a later run may continue from.
+    pub fn written_until(&self) -> Option<(i64, u64)> {
+        self.written_until.map(|until| (until, self.clean_bytes))
+    }
+
+    fn bytes(&self) -> u64 {
+        match &self.sink {
+            Sink::Csv(csv) => csv.get_ref().bytes,
+            Sink::Jsonl(writer) => writer.bytes,
+        }
+    }
+
+    /// Pushes what is written through to the writer (not to disk: the caller syncs).
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.sink {
+            Sink::Csv(csv) => csv.flush(),
+            Sink::Jsonl(writer) => writer.flush(),
+        }
     }
 
     fn pending_slot(&mut self, window: Window) -> Result<&mut Slot, OutputError> {
@@ -270,8 +348,8 @@ impl<W: Write> Output<W> {
     pub fn finish(mut self) -> Result<(W, Check), OutputError> {
         self.check.skipped_windows += self.pending() as u64;
         let mut writer = match self.sink {
-            Sink::Csv(csv) => (*csv).into_inner().map_err(|e| e.into_error())?,
-            Sink::Jsonl(writer) => writer,
+            Sink::Csv(csv) => (*csv).into_inner().map_err(|e| e.into_error())?.inner,
+            Sink::Jsonl(writer) => writer.inner,
         };
         writer.flush()?;
         Ok((writer, self.check))
@@ -285,11 +363,18 @@ impl<W: Write> Output<W> {
                 Slot::Failed { .. } => {
                     entry.remove();
                     self.check.skipped_windows += 1;
+                    self.failed = true;
                 }
                 Slot::Done { .. } => {
-                    if let Slot::Done { entries, .. } = entry.remove() {
+                    if let Slot::Done { entries, until } = entry.remove() {
                         for e in &entries {
                             self.write(e)?;
+                        }
+                        if !self.failed {
+                            // Through the CSV writer's buffer, so the count is exact here.
+                            self.flush()?;
+                            self.written_until = Some(until);
+                            self.clean_bytes = self.bytes();
                         }
                     }
                 }

@@ -199,6 +199,11 @@ impl Planner {
         Some(window)
     }
 
+    /// Plans nothing before `from`: what an earlier run wrote already.
+    pub fn skip_to(&mut self, from: i64) {
+        self.next_from = self.next_from.max(from);
+    }
+
     /// Whether windows can be planned ahead: fixed ones always; sized ones once a density is
     /// known (until then one window at a time, or every blind guess wastes a page).
     pub fn can_plan_ahead(&self) -> bool {

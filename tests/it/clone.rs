@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::time::Duration;
 
 use cloner_worker::clone::requester::TopicReader;
 use cloner_worker::config::Settings;
@@ -193,6 +194,86 @@ async fn planned_windows_take_close_to_one_call_per_page_of_trades() {
         "{per_page:.3} calls per 1 000 trades:\n{summary}"
     );
     assert_eq!(summary_count(&summary, " splits"), 0, "{summary}");
+    assert!(service.terminate(TEST_DEADLINE).success());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[actix_rt::test]
+async fn a_clone_killed_mid_run_continues_where_it_stopped_and_refuses_another_range() {
+    let sim = start_simulator(no_rate_limit()).await;
+    // 50 calls a second: a week of the busy pair takes a few seconds, time to kill it.
+    let mut settings = service_on(&sim, "clone-resume", Some(50.0)).await;
+    settings.clone.window_secs = None;
+    let mut service = ServiceProcess::start(&settings);
+    service.wait_for("its partitions", TEST_DEADLINE, |l| {
+        l.contains("partitions assigned")
+    });
+    let dir = temp_dir("resume");
+    let out = dir.join("week.csv");
+    let journal = dir.join("week.csv.journal");
+    let until = (DAY + 7 * 24 * HOUR).to_string();
+    let args = [
+        "USDT_BTC",
+        "--from",
+        &DAY.to_string(),
+        "--until",
+        &until,
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let mut first = spawn_clone(&settings, &args, &[]);
+    // Killed once its journal holds two checkpoints (a second apart): in the middle of a write,
+    // a checkpoint or a wait, whichever it is at.
+    let checkpointed = async {
+        loop {
+            let records = std::fs::read_to_string(&journal).map_or(0, |j| j.lines().count());
+            if records >= 3 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(TEST_DEADLINE, checkpointed)
+        .await
+        .expect("two checkpoints");
+    first.kill().await.unwrap();
+    let calls_first = sim.stats().calls;
+    assert!(dir.join("week.csv.partial").exists() && !out.exists());
+
+    // Another range against this partial output: refused, saying what differs.
+    let other = run_clone(
+        &settings,
+        &[
+            "USDT_BTC",
+            "--from",
+            &DAY.to_string(),
+            "--until",
+            &(DAY + HOUR).to_string(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    )
+    .await;
+    let refusal = stderr(&other);
+    assert!(!other.status.success());
+    assert!(
+        refusal.contains("is the partial output of another clone"),
+        "{refusal}"
+    );
+
+    // The same command again: continues, and the file is the whole week exactly.
+    let second = run_clone(&settings, &args, &[]).await;
+    let summary = stderr(&second);
+    assert!(second.status.success(), "{summary}");
+    assert!(summary.contains("continuing"), "{summary}");
+    let expected = ground_truth_csv(sim.config(), "USDT_BTC", DAY, DAY + 7 * 24 * HOUR);
+    assert_same_lines(&read_lines(&out), &expected);
+    assert!(!journal.exists(), "the journal goes with the partial file");
+    let calls = sim.stats().calls;
+    let pages = (expected.len() as u64 - 1).div_ceil(1000);
+    eprintln!("killed after {calls_first} calls; {calls} in both runs for {pages} pages of trades");
+    assert!(calls < 2 * pages, "{calls} calls for {pages} pages");
     assert!(service.terminate(TEST_DEADLINE).success());
     std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -1,0 +1,160 @@
+//! `FILE.partial` and its journal: the clone's output file while it grows, continued by a later
+//! run of the same command after any stop (kill -9 included), renamed to `FILE` when complete.
+//!
+//! A checkpoint syncs the partial file, then records in the journal how much of it holds the
+//! trades up to which second ([`crate::clone::journal`]); at most one a second, and one at the
+//! end. A run that finds a journal of the same clone cuts the partial file back to the last
+//! record and goes on from the next second; one that finds another clone's refuses to start.
+//!
+//! It must never record bytes before they are synced, nor append to a file longer than its
+//! journal says.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use crate::clone::journal::{journal_path, Identity, Journal, Progress};
+use crate::clone::output::{Format, Output};
+
+/// Checkpoints are at least this far apart, but for the last.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// The partial output file, synced and journaled.
+pub struct PartialFile {
+    /// Where the output grows: `FILE.partial`.
+    pub path: PathBuf,
+    /// The same file, to sync it (the output writes through its own handle).
+    sync: File,
+    journal: Journal,
+    /// The last second recorded, and when.
+    recorded: Option<i64>,
+    last: Instant,
+}
+
+/// An output and the file behind it; `resumed_from`: the first second still to clone, when a
+/// previous run's output is continued.
+pub struct Opened {
+    pub output: Output<Box<dyn Write>>,
+    pub file: PartialFile,
+    pub resumed_from: Option<i64>,
+}
+
+/// `FILE` → `FILE.partial`.
+pub fn partial_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// Opens the output for `out`: continued if a journal of this very clone says how far it got,
+/// new otherwise.
+pub fn open(out: &Path, identity: &Identity, format: Format) -> anyhow::Result<Opened> {
+    let path = partial_path(out);
+    let journal_at = journal_path(out);
+    let previous = if path.exists() {
+        Journal::resume(&journal_at, identity, &path)?
+    } else {
+        None
+    };
+    let len = std::fs::metadata(&path).map_or(0, |m| m.len());
+    if let Some((journal, progress)) = previous.filter(|(_, p)| p.bytes <= len) {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        // What was written after the last record is written again.
+        file.set_len(progress.bytes)
+            .and_then(|()| file.seek(SeekFrom::End(0)).map(|_| ()))
+            .with_context(|| format!("cutting {} back to its journal", path.display()))?;
+        let sync = file.try_clone().context("a second handle on the output")?;
+        log::info!(
+            "continuing {}: {} trades written up to {}; asking for the rest",
+            path.display(),
+            progress.check.trades,
+            crate::domain::utc::format_utc(progress.written_until)
+        );
+        let resumed_from = Some(progress.written_until + 1);
+        let output = Output::resume(
+            Box::new(BufWriter::new(file)) as Box<dyn Write>,
+            format,
+            progress.check,
+            progress.written_until,
+            progress.bytes,
+        );
+        let file = PartialFile {
+            path,
+            sync,
+            journal,
+            recorded: Some(progress.written_until),
+            last: Instant::now(),
+        };
+        return Ok(Opened {
+            output,
+            file,
+            resumed_from,
+        });
+    }
+    let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let sync = file.try_clone().context("a second handle on the output")?;
+    let journal = Journal::start(&journal_at, identity)
+        .with_context(|| format!("creating {}", journal_at.display()))?;
+    let output = Output::new(
+        Box::new(BufWriter::new(file)) as Box<dyn Write>,
+        format,
+        &[],
+    )
+    .context("writing the output")?;
+    Ok(Opened {
+        output,
+        file: PartialFile {
+            path,
+            sync,
+            journal,
+            recorded: None,
+            last: Instant::now(),
+        },
+        resumed_from: None,
+    })
+}
+
+impl PartialFile {
+    /// Records how far `output` is written, if it got further, at most once a second unless
+    /// `now` (the end of the run).
+    pub fn checkpoint(
+        &mut self,
+        output: &mut Output<Box<dyn Write>>,
+        now: bool,
+    ) -> anyhow::Result<()> {
+        let Some((until, bytes)) = output.written_until() else {
+            return Ok(());
+        };
+        if self.recorded == Some(until) || (!now && self.last.elapsed() < CHECKPOINT_EVERY) {
+            return Ok(());
+        }
+        let progress = Progress {
+            written_until: until,
+            bytes,
+            check: output.check().clone(),
+        };
+        output
+            .flush()
+            .and_then(|()| self.sync.sync_data())
+            .and_then(|()| self.journal.record(&progress))
+            .with_context(|| format!("saving the progress of {}", self.path.display()))?;
+        self.recorded = Some(until);
+        self.last = Instant::now();
+        Ok(())
+    }
+
+    /// The clone is complete: `FILE.partial` becomes `out`, and the journal goes.
+    pub fn complete(self, out: &Path) -> anyhow::Result<()> {
+        std::fs::rename(&self.path, out)
+            .with_context(|| format!("renaming {} to {}", self.path.display(), out.display()))?;
+        self.journal
+            .remove()
+            .context("removing the clone's journal")
+    }
+}
