@@ -169,15 +169,13 @@ pub async fn run(
             let written_to = Sink::File(opened.file.path.clone());
             (opened.output, Some(opened.file), written_to)
         }
-        Sink::Stdout => {
-            let stdout = Box::new(std::io::BufWriter::new(std::io::stdout())) as Box<dyn Write>;
-            let output = Output::new(stdout, options.format, &[]).context("writing the output")?;
-            (output, None, Sink::Stdout)
-        }
-        Sink::Discard => {
-            let discard = Box::new(std::io::sink()) as Box<dyn Write>;
-            let output = Output::new(discard, options.format, &[]).context("writing the output")?;
-            (output, None, Sink::Discard)
+        Sink::Stdout | Sink::Discard => {
+            let writer: Box<dyn Write> = match options.out {
+                Sink::Stdout => Box::new(std::io::BufWriter::new(std::io::stdout())),
+                _ => Box::new(std::io::sink()),
+            };
+            let output = Output::new(writer, options.format).context("writing the output")?;
+            (output, None, options.out.clone())
         }
     };
     // One id per run: results of other runs, even of the same windows, belong to nobody here.

@@ -199,9 +199,9 @@ pub struct Output<W: Write> {
 }
 
 impl<W: Write> Output<W> {
-    /// An output awaiting `windows` (which must tile a range; more are added with
-    /// [`Output::expect`]), writing the CSV header at once.
-    pub fn new(writer: W, format: Format, windows: &[Window]) -> std::io::Result<Self> {
+    /// An output awaiting no window yet (they are added with [`Output::expect`], in time
+    /// order), writing the CSV header at once.
+    pub fn new(writer: W, format: Format) -> std::io::Result<Self> {
         let writer = Counting {
             inner: writer,
             bytes: 0,
@@ -214,13 +214,9 @@ impl<W: Write> Output<W> {
             }
             Format::Jsonl => Sink::Jsonl(writer),
         };
-        let slots = windows
-            .iter()
-            .map(|w| (w.from, Slot::Pending { until: w.until }))
-            .collect();
         Ok(Output {
             sink,
-            slots,
+            slots: BTreeMap::new(),
             check: Check::default(),
             written_until: None,
             failed: false,
@@ -435,6 +431,15 @@ mod tests {
         Window { from, until }
     }
 
+    /// An output into memory awaiting `windows`, in time order.
+    fn awaiting(format: Format, windows: &[Window]) -> Output<Vec<u8>> {
+        let mut out = Output::new(Vec::new(), format).unwrap();
+        for &window in windows {
+            out.expect(window);
+        }
+        out
+    }
+
     fn trade(id: i64, date: i64) -> ClonedEntry {
         ClonedEntry {
             trade_id: id,
@@ -457,8 +462,7 @@ mod tests {
 
     #[test]
     fn windows_answered_out_of_order_are_written_in_time_order() {
-        let mut out =
-            Output::new(Vec::new(), Format::Csv, &[w(0, 9), w(10, 19), w(20, 29)]).unwrap();
+        let mut out = awaiting(Format::Csv, &[w(0, 9), w(10, 19), w(20, 29)]);
         out.complete(w(20, 29), vec![trade(6, 25), trade(5, 21)])
             .unwrap();
         out.complete(w(10, 19), vec![trade(4, 15), trade(3, 12)])
@@ -477,7 +481,7 @@ mod tests {
 
     #[test]
     fn split_windows_are_written_in_place() {
-        let mut out = Output::new(Vec::new(), Format::Csv, &[w(0, 9), w(10, 19)]).unwrap();
+        let mut out = awaiting(Format::Csv, &[w(0, 9), w(10, 19)]);
         out.split(w(0, 9), w(0, 9).halve().unwrap()).unwrap();
         out.complete(w(10, 19), vec![trade(3, 10)]).unwrap();
         out.complete(w(5, 9), vec![trade(2, 7)]).unwrap();
@@ -486,7 +490,7 @@ mod tests {
         let (bytes, check) = out.finish().unwrap();
         assert_eq!(ids(&bytes), [1, 2, 3]);
         assert!(check.is_complete());
-        let mut out = Output::new(Vec::new(), Format::Csv, &[w(0, 9)]).unwrap();
+        let mut out = awaiting(Format::Csv, &[w(0, 9)]);
         assert!(out.complete(w(0, 9), vec![]).is_ok());
         assert!(
             matches!(
@@ -499,7 +503,7 @@ mod tests {
 
     #[test]
     fn duplicates_are_dropped_and_gaps_reported() {
-        let mut out = Output::new(Vec::new(), Format::Csv, &[w(0, 9), w(10, 19)]).unwrap();
+        let mut out = awaiting(Format::Csv, &[w(0, 9), w(10, 19)]);
         out.complete(w(0, 9), vec![trade(1, 1), trade(2, 2), trade(2, 2)])
             .unwrap();
         out.complete(w(10, 19), vec![trade(2, 10), trade(5, 11), trade(9, 12)])
@@ -520,15 +524,14 @@ mod tests {
 
     #[test]
     fn a_failed_window_is_skipped_and_counted() {
-        let mut out =
-            Output::new(Vec::new(), Format::Csv, &[w(0, 9), w(10, 19), w(20, 29)]).unwrap();
+        let mut out = awaiting(Format::Csv, &[w(0, 9), w(10, 19), w(20, 29)]);
         out.complete(w(20, 29), vec![trade(3, 20)]).unwrap();
         out.fail(w(10, 19)).unwrap();
         out.complete(w(0, 9), vec![trade(1, 0)]).unwrap();
         let (bytes, check) = out.finish().unwrap();
         assert_eq!(ids(&bytes), [1, 3]);
         assert_eq!((check.skipped_windows, check.missing_ids), (1, 1));
-        let out = Output::new(Vec::new(), Format::Csv, &[w(0, 9)]).unwrap();
+        let out = awaiting(Format::Csv, &[w(0, 9)]);
         let (_, check) = out.finish().unwrap();
         assert_eq!(
             check.skipped_windows, 1,
@@ -541,12 +544,7 @@ mod tests {
         let mut t = trade(7, 1_540_220_637);
         t.r#type = cloned_entry::Type::Sell as i32;
         t.rate = "1,5\"".into();
-        let mut out = Output::new(
-            Vec::new(),
-            Format::Jsonl,
-            &[w(1_540_220_000, 1_540_229_999)],
-        )
-        .unwrap();
+        let mut out = awaiting(Format::Jsonl, &[w(1_540_220_000, 1_540_229_999)]);
         out.complete(w(1_540_220_000, 1_540_229_999), vec![t.clone()])
             .unwrap();
         let (bytes, _) = out.finish().unwrap();
@@ -557,8 +555,7 @@ mod tests {
                 "rate": "1,5\"", "amount": "2", "total": "0.2"})
         );
         t.amount = "2\r\n".into();
-        let mut out =
-            Output::new(Vec::new(), Format::Csv, &[w(1_540_220_000, 1_540_229_999)]).unwrap();
+        let mut out = awaiting(Format::Csv, &[w(1_540_220_000, 1_540_229_999)]);
         out.complete(w(1_540_220_000, 1_540_229_999), vec![t])
             .unwrap();
         let (bytes, _) = out.finish().unwrap();

@@ -101,12 +101,8 @@ pub fn open(out: &Path, identity: &Identity, format: Format) -> anyhow::Result<O
     let sync = file.try_clone().context("a second handle on the output")?;
     let journal = Journal::start(&journal_at, identity)
         .with_context(|| format!("creating {}", journal_at.display()))?;
-    let output = Output::new(
-        Box::new(BufWriter::new(file)) as Box<dyn Write>,
-        format,
-        &[],
-    )
-    .context("writing the output")?;
+    let output = Output::new(Box::new(BufWriter::new(file)) as Box<dyn Write>, format)
+        .context("writing the output")?;
     Ok(Opened {
         output,
         file: PartialFile {

@@ -133,12 +133,6 @@ impl Slots {
         self.next = self.next.max(self.slot_at(now));
     }
 
-    /// Moves the timeline to a fresh reading of the wall clock (it drifts from the monotonic
-    /// clock over days); slots already spent stay spent.
-    pub fn reanchor(&mut self, anchor: Anchor) {
-        self.anchor = anchor;
-    }
-
     pub fn owned_parts(&self) -> usize {
         self.owned.iter().filter(|&&o| o).count()
     }
