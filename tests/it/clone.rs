@@ -86,23 +86,27 @@ async fn service_on(sim: &SimulatorHandle, test: &str, rate: Option<f64>) -> Set
 
 const HOUR: i64 = 3600;
 
-/// Clones the busy day 2018-10-22 of USDT_BTC through a service with `keep_pages` as given;
-/// checks the file against the ground truth; the clone's summary and the calls it took.
-async fn clone_busy_day(sim: &SimulatorHandle, test: &str, keep_pages: bool) -> (String, u64) {
+/// Clones `days` of USDT_BTC from 2018-10-22 through a service on `settings` (to `test`'s
+/// topics); checks the file against the ground truth; the clone's summary and the calls it took.
+async fn clone_busy_days(
+    sim: &SimulatorHandle,
+    settings: &Settings,
+    test: &str,
+    days: i64,
+) -> (String, u64) {
     sim.reset_stats();
-    let mut settings = service_on(sim, test, None).await;
-    settings.upstream.keep_pages = keep_pages;
-    let mut service = ServiceProcess::start(&settings);
+    let mut service = ServiceProcess::start(settings);
     let dir = temp_dir(test);
-    let out = dir.join("day.csv");
+    let out = dir.join("days.csv");
+    let until = DAY + days * 24 * HOUR;
     let output = run_clone(
-        &settings,
+        settings,
         &[
             "USDT_BTC",
             "--from",
-            "2018-10-22",
+            &DAY.to_string(),
             "--until",
-            "2018-10-23",
+            &until.to_string(),
             "--out",
             out.to_str().unwrap(),
         ],
@@ -111,16 +115,16 @@ async fn clone_busy_day(sim: &SimulatorHandle, test: &str, keep_pages: bool) -> 
     .await;
     let summary = stderr(&output);
     assert!(output.status.success(), "clone failed:\n{summary}");
-    let expected = ground_truth_csv(sim.config(), "USDT_BTC", DAY, DAY + 24 * HOUR);
+    let expected = ground_truth_csv(sim.config(), "USDT_BTC", DAY, until);
     assert!(
         expected.len() > 20_000,
-        "a busy day: {} trades",
+        "busy days: {} trades",
         expected.len()
     );
     assert_same_lines(&read_lines(&out), &expected);
     assert!(summary.contains("no gaps"), "{summary}");
     assert!(
-        !dir.join("day.csv.partial").exists(),
+        !dir.join("days.csv.partial").exists(),
         "the partial file became the output"
     );
     // Every upstream call was one answer the clone received.
@@ -133,6 +137,13 @@ async fn clone_busy_day(sim: &SimulatorHandle, test: &str, keep_pages: bool) -> 
     assert!(service.terminate(TEST_DEADLINE).success());
     std::fs::remove_dir_all(&dir).unwrap();
     (summary, calls)
+}
+
+/// The busy day 2018-10-22 through a service with `keep_pages` as given.
+async fn clone_busy_day(sim: &SimulatorHandle, test: &str, keep_pages: bool) -> (String, u64) {
+    let mut settings = service_on(sim, test, None).await;
+    settings.upstream.keep_pages = keep_pages;
+    clone_busy_days(sim, &settings, test, 1).await
 }
 
 #[actix_rt::test]
@@ -162,30 +173,9 @@ async fn planned_windows_take_close_to_one_call_per_page_of_trades() {
     let mut settings = service_on(&sim, "clone-planned", None).await;
     // The windows are the clone's to plan: sized from the trades seen.
     settings.clone.window_secs = None;
-    let mut service = ServiceProcess::start(&settings);
-    let dir = temp_dir("planned");
-    let out = dir.join("week.csv");
-    let output = run_clone(
-        &settings,
-        &[
-            "USDT_BTC",
-            "--from",
-            "2018-10-22",
-            "--until",
-            "2018-10-29",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .await;
-    let summary = stderr(&output);
-    assert!(output.status.success(), "clone failed:\n{summary}");
-    let expected = ground_truth_csv(sim.config(), "USDT_BTC", DAY, DAY + 7 * 24 * HOUR);
-    assert_same_lines(&read_lines(&out), &expected);
-    let trades = (expected.len() - 1) as f64;
-    let calls = sim.stats().calls as f64;
-    let per_page = calls * 1000.0 / trades;
+    let (summary, calls) = clone_busy_days(&sim, &settings, "clone-planned", 7).await;
+    let trades = summary_count(&summary, " trades (tradeIDs") as f64;
+    let per_page = calls as f64 * 1000.0 / trades;
     eprintln!("{trades} trades in {calls} calls: {per_page:.3} per 1 000");
     // One call per full page, but for the last, partial page of each window and the first
     // windows planned before any density was known.
@@ -194,8 +184,6 @@ async fn planned_windows_take_close_to_one_call_per_page_of_trades() {
         "{per_page:.3} calls per 1 000 trades:\n{summary}"
     );
     assert_eq!(summary_count(&summary, " splits"), 0, "{summary}");
-    assert!(service.terminate(TEST_DEADLINE).success());
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[actix_rt::test]
