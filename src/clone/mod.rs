@@ -6,8 +6,9 @@
 //!   the requests waiting for them.
 //! - [`output`]: trades written in time order, each once, and the check of the result.
 //! - [`progress`]: a bar on a terminal, log lines otherwise.
-//! - [`partial`] and [`journal`]: `FILE.partial` while it grows, and the journal that lets the
-//!   same command continue it after any stop.
+//! - [`partial`], [`journal`] and [`spill`]: `FILE.partial` while it grows, the journal that
+//!   lets the same command continue it after any stop, and the spill that keeps every answer
+//!   until the output holds it, so that a stop loses only the requests in flight.
 //! - [`asker`]: one window asked for until it has a final answer; [`spread`]: which partition
 //!   each request goes to (the least loaded), so every member of the service's group has work
 //!   for its share of the rate.
@@ -34,6 +35,7 @@ pub mod progress;
 pub mod report;
 pub mod requester;
 pub mod result_waiter;
+pub mod spill;
 pub mod spread;
 pub mod window;
 
@@ -62,8 +64,7 @@ pub use report::{CloneReport, Incomplete};
 use requester::TopicReader;
 use result_waiter::{GetWaiterStats, ResultWaiter};
 use spread::Spread;
-use window::Planner;
-use window::Window;
+use window::{Planned, Planner, Window};
 
 /// Where the trades go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,12 +161,16 @@ pub async fn run(
         until: options.until,
         format: options.format.name().into(),
     };
+    // Windows a stopped run answered and spilled: handed out by the planner in their place.
+    let mut had = std::collections::BTreeMap::new();
     let (mut output, mut partial, written_to) = match &options.out {
         Sink::File(path) => {
             let opened = partial::open(path, &identity, options.format)?;
             if let Some(from) = opened.resumed_from {
                 planner.skip_to(from);
             }
+            planner.have(opened.had.iter().map(|h| h.window));
+            had.extend(opened.had.into_iter().map(|h| (h.window.from, h.entries)));
             let written_to = Sink::File(opened.file.path.clone());
             (opened.output, Some(opened.file), written_to)
         }
@@ -218,12 +223,25 @@ pub async fn run(
         // The next windows of the range, in time order, while fewer than `lanes` are asked for:
         // the output is written as the clone goes, and only what is in flight is held.
         while asked.len() < lanes && (asked.is_empty() || planner.can_plan_ahead()) {
-            let Some(window) = planner.next_window() else {
-                break;
-            };
-            counts.windows_total += 1;
-            output.expect(window);
-            asked.push(Box::pin(asker.ask(window)));
+            match planner.next_part() {
+                None => break,
+                Some(Planned::Ask(window)) => {
+                    counts.windows_total += 1;
+                    output.expect(window);
+                    asked.push(Box::pin(asker.ask(window)));
+                }
+                Some(Planned::Had(window)) => {
+                    let entries = had
+                        .remove(&window.from)
+                        .expect("the planner hands out only the windows it was given");
+                    counts.windows_total += 1;
+                    counts.windows_done += 1;
+                    counts.trades += entries.len() as u64;
+                    planner.learn(entries.len(), window.secs());
+                    output.expect(window);
+                    output.complete(window, entries)?;
+                }
+            }
         }
         let done = tokio::select! {
             done = asked.next() => match done {
@@ -243,6 +261,9 @@ pub async fn run(
                 counts.windows_done += 1;
                 counts.trades += entries.len() as u64;
                 planner.learn(entries.len(), done.window.secs());
+                if let Some(partial) = &mut partial {
+                    partial.keep(done.window, &entries)?;
+                }
                 output.complete(done.window, entries)?;
             }
             Answer::TooBig {
@@ -261,6 +282,9 @@ pub async fn run(
                 counts.windows_done += 1;
                 counts.trades += entries.len() as u64;
                 planner.learn(entries.len(), covered.secs());
+                if let Some(partial) = &mut partial {
+                    partial.keep(covered, &entries)?;
+                }
                 output.split(done.window, parts)?;
                 output.complete(covered, entries)?;
                 asked.push(Box::pin(asker.ask(rest)));

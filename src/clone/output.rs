@@ -255,7 +255,23 @@ impl<W: Write> Output<W> {
         self.written_until.map(|until| (until, self.clean_bytes))
     }
 
-    fn bytes(&self) -> u64 {
+    /// The windows answered and waiting for an earlier one, with their trades, in time order:
+    /// what a stop would lose if they were not spilled.
+    pub fn held(&self) -> impl Iterator<Item = (Window, &[ClonedEntry])> {
+        self.slots.iter().filter_map(|(&from, slot)| match slot {
+            Slot::Done { until, entries } => Some((
+                Window {
+                    from,
+                    until: *until,
+                },
+                entries.as_slice(),
+            )),
+            _ => None,
+        })
+    }
+
+    /// Bytes written so far, counting what this output continues.
+    pub fn bytes(&self) -> u64 {
         match &self.sink {
             Sink::Csv(csv) => csv.get_ref().bytes,
             Sink::Jsonl(writer) => writer.bytes,

@@ -1,10 +1,13 @@
-//! `FILE.partial` and its journal: the clone's output file while it grows, continued by a later
-//! run of the same command after any stop (kill -9 included), renamed to `FILE` when complete.
+//! `FILE.partial`, its journal and its spill: the clone's output file while it grows, continued
+//! by a later run of the same command after any stop (kill -9 included), renamed to `FILE` when
+//! complete.
 //!
 //! A checkpoint syncs the partial file, then records in the journal how much of it holds the
 //! trades up to which second ([`crate::clone::journal`]); at most one a second, and one at the
-//! end. A run that finds a journal of the same clone cuts the partial file back to the last
-//! record and goes on from the next second; one that finds another clone's refuses to start.
+//! end. Every answered window goes to the spill as it arrives ([`crate::clone::spill`]). A run
+//! that finds a journal of the same clone cuts the partial file back to the last record, takes
+//! back the spilled windows after it, and asks only for the rest; one that finds another
+//! clone's refuses to start.
 //!
 //! It must never record bytes before they are synced, nor append to a file longer than its
 //! journal says.
@@ -18,6 +21,9 @@ use anyhow::Context as _;
 
 use crate::clone::journal::{journal_path, Identity, Journal, Progress};
 use crate::clone::output::{Format, Output};
+use crate::clone::spill::{spill_path, Spill, Spilled};
+use crate::clone::window::Window;
+use crate::proto::ClonedEntry;
 
 /// Checkpoints are at least this far apart, but for the last.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -29,17 +35,21 @@ pub struct PartialFile {
     /// The same file, to sync it (the output writes through its own handle).
     sync: File,
     journal: Journal,
+    /// Every window answered, until the journal's part of the output holds it.
+    spill: Spill,
     /// The last second recorded, and when.
     recorded: Option<i64>,
     last: Instant,
 }
 
-/// An output and the file behind it; `resumed_from`: the first second still to clone, when a
-/// previous run's output is continued.
+/// An output and the file behind it; when a previous run's output is continued,
+/// `resumed_from`, the first second it did not write, and `had`, the windows after it that it
+/// answered (in time order, apart).
 pub struct Opened {
     pub output: Output<Box<dyn Write>>,
     pub file: PartialFile,
     pub resumed_from: Option<i64>,
+    pub had: Vec<Spilled>,
 }
 
 /// `FILE` → `FILE.partial`.
@@ -70,11 +80,16 @@ pub fn open(out: &Path, identity: &Identity, format: Format) -> anyhow::Result<O
             .and_then(|()| file.seek(SeekFrom::End(0)).map(|_| ()))
             .with_context(|| format!("cutting {} back to its journal", path.display()))?;
         let sync = file.try_clone().context("a second handle on the output")?;
+        let spill_at = spill_path(out);
+        let (spill, had) = Spill::reopen(&spill_at, progress.written_until)
+            .with_context(|| format!("reading {}", spill_at.display()))?;
         log::info!(
-            "continuing {}: {} trades written up to {}; asking for the rest",
+            "continuing {}: {} trades written up to {}, {} windows after it answered ({} trades); asking for the rest",
             path.display(),
             progress.check.trades,
-            crate::domain::utc::format_utc(progress.written_until)
+            crate::domain::utc::format_utc(progress.written_until),
+            had.len(),
+            had.iter().map(|h| h.entries.len()).sum::<usize>(),
         );
         let resumed_from = Some(progress.written_until + 1);
         let output = Output::resume(
@@ -88,6 +103,7 @@ pub fn open(out: &Path, identity: &Identity, format: Format) -> anyhow::Result<O
             path,
             sync,
             journal,
+            spill,
             recorded: Some(progress.written_until),
             last: Instant::now(),
         };
@@ -95,24 +111,40 @@ pub fn open(out: &Path, identity: &Identity, format: Format) -> anyhow::Result<O
             output,
             file,
             resumed_from,
+            had,
         });
     }
     let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
     let sync = file.try_clone().context("a second handle on the output")?;
     let journal = Journal::start(&journal_at, identity)
         .with_context(|| format!("creating {}", journal_at.display()))?;
-    let output = Output::new(Box::new(BufWriter::new(file)) as Box<dyn Write>, format)
+    let spill_at = spill_path(out);
+    let spill =
+        Spill::create(&spill_at).with_context(|| format!("creating {}", spill_at.display()))?;
+    let mut output = Output::new(Box::new(BufWriter::new(file)) as Box<dyn Write>, format)
         .context("writing the output")?;
+    // Recorded at once (the header, nothing before the range), so that a stop before the first
+    // window is written still leaves a journal that the spill's windows continue.
+    output.flush().context("writing the output")?;
+    let nothing_yet = Progress {
+        written_until: identity.from - 1,
+        bytes: output.bytes(),
+        check: output.check().clone(),
+    };
+    let mut file = PartialFile {
+        path,
+        sync,
+        journal,
+        spill,
+        recorded: None,
+        last: Instant::now(),
+    };
+    file.record(&mut output, nothing_yet)?;
     Ok(Opened {
         output,
-        file: PartialFile {
-            path,
-            sync,
-            journal,
-            recorded: None,
-            last: Instant::now(),
-        },
+        file,
         resumed_from: None,
+        had: Vec::new(),
     })
 }
 
@@ -135,20 +167,43 @@ impl PartialFile {
             bytes,
             check: output.check().clone(),
         };
+        self.record(output, progress)?;
+        if self.spill.needs_compaction() {
+            self.spill
+                .compact(output.held())
+                .with_context(|| format!("compacting the spill of {}", self.path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Syncs the output and records `progress`.
+    fn record(
+        &mut self,
+        output: &mut Output<Box<dyn Write>>,
+        progress: Progress,
+    ) -> anyhow::Result<()> {
         output
             .flush()
             .and_then(|()| self.sync.sync_data())
             .and_then(|()| self.journal.record(&progress))
             .with_context(|| format!("saving the progress of {}", self.path.display()))?;
-        self.recorded = Some(until);
+        self.recorded = Some(progress.written_until);
         self.last = Instant::now();
         Ok(())
     }
 
-    /// The clone is complete: `FILE.partial` becomes `out`, and the journal goes.
+    /// Spills an answered window, so that a stop before the output holds it does not lose it.
+    pub fn keep(&mut self, window: Window, entries: &[ClonedEntry]) -> anyhow::Result<()> {
+        self.spill
+            .append(window, entries)
+            .with_context(|| format!("spilling an answer of {}", self.path.display()))
+    }
+
+    /// The clone is complete: `FILE.partial` becomes `out`, and the journal and spill go.
     pub fn complete(self, out: &Path) -> anyhow::Result<()> {
         std::fs::rename(&self.path, out)
             .with_context(|| format!("renaming {} to {}", self.path.display(), out.display()))?;
+        self.spill.remove().context("removing the clone's spill")?;
         self.journal
             .remove()
             .context("removing the clone's journal")

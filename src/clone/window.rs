@@ -5,6 +5,7 @@
 //! `until_unix_ts` are. It must never hold a second that another window of the same plan holds:
 //! the output is gapless and duplicate-free only because windows tile the range exactly.
 
+use std::collections::VecDeque;
 use std::fmt;
 
 use crate::domain::utc::format_utc;
@@ -133,8 +134,20 @@ pub struct Planner {
     /// `None` when windows are fixed; else the trades and seconds answered so far, and the
     /// most trades one call returns.
     learning: Option<Learning>,
-    /// Windows planned so far.
+    /// Windows a previous run answered already (read back from the spill), in time order:
+    /// they are handed out as [`Planned::Had`] in their place, and never asked for.
+    had: VecDeque<Window>,
+    /// Windows planned to be asked for so far.
     pub planned: u64,
+}
+
+/// The next part of the range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Planned {
+    /// To ask for.
+    Ask(Window),
+    /// Answered by a previous run: its trades are at hand.
+    Had(Window),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -158,6 +171,7 @@ impl Planner {
             until,
             secs: secs.into(),
             learning: None,
+            had: VecDeque::new(),
             planned: 0,
         })
     }
@@ -180,28 +194,48 @@ impl Planner {
                 page: page.max(1) as u64,
                 pages: pages.max(1.0),
             }),
+            had: VecDeque::new(),
             planned: 0,
         })
     }
 
-    /// The next window, `None` once the range is planned.
-    pub fn next_window(&mut self) -> Option<Window> {
+    /// The next part of the range, in time order: a window had already, or the next one to
+    /// ask for (ending before the next window had); `None` once the range is planned.
+    pub fn next_part(&mut self) -> Option<Planned> {
         if self.next_from >= self.until {
             return None;
         }
-        let end = (self.next_from + self.secs).min(self.until) - 1;
+        if let Some(had) = self.had.front().copied() {
+            if had.from <= self.next_from {
+                self.had.pop_front();
+                self.next_from = had.until + 1;
+                return Some(Planned::Had(had));
+            }
+        }
+        let before = self.had.front().map_or(self.until, |had| had.from);
+        let end = (self.next_from + self.secs).min(before) - 1;
         let window = Window {
             from: self.next_from,
             until: end,
         };
         self.next_from = end + 1;
         self.planned += 1;
-        Some(window)
+        Some(Planned::Ask(window))
     }
 
     /// Plans nothing before `from`: what an earlier run wrote already.
     pub fn skip_to(&mut self, from: i64) {
         self.next_from = self.next_from.max(from);
+    }
+
+    /// Windows an earlier run answered (in time order, after [`Planner::skip_to`]'s second,
+    /// apart): handed out in their place, never asked for.
+    pub fn have(&mut self, windows: impl IntoIterator<Item = Window>) {
+        for window in windows {
+            debug_assert!(window.from >= self.next_from && window.until < self.until);
+            debug_assert!(self.had.back().is_none_or(|last| last.until < window.from));
+            self.had.push_back(window);
+        }
     }
 
     /// Whether windows can be planned ahead: fixed ones always; sized ones once a density is
@@ -252,10 +286,18 @@ pub fn check_range(from: i64, until: i64) -> Result<(), PlanError> {
 mod tests {
     use super::*;
 
+    /// The next window to ask for, where no window is had.
+    fn ask(planner: &mut Planner) -> Option<Window> {
+        match planner.next_part()? {
+            Planned::Ask(window) => Some(window),
+            Planned::Had(window) => panic!("{window} had"),
+        }
+    }
+
     /// Every window of a fixed plan.
     fn plan(from: i64, until: i64, secs: u32) -> Result<Vec<Window>, PlanError> {
         let mut planner = Planner::fixed(from, until, secs)?;
-        Ok(std::iter::from_fn(|| planner.next_window()).collect())
+        Ok(std::iter::from_fn(|| ask(&mut planner)).collect())
     }
 
     const DAY: i64 = 1_540_166_400;
@@ -335,30 +377,27 @@ mod tests {
     #[test]
     fn planned_windows_tile_the_range_and_grow_to_the_density_seen() {
         let mut p = Planner::by_density(DAY, DAY + 30 * 86_400, 1000, 30.0).unwrap();
-        let first = p.next_window().unwrap();
+        let first = ask(&mut p).unwrap();
         assert!(!p.can_plan_ahead(), "one window until a density is known");
         assert_eq!((first.from, first.secs()), (DAY, FIRST_WINDOW_SECS));
         // 0.5 trades a second seen: 30 pages of 1000 are 60 000 s.
         p.learn(1800, 3600);
         assert!(p.can_plan_ahead());
-        let second = p.next_window().unwrap();
+        let second = ask(&mut p).unwrap();
         assert_eq!(second.from, first.until + 1);
         assert_eq!(second.secs(), 60_000);
         // Nothing traded yet: four times longer each time, never past the maximum.
         let mut calm = Planner::by_density(DAY, DAY + 400 * 86_400, 1000, 30.0).unwrap();
-        calm.next_window();
+        ask(&mut calm);
         calm.learn(0, 3600);
-        assert_eq!(calm.next_window().unwrap().secs(), 4 * 3600);
+        assert_eq!(ask(&mut calm).unwrap().secs(), 4 * 3600);
         for _ in 0..20 {
             calm.learn(0, 3600);
         }
-        assert_eq!(
-            calm.next_window().unwrap().secs(),
-            i64::from(MAX_WINDOW_SECS)
-        );
+        assert_eq!(ask(&mut calm).unwrap().secs(), i64::from(MAX_WINDOW_SECS));
         // The windows tile the range exactly, the last one clipped.
         let mut all = vec![first, second];
-        while let Some(w) = p.next_window() {
+        while let Some(w) = ask(&mut p) {
             all.push(w);
         }
         assert!(all.windows(2).all(|w| w[0].until + 1 == w[1].from));
@@ -367,10 +406,44 @@ mod tests {
     }
 
     #[test]
+    fn windows_had_are_handed_out_in_their_place_and_the_gaps_asked_for() {
+        let mut p = Planner::fixed(DAY, DAY + 10 * 3600, 3600).unwrap();
+        p.skip_to(DAY + 1800);
+        let had = |from: i64, hours: i64| Window {
+            from: DAY + from,
+            until: DAY + from + hours * 3600 - 1,
+        };
+        p.have([had(3600, 1), had(3 * 3600 + 600, 2), had(5 * 3600 + 600, 1)]);
+        let all: Vec<Planned> = std::iter::from_fn(|| p.next_part()).collect();
+        let ask = |from: i64, until: i64| {
+            Planned::Ask(Window {
+                from: DAY + from,
+                until: DAY + until,
+            })
+        };
+        assert_eq!(
+            all,
+            vec![
+                ask(1800, 3599),
+                Planned::Had(had(3600, 1)),
+                ask(7200, 10_799),
+                ask(10_800, 11_399),
+                Planned::Had(had(3 * 3600 + 600, 2)),
+                Planned::Had(had(5 * 3600 + 600, 1)),
+                ask(6 * 3600 + 600, 7 * 3600 + 599),
+                ask(7 * 3600 + 600, 8 * 3600 + 599),
+                ask(8 * 3600 + 600, 9 * 3600 + 599),
+                ask(9 * 3600 + 600, 10 * 3600 - 1),
+            ]
+        );
+        assert_eq!(p.planned, 7, "only windows asked for count");
+    }
+
+    #[test]
     fn fixed_windows_do_not_learn() {
         let mut p = Planner::fixed(DAY, DAY + 3 * 3600, 3600).unwrap();
         p.learn(1_000_000, 1);
-        let all: Vec<Window> = std::iter::from_fn(|| p.next_window()).collect();
+        let all: Vec<Window> = std::iter::from_fn(|| ask(&mut p)).collect();
         assert_eq!(all.len(), 3);
         assert!(all.iter().all(|w| w.secs() == 3600));
         assert!(matches!(

@@ -186,82 +186,127 @@ async fn planned_windows_take_close_to_one_call_per_page_of_trades() {
     assert_eq!(summary_count(&summary, " splits"), 0, "{summary}");
 }
 
+fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+/// Kill points drawn per run; `CLONE_KILL_SEED` replays a run's draws.
+fn kill_seed() -> u64 {
+    std::env::var("CLONE_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..))
+}
+
 #[actix_rt::test]
-async fn a_clone_killed_mid_run_continues_where_it_stopped_and_refuses_another_range() {
+async fn a_clone_killed_at_random_points_continues_to_the_same_file_with_few_more_calls() {
     let sim = start_simulator(no_rate_limit()).await;
-    // 50 calls a second: a week of the busy pair takes a few seconds, time to kill it.
-    let mut settings = service_on(&sim, "clone-resume", Some(50.0)).await;
+    // 100 calls a second: two weeks of the busy pair take a few seconds, time to kill them.
+    let mut settings = service_on(&sim, "clone-resume", Some(100.0)).await;
     settings.clone.window_secs = None;
     let mut service = ServiceProcess::start(&settings);
     service.wait_for("its partitions", TEST_DEADLINE, |l| {
         l.contains("partitions assigned")
     });
     let dir = temp_dir("resume");
-    let out = dir.join("week.csv");
-    let journal = dir.join("week.csv.journal");
-    let until = (DAY + 7 * 24 * HOUR).to_string();
-    let args = [
-        "USDT_BTC",
-        "--from",
-        &DAY.to_string(),
-        "--until",
-        &until,
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    let mut first = spawn_clone(&settings, &args, &[]);
-    // Killed once its journal holds two checkpoints (a second apart): in the middle of a write,
-    // a checkpoint or a wait, whichever it is at.
-    let checkpointed = async {
-        loop {
-            let records = std::fs::read_to_string(&journal).map_or(0, |j| j.lines().count());
-            if records >= 3 {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(TEST_DEADLINE, checkpointed)
-        .await
-        .expect("two checkpoints");
-    first.kill().await.unwrap();
-    let calls_first = sim.stats().calls;
-    assert!(dir.join("week.csv.partial").exists() && !out.exists());
-
-    // Another range against this partial output: refused, saying what differs.
-    let other = run_clone(
-        &settings,
-        &[
+    let until = (DAY + 14 * 24 * HOUR).to_string();
+    let args = |out: &Path| {
+        [
             "USDT_BTC",
             "--from",
             &DAY.to_string(),
             "--until",
-            &(DAY + HOUR).to_string(),
+            &until,
             "--out",
             out.to_str().unwrap(),
-        ],
-        &[],
-    )
-    .await;
-    let refusal = stderr(&other);
-    assert!(!other.status.success());
-    assert!(
-        refusal.contains("is the partial output of another clone"),
-        "{refusal}"
-    );
+        ]
+        .map(String::from)
+    };
 
-    // The same command again: continues, and the file is the whole week exactly.
-    let second = run_clone(&settings, &args, &[]).await;
-    let summary = stderr(&second);
-    assert!(second.status.success(), "{summary}");
-    assert!(summary.contains("continuing"), "{summary}");
-    let expected = ground_truth_csv(sim.config(), "USDT_BTC", DAY, DAY + 7 * 24 * HOUR);
-    assert_same_lines(&read_lines(&out), &expected);
-    assert!(!journal.exists(), "the journal goes with the partial file");
-    let calls = sim.stats().calls;
-    let pages = (expected.len() as u64 - 1).div_ceil(1000);
-    eprintln!("killed after {calls_first} calls; {calls} in both runs for {pages} pages of trades");
-    assert!(calls < 2 * pages, "{calls} calls for {pages} pages");
+    // An uninterrupted run: the file and the calls to compare with.
+    let whole = dir.join("whole.csv");
+    let uninterrupted = run_clone(&settings, &as_strs(&args(&whole)), &[]).await;
+    assert!(uninterrupted.status.success(), "{}", stderr(&uninterrupted));
+    let expected = ground_truth_csv(sim.config(), "USDT_BTC", DAY, DAY + 14 * 24 * HOUR);
+    assert_same_lines(&read_lines(&whole), &expected);
+    let whole_bytes = std::fs::read(&whole).unwrap();
+    let calls_whole = sim.stats().calls;
+
+    let seed = kill_seed();
+    eprintln!("kill points drawn with CLONE_KILL_SEED={seed}");
+    let mut draw = fastrand::Rng::with_seed(seed);
+    for trial in 0..3 {
+        sim.reset_stats();
+        let out = dir.join(format!("killed-{trial}.csv"));
+        let args = args(&out);
+        // Killed once the exchange has served a random number of its calls: in the middle of
+        // an answer, a write, a checkpoint or a wait, whichever it is at.
+        let kill_after = draw.u64(1..calls_whole * 9 / 10);
+        let mut first = spawn_clone(&settings, &as_strs(&args), &[]);
+        let served = async {
+            while sim.stats().calls < kill_after {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        tokio::time::timeout(TEST_DEADLINE, served)
+            .await
+            .expect("the calls before the kill");
+        first.kill().await.unwrap();
+        let calls_first = sim.stats().calls;
+        assert!(dir.join(format!("killed-{trial}.csv.partial")).exists() && !out.exists());
+
+        if trial == 0 {
+            // Another range against this partial output: refused, saying what differs.
+            let other = run_clone(
+                &settings,
+                &[
+                    "USDT_BTC",
+                    "--from",
+                    &DAY.to_string(),
+                    "--until",
+                    &(DAY + HOUR).to_string(),
+                    "--out",
+                    out.to_str().unwrap(),
+                ],
+                &[],
+            )
+            .await;
+            let refusal = stderr(&other);
+            assert!(!other.status.success());
+            assert!(
+                refusal.contains("is the partial output of another clone"),
+                "{refusal}"
+            );
+        }
+
+        // The same command again: continues, and the file is the uninterrupted run's, byte
+        // for byte, for at most 5 % more calls in both runs together.
+        let second = run_clone(&settings, &as_strs(&args), &[]).await;
+        let summary = stderr(&second);
+        assert!(second.status.success(), "{summary}");
+        assert!(summary.contains("continuing"), "{summary}");
+        assert!(
+            std::fs::read(&out).unwrap() == whole_bytes,
+            "trial {trial}: the file differs from the uninterrupted run's"
+        );
+        for leftover in ["journal", "spill"] {
+            let path = dir.join(format!("killed-{trial}.csv.{leftover}"));
+            assert!(
+                !path.exists(),
+                "{} goes with the partial file",
+                path.display()
+            );
+        }
+        let calls = sim.stats().calls;
+        eprintln!(
+            "trial {trial}: killed after {calls_first} calls (drawn {kill_after}); {calls} in both runs, {calls_whole} uninterrupted ({:.3}×)",
+            calls as f64 / calls_whole as f64
+        );
+        assert!(
+            calls as f64 <= 1.05 * calls_whole as f64,
+            "trial {trial} (CLONE_KILL_SEED={seed}): {calls} calls in both runs, {calls_whole} uninterrupted"
+        );
+    }
     assert!(service.terminate(TEST_DEADLINE).success());
     std::fs::remove_dir_all(&dir).unwrap();
 }
