@@ -2,8 +2,10 @@
 //!
 //! It publishes the window as a TodoChunk and waits for its result through the
 //! [`ResultWaiter`]: `RANDOM_ERROR` is asked again up to `clone.max_error_retries` times, no
-//! answer within its patience is published again up to `clone.max_republish` times. Its
-//! patience grows with the requests ahead of it at the service's rate.
+//! answer within its patience is published again up to `clone.max_republish` times, but only
+//! while the service shows no sign of life (no answer to any request of the run, no progress of
+//! its group, [`GroupProgress`]). Its patience grows with the requests ahead of it at the
+//! service's rate.
 //!
 //! It must never publish before its waiter is registered (a quick answer would be missed).
 
@@ -15,6 +17,7 @@ use anyhow::Context as _;
 use prost::Message as _;
 use rdkafka::producer::FutureProducer;
 
+use crate::clone::group_progress::GroupProgress;
 use crate::clone::requester;
 use crate::clone::result_waiter::{Await, ResultWaiter};
 use crate::clone::spread::Spread;
@@ -86,6 +89,9 @@ pub struct Asker<'a> {
     /// When any request of this run was last answered: while answers keep coming, the service
     /// is alive and only behind, and a request that waits long is not published again.
     pub last_answer: Cell<Option<Instant>>,
+    /// The service group's progress through the todo topic: the other sign that it is alive
+    /// (behind other clients' requests, it answers none of this run's for a while).
+    pub group: Option<GroupProgress>,
 }
 
 impl Asker<'_> {
@@ -99,12 +105,21 @@ impl Asker<'_> {
         self.settings.answer_timeout() + ahead
     }
 
-    /// Whether any request of this run was answered within the answer timeout: the service is
-    /// alive.
-    fn answering(&self) -> bool {
-        self.last_answer
+    /// Whether the service is alive: it answered a request of this run, or its group committed
+    /// more of the todo topic, within the answer timeout.
+    async fn alive(&self) -> bool {
+        let within = self.settings.answer_timeout();
+        if self
+            .last_answer
             .get()
-            .is_some_and(|at| at.elapsed() < self.settings.answer_timeout())
+            .is_some_and(|at| at.elapsed() < within)
+        {
+            return true;
+        }
+        match &self.group {
+            Some(group) => group.advancing(within).await,
+            None => false,
+        }
     }
 
     /// Asks for `window` until it gets a final answer or runs out of tries. With no answer in
@@ -143,64 +158,65 @@ impl Asker<'_> {
                 'waiting: loop {
                     let patience = self.patience();
                     match tokio::time::timeout(patience, &mut answer).await {
-                    Ok(Ok(result)) => {
-                        asked.answers += 1;
-                        self.last_answer.set(Some(Instant::now()));
-                        match cloned_chunk::Result::try_from(result.chunk_result) {
-                            Ok(cloned_chunk::Result::Complete) => {
-                                break 'answered Answer::Complete(result.entries)
-                            }
-                            Ok(cloned_chunk::Result::WindowTooBig) => {
-                                break 'answered Answer::TooBig {
-                                    kept: kept_part(window, &result),
-                                    reason: result.possible_error_message,
+                        Ok(Ok(result)) => {
+                            asked.answers += 1;
+                            self.last_answer.set(Some(Instant::now()));
+                            match cloned_chunk::Result::try_from(result.chunk_result) {
+                                Ok(cloned_chunk::Result::Complete) => {
+                                    break 'answered Answer::Complete(result.entries)
+                                }
+                                Ok(cloned_chunk::Result::WindowTooBig) => {
+                                    break 'answered Answer::TooBig {
+                                        kept: kept_part(window, &result),
+                                        reason: result.possible_error_message,
+                                    }
+                                }
+                                _ if errors < self.settings.max_error_retries => {
+                                    errors += 1;
+                                    asked.republished += 1;
+                                    log::warn!(
+                                        "{window}: {} ({}); asking again ({errors} of {})",
+                                        result_name(&result),
+                                        result.possible_error_message,
+                                        self.settings.max_error_retries
+                                    );
+                                    continue 'answered;
+                                }
+                                _ => {
+                                    break 'answered Answer::Failed(format!(
+                                        "{} after {} tries: {}",
+                                        result_name(&result),
+                                        errors + 1,
+                                        result.possible_error_message
+                                    ))
                                 }
                             }
-                            _ if errors < self.settings.max_error_retries => {
-                                errors += 1;
+                        }
+                        Ok(Err(_)) => anyhow::bail!("the result waiter stopped"),
+                        Err(_) => {
+                            // Others were answered, or the service's group works through its topic:
+                            // the service is alive, only behind. Publishing again would add to its
+                            // backlog; wait on.
+                            if self.alive().await {
+                                log::debug!("{window}: no answer within {patience:.0?}, but the service is at work; waiting on");
+                                continue 'waiting;
+                            }
+                            if unanswered < self.settings.max_republish {
+                                unanswered += 1;
                                 asked.republished += 1;
                                 log::warn!(
-                                    "{window}: {} ({}); asking again ({errors} of {})",
-                                    result_name(&result),
-                                    result.possible_error_message,
-                                    self.settings.max_error_retries
-                                );
-                                continue 'answered;
+                                "{window}: no answer within {patience:.0?}, none to any other request, and the service's group committed nothing; publishing it again ({unanswered} of {})",
+                                self.settings.max_republish
+                            );
+                                break 'waiting;
                             }
-                            _ => {
-                                break 'answered Answer::Failed(format!(
-                                    "{} after {} tries: {}",
-                                    result_name(&result),
-                                    errors + 1,
-                                    result.possible_error_message
-                                ))
-                            }
-                        }
-                    }
-                    Ok(Err(_)) => anyhow::bail!("the result waiter stopped"),
-                    // Others were answered within the timeout: the service is alive, only
-                    // behind. Publishing again would add to its backlog; wait on.
-                    Err(_) if self.answering() => {
-                        log::debug!("{window}: no answer within {patience:.0?}, but the service is answering others; waiting on");
-                        continue 'waiting;
-                    }
-                    Err(_) if unanswered < self.settings.max_republish => {
-                        unanswered += 1;
-                        asked.republished += 1;
-                        log::warn!(
-                            "{window}: no answer within {patience:.0?}, and none to any other request; publishing it again ({unanswered} of {})",
-                            self.settings.max_republish
-                        );
-                        break 'waiting;
-                    }
-                    Err(_) => {
-                        break 'answered Answer::Failed(format!(
-                            "no answer after {} publications, and none to any other request meanwhile; is a service consuming {}?",
+                            break 'answered Answer::Failed(format!(
+                            "no answer after {} publications, none to any other request meanwhile, and the service's group committed nothing; is a service consuming {}?",
                             unanswered + 1,
                             self.topic
-                        ))
+                        ));
+                        }
                     }
-                }
                 }
             }
         };

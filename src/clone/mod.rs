@@ -20,14 +20,15 @@
 //! window is asked for (page by page); `WINDOW_TOO_BIG` without → its halves
 //! `[from, mid]`, `[mid + 1, until]` are asked for, down to one second; `RANDOM_ERROR` → asked
 //! again up to `clone.max_error_retries` times; no answer in time → waited for while the
-//! service answers other requests of the run, else published again up to
-//! `clone.max_republish` times. A window that runs out of tries is reported by name and the
+//! service answers other requests of the run or its group works through the todo topic, else
+//! published again up to `clone.max_republish` times. A window that runs out of tries is reported by name and the
 //! clone ends unsuccessfully, its output left as `FILE.partial`.
 //!
 //! It must never write a trade twice or out of order, and never call a clone complete that
 //! has a gap: the output's check decides, not the count of answers.
 
 pub mod asker;
+pub mod group_progress;
 pub mod journal;
 pub mod output;
 pub mod partial;
@@ -211,7 +212,16 @@ pub async fn run(
         in_flight: Cell::new(0),
         spread: Spread::new(todo_partitions),
         last_answer: Cell::new(None),
+        group: group_progress::GroupProgress::new(
+            &settings.kafka,
+            &settings.topics.todo,
+            todo_partitions,
+        ),
     };
+    // Where the service's group stands now: progress is measured from here.
+    if let Some(group) = &asker.group {
+        group.read().await;
+    }
     let mut progress = Progress::new(options.progress);
     let mut counts = Counts::default();
     let mut failed = Vec::new();

@@ -550,6 +550,41 @@ async fn a_service_ten_times_slower_than_expected_is_waited_for_not_flooded() {
 }
 
 #[actix_rt::test]
+async fn a_service_behind_another_clients_backlog_is_waited_for_while_its_group_commits() {
+    // Another client published 200 requests first; at 20 calls a second the service is busy
+    // with them for about 10 s, answering none of this clone's. With a 1 s answer timeout and
+    // one republication allowed, only the group's committed offsets show it is alive: the
+    // clone must wait on them, not publish again nor give up.
+    let sim = start_simulator(no_rate_limit()).await;
+    let settings = service_on(&sim, "clone-backlog", Some(20.0)).await;
+    let backlog = hourly_chunks("BTC_XMR", DAY - 200 * HOUR, 200, 1);
+    publish(&settings, &backlog).await;
+    let mut service = ServiceProcess::start(&settings);
+    service.wait_for("its partitions", TEST_DEADLINE, |l| {
+        l.contains("partitions assigned")
+    });
+    let until = (DAY + 2 * HOUR).to_string();
+    let output = run_clone(
+        &settings,
+        &["BTC_ETH", "--from", &DAY.to_string(), "--until", &until],
+        &[
+            ("CLONER__CLONE__ANSWER_TIMEOUT_MS", "1000"),
+            ("CLONER__CLONE__MAX_REPUBLISH", "1"),
+        ],
+    )
+    .await;
+    let summary = stderr(&output);
+    assert!(output.status.success(), "clone failed:\n{summary}");
+    assert!(!summary.contains("FAILED"), "{summary}");
+    assert_eq!(summary_count(&summary, " republished"), 0, "{summary}");
+    assert!(
+        sim.stats().calls >= 200,
+        "the clone finished behind the backlog: {summary}"
+    );
+    assert!(service.terminate(TEST_DEADLINE).success());
+}
+
+#[actix_rt::test]
 async fn an_unanswered_request_is_published_again_until_a_service_answers() {
     use tokio::io::AsyncBufReadExt as _;
     let sim = start_simulator(no_rate_limit()).await;
@@ -640,7 +675,7 @@ async fn with_nobody_answering_the_windows_are_given_up_and_named() {
     }
     assert!(
         summary.contains(&format!(
-            "no answer after 2 publications, and none to any other request meanwhile; is a service consuming {}?",
+            "no answer after 2 publications, none to any other request meanwhile, and the service's group committed nothing; is a service consuming {}?",
             settings.topics.todo
         )),
         "{summary}"
