@@ -244,7 +244,7 @@ impl Bench {
                 .producer
                 .insert("linger_ms".into(), KafkaValue::Int(ms));
         }
-        settings.upstream.base_url = self.sim_url.clone();
+        settings.upstream.base_url = Some(self.sim_url.clone());
         // Served as in production (the metrics are counted either way), on a free port: the
         // bench starts more than one service in this process.
         settings.http.listen = "127.0.0.1:0".into();

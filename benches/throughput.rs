@@ -87,7 +87,7 @@ fn main() {
         ..Settings::default()
     };
     settings.rate_limiter.unlimited = true;
-    settings.upstream.base_url = sim.base_url.clone();
+    settings.upstream.base_url = Some(sim.base_url.clone());
     settings.upstream.page_limit = sim_config.page_limit;
 
     let full = full_page_windows(&sim_config, "USDT_BTC", 3_000);
@@ -114,7 +114,7 @@ fn main() {
         );
         // The simulator's own count: every chunk above was one real HTTP call.
         let stats: Stats = awc::Client::default()
-            .get(format!("{}/stats", settings.upstream.base_url))
+            .get(format!("{}/stats", settings.upstream.base_url()))
             .send()
             .await
             .expect("simulator stats")

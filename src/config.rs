@@ -36,7 +36,8 @@ pub enum ConfigError {
 pub struct Settings {
     /// Workers started at boot.
     pub n_workers: usize,
-    /// Upstream calls per second.
+    /// The budget per second, in the venue's unit: calls on Poloniex, request weight on
+    /// Binance ([`Settings::calls_per_second`]).
     pub default_rate: f64,
     pub rate_limiter: RateLimiterSettings,
     pub manager: ManagerSettings,
@@ -97,7 +98,11 @@ pub struct WorkerSettings {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSettings {
-    pub base_url: String,
+    /// The exchange called; its own settings are in its section below.
+    pub venue: VenueName,
+    /// Overrides the venue's own `base_url` (a proxy, the simulator, a test).
+    #[serde(default)]
+    pub base_url: Option<String>,
     pub page_limit: usize,
     pub request_timeout_ms: u64,
     pub max_body_bytes: usize,
@@ -106,6 +111,49 @@ pub struct UpstreamSettings {
     pub max_retries: u32,
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
+    pub poloniex: PoloniexSettings,
+    pub binance: BinanceSettings,
+}
+
+/// The exchanges the service can call ([`crate::task::venue`]).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VenueName {
+    /// Poloniex's legacy `returnTradeHistory`.
+    Poloniex,
+    /// Binance spot `aggTrades`.
+    Binance,
+}
+
+impl VenueName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VenueName::Poloniex => "poloniex",
+            VenueName::Binance => "binance",
+        }
+    }
+}
+
+/// `[upstream.poloniex]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PoloniexSettings {
+    pub base_url: String,
+    /// The longest window the API answers (a month).
+    pub max_window_secs: i64,
+}
+
+/// `[upstream.binance]`: the figures of Binance's documentation, kept here, not in code.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BinanceSettings {
+    pub base_url: String,
+    /// startTime and endTime must be less than an hour apart.
+    pub max_window_secs: i64,
+    /// The request weight of one `aggTrades` call.
+    pub weight_per_call: u32,
+    /// The address's request weight per minute (`REQUEST_WEIGHT` in `exchangeInfo`).
+    pub weight_limit_per_minute: u64,
 }
 
 /// librdkafka properties, passed through as-is (see `config/default.toml`).
@@ -343,8 +391,13 @@ impl Settings {
         if self.rate_limiter.unlimited {
             return 2 * workers;
         }
-        let of_the_rate = (self.default_rate * MAX_IN_FLIGHT_SECS).ceil() as usize;
+        let of_the_rate = (self.calls_per_second() * MAX_IN_FLIGHT_SECS).ceil() as usize;
         of_the_rate.max(workers).min(self.manager.queue_bound)
+    }
+
+    /// Upstream calls per second: `default_rate` over what one call costs.
+    pub fn calls_per_second(&self) -> f64 {
+        self.default_rate / f64::from(self.upstream.call_cost().max(1))
     }
 
     pub fn attempt_deadline(&self) -> Duration {
@@ -355,6 +408,23 @@ impl Settings {
 impl UpstreamSettings {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// Where calls go: `base_url` if set, else the venue's own.
+    pub fn base_url(&self) -> &str {
+        match (&self.base_url, self.venue) {
+            (Some(url), _) => url,
+            (None, VenueName::Poloniex) => &self.poloniex.base_url,
+            (None, VenueName::Binance) => &self.binance.base_url,
+        }
+    }
+
+    /// What one call costs in the venue's budget unit: `default_rate` is in that unit.
+    pub fn call_cost(&self) -> u32 {
+        match self.venue {
+            VenueName::Poloniex => 1,
+            VenueName::Binance => self.binance.weight_per_call,
+        }
     }
 }
 
@@ -391,7 +461,7 @@ mod tests {
         .unwrap();
         assert_eq!(s.n_workers, 9);
         assert_eq!(s.default_rate, 2.5);
-        assert_eq!(s.upstream.base_url, "http://127.0.0.1:1234");
+        assert_eq!(s.upstream.base_url(), "http://127.0.0.1:1234");
     }
 
     #[test]

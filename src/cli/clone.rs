@@ -55,7 +55,7 @@ impl CloneArgs {
             settings.clone.window_secs = Some(secs);
         }
         if let Some(url) = self.upstream {
-            settings.upstream.base_url = url;
+            settings.upstream.base_url = Some(url);
         }
         settings.validate().context("--window / --upstream")?;
         let format = Format::choose(self.format, self.out.as_deref())?;

@@ -156,7 +156,7 @@ pub async fn run(
     })
     .await
     .context("starting the exchange simulator")?;
-    settings.upstream.base_url = sim.base_url();
+    settings.upstream.base_url = Some(sim.base_url());
     // No /metrics or /health: nothing scrapes a demo, and a fixed port would keep two demos (or
     // a demo and a service) from running at once.
     settings.http.listen = String::new();

@@ -18,7 +18,7 @@ pub struct ServeArgs {
 impl ServeArgs {
     pub fn run(self, mut settings: Settings) -> anyhow::Result<()> {
         if let Some(url) = self.upstream {
-            settings.upstream.base_url = url;
+            settings.upstream.base_url = Some(url);
             settings.validate().context("--upstream")?;
         }
         actix_rt::System::new().block_on(async {

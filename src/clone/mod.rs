@@ -138,7 +138,7 @@ pub async fn run(
         .find(|t| t.name() == settings.topics.todo)
         .map_or(0, |t| t.partitions().len());
     // The limiter's pace tells how long the requests ahead of one take.
-    let rate = (!settings.rate_limiter.unlimited).then_some(settings.default_rate);
+    let rate = (!settings.rate_limiter.unlimited).then_some(settings.calls_per_second());
     let lanes = window::lanes(todo_partitions, rate);
     let mut planner = match settings.clone.window_secs {
         Some(secs) => Planner::fixed(options.from, options.until, secs)?,

@@ -418,7 +418,11 @@ impl<W: Write> Output<W> {
         } else {
             "sell"
         };
-        let date = format_utc(e.date);
+        // With the venue's milliseconds, when it has them (`2018-10-22 15:03:57.123`).
+        let date = match e.time_ms {
+            Some(ms) => format!("{}.{:03}", format_utc(e.date), ms.rem_euclid(1000)),
+            None => format_utc(e.date),
+        };
         match &mut self.sink {
             Sink::Csv(csv) => csv
                 .serialize((e.trade_id, date, side, &e.rate, &e.amount, &e.total))
@@ -464,6 +468,7 @@ mod tests {
             rate: "0.1".into(),
             amount: "2".into(),
             total: "0.2".into(),
+            time_ms: None,
         }
     }
 

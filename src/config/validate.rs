@@ -1,7 +1,7 @@
 //! [`Settings::validate`]: what serde cannot check (ranges, URL shape, names Kafka accepts),
 //! each refusal naming its key and what would be accepted.
 
-use super::{ConfigError, KafkaRole, Settings};
+use super::{ConfigError, KafkaRole, Settings, VenueName};
 
 impl Settings {
     /// Checks what serde cannot: ranges and URL shape.
@@ -41,10 +41,30 @@ impl Settings {
             return invalid("worker.attempt_deadline_ms", "must be at least 1".into());
         }
         let u = &self.upstream;
-        if !(u.base_url.starts_with("http://") || u.base_url.starts_with("https://")) {
+        let base_url = u.base_url();
+        if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
             return invalid(
                 "upstream.base_url",
-                format!("must start with http:// or https://, got {:?}", u.base_url),
+                format!("must start with http:// or https://, got {base_url:?}"),
+            );
+        }
+        let max_window = match u.venue {
+            VenueName::Poloniex => (
+                "upstream.poloniex.max_window_secs",
+                u.poloniex.max_window_secs,
+            ),
+            VenueName::Binance => (
+                "upstream.binance.max_window_secs",
+                u.binance.max_window_secs,
+            ),
+        };
+        if max_window.1 < 1 {
+            return invalid(max_window.0, "must be at least 1".into());
+        }
+        if u.venue == VenueName::Binance && u.binance.weight_per_call == 0 {
+            return invalid(
+                "upstream.binance.weight_per_call",
+                "must be at least 1".into(),
             );
         }
         if u.page_limit == 0 {

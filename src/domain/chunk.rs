@@ -66,12 +66,16 @@ pub enum Undecodable {
     Invalid(#[from] crate::domain::pair::InvalidChunk),
 }
 
-/// Decodes and validates a `TodoChunk` as it arrives from Kafka.
-pub fn decode_todo_chunk(payload: Option<&[u8]>) -> Result<TodoChunk, Undecodable> {
+/// Decodes and validates a `TodoChunk` as it arrives from Kafka, its pair spelled as `rule`
+/// (the venue's) says.
+pub fn decode_todo_chunk(
+    payload: Option<&[u8]>,
+    rule: crate::domain::pair::PairRule,
+) -> Result<TodoChunk, Undecodable> {
     use prost::Message as _;
     let bytes = payload.ok_or(Undecodable::NoPayload)?;
     let chunk = TodoChunk::decode(bytes).map_err(|e| Undecodable::NotATodoChunk(e.to_string()))?;
-    crate::domain::pair::validate_chunk(&chunk)?;
+    crate::domain::pair::validate_chunk(&chunk, rule)?;
     Ok(chunk)
 }
 
@@ -79,6 +83,10 @@ pub fn decode_todo_chunk(payload: Option<&[u8]>) -> Result<TodoChunk, Undecodabl
 mod tests {
     use super::*;
     use prost::Message as _;
+
+    fn decode_todo_chunk_u(payload: Option<&[u8]>) -> Result<TodoChunk, Undecodable> {
+        decode_todo_chunk(payload, crate::domain::pair::PairRule::UNDERSCORED)
+    }
 
     fn encoded(pair: &str, from: i64, until: i64) -> Vec<u8> {
         TodoChunk {
@@ -92,7 +100,7 @@ mod tests {
 
     #[test]
     fn a_valid_chunk_decodes() {
-        let chunk = decode_todo_chunk(Some(&encoded("BTC_ETH", 10, 20))).unwrap();
+        let chunk = decode_todo_chunk_u(Some(&encoded("BTC_ETH", 10, 20))).unwrap();
         assert_eq!(
             (chunk.from_unix_ts, chunk.until_unix_ts, chunk.task_dbid),
             (10, 20, 3)
@@ -113,7 +121,7 @@ mod tests {
             (Some(encoded("BTC_ETH", -5, 10)), "before 1970"),
         ];
         for (payload, why) in cases {
-            let err = decode_todo_chunk(payload.as_deref())
+            let err = decode_todo_chunk_u(payload.as_deref())
                 .unwrap_err()
                 .to_string();
             assert!(

@@ -4,5 +4,6 @@
 //! Everything here is pure: it must never touch the network, Kafka, a clock or an actor.
 
 pub mod chunk;
+pub mod decimal;
 pub mod pair;
 pub mod utc;

@@ -1,38 +1,98 @@
 //! Currency pairs and chunk validation: what may go into an upstream URL.
 //!
-//! A chunk is checked here before anything is asked of the upstream: a pair that is not two
-//! upper-case symbols joined by `_` could smuggle query parameters into the URL, and a reversed
-//! or negative window cannot be answered. Pure functions only.
+//! A chunk is checked here before anything is asked of the upstream: a pair that is not the
+//! venue's symbols in the venue's spelling ([`PairRule`]: `BTC_ETH` on Poloniex, `BTCUSDT` on
+//! Binance) could smuggle query parameters into the URL, and a reversed or negative window
+//! cannot be answered. Pure functions only.
 
 use std::fmt;
 
 use crate::proto::TodoChunk;
 
-/// Longest symbol accepted on either side of the `_`.
-const MAX_SYMBOL: usize = 12;
+/// How a venue spells a pair: upper-case letters and digits only, either two symbols joined by
+/// a separator or one run of them. Nothing else is ever accepted, so a pair is always safe in a
+/// URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PairRule {
+    /// Between the two symbols (`_` on Poloniex); `None`: the symbols are written together.
+    pub separator: Option<char>,
+    /// Shortest and longest symbol (or whole name, without a separator).
+    pub len: (usize, usize),
+    /// A valid name, for error messages.
+    pub example: &'static str,
+}
 
-/// A currency pair known to be safe in a URL: `BASE_QUOTE`, upper-case letters and digits.
+impl PairRule {
+    /// `BASE_QUOTE` (Poloniex legacy): two symbols of 2-12 letters or digits.
+    pub const UNDERSCORED: PairRule = PairRule {
+        separator: Some('_'),
+        len: (2, 12),
+        example: "BTC_ETH",
+    };
+
+    /// `BASEQUOTE` (Binance): 5-20 letters or digits.
+    pub const JOINED: PairRule = PairRule {
+        separator: None,
+        len: (5, 20),
+        example: "BTCUSDT",
+    };
+
+    fn describe(&self) -> String {
+        let (min, max) = self.len;
+        match self.separator {
+            Some(sep) => format!(
+                "two upper-case symbols of {min}-{max} letters or digits joined by '{sep}', like {}",
+                self.example
+            ),
+            None => format!(
+                "{min}-{max} upper-case letters or digits, like {}",
+                self.example
+            ),
+        }
+    }
+}
+
+/// A currency pair known to be safe in a URL: upper-case letters and digits in a venue's
+/// spelling.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CurrencyPair(String);
 
 /// Why a string is not a currency pair.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "invalid currency pair {0:?}: expected two upper-case symbols of 2-{MAX_SYMBOL} letters or digits joined by '_', like BTC_ETH"
-)]
-pub struct InvalidPair(pub String);
+#[error("invalid currency pair {name:?}: expected {expected}")]
+pub struct InvalidPair {
+    pub name: String,
+    pub expected: String,
+}
 
 impl CurrencyPair {
+    /// A Poloniex-style `BASE_QUOTE` pair ([`PairRule::UNDERSCORED`]).
     pub fn parse(s: &str) -> Result<CurrencyPair, InvalidPair> {
+        CurrencyPair::parse_with(s, PairRule::UNDERSCORED)
+    }
+
+    /// A pair as `rule` spells it.
+    pub fn parse_with(s: &str, rule: PairRule) -> Result<CurrencyPair, InvalidPair> {
+        let (min, max) = rule.len;
         let symbol = |part: &str| {
-            (2..=MAX_SYMBOL).contains(&part.len())
+            (min..=max).contains(&part.len())
                 && part
                     .bytes()
                     .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
         };
-        match s.split_once('_') {
-            Some((base, quote)) if symbol(base) && symbol(quote) => Ok(CurrencyPair(s.to_string())),
-            _ => Err(InvalidPair(s.to_string())),
+        let ok = match rule.separator {
+            Some(sep) => s
+                .split_once(sep)
+                .is_some_and(|(base, quote)| symbol(base) && symbol(quote)),
+            None => symbol(s),
+        };
+        if ok {
+            Ok(CurrencyPair(s.to_string()))
+        } else {
+            Err(InvalidPair {
+                name: s.to_string(),
+                expected: rule.describe(),
+            })
         }
     }
 
@@ -58,9 +118,10 @@ pub enum InvalidChunk {
     Reversed { from: i64, until: i64 },
 }
 
-/// Checks a chunk; its pair on success. Windows are inclusive: `from == until` is one second.
-pub fn validate_chunk(chunk: &TodoChunk) -> Result<CurrencyPair, InvalidChunk> {
-    let pair = CurrencyPair::parse(&chunk.currency_pair)?;
+/// Checks a chunk, its pair spelled as `rule` says; its pair on success. Windows are
+/// inclusive: `from == until` is one second.
+pub fn validate_chunk(chunk: &TodoChunk, rule: PairRule) -> Result<CurrencyPair, InvalidChunk> {
+    let pair = CurrencyPair::parse_with(&chunk.currency_pair, rule)?;
     if chunk.from_unix_ts < 0 {
         return Err(InvalidChunk::NegativeStart(chunk.from_unix_ts));
     }
@@ -112,6 +173,33 @@ mod tests {
         }
     }
 
+    #[test]
+    fn joined_pairs_are_letters_and_digits_only() {
+        for ok in ["BTCUSDT", "ETHBTC", "1INCHUSDT"] {
+            assert_eq!(
+                CurrencyPair::parse_with(ok, PairRule::JOINED)
+                    .unwrap()
+                    .as_str(),
+                ok
+            );
+        }
+        for bad in [
+            "BTC_USDT",
+            "btcusdt",
+            "BTC",
+            "BTCUSDT&limit=5",
+            "BTC USDT",
+            "",
+        ] {
+            let err = CurrencyPair::parse_with(bad, PairRule::JOINED).unwrap_err();
+            assert!(err.to_string().contains("like BTCUSDT"), "{bad:?}: {err}");
+        }
+    }
+
+    fn check(chunk: &TodoChunk) -> Result<CurrencyPair, InvalidChunk> {
+        validate_chunk(chunk, PairRule::UNDERSCORED)
+    }
+
     fn chunk(pair: &str, from: i64, until: i64) -> TodoChunk {
         TodoChunk {
             currency_pair: pair.into(),
@@ -124,27 +212,25 @@ mod tests {
     #[test]
     fn validates_windows() {
         assert!(
-            validate_chunk(&chunk("BTC_ETH", 10, 10)).is_ok(),
+            check(&chunk("BTC_ETH", 10, 10)).is_ok(),
             "one second is a window"
         );
         assert_eq!(
-            validate_chunk(&chunk("BTC_ETH", -1, 10)),
+            check(&chunk("BTC_ETH", -1, 10)),
             Err(InvalidChunk::NegativeStart(-1))
         );
         assert_eq!(
-            validate_chunk(&chunk("BTC_ETH", 11, 10)),
+            check(&chunk("BTC_ETH", 11, 10)),
             Err(InvalidChunk::Reversed {
                 from: 11,
                 until: 10
             })
         );
         assert!(matches!(
-            validate_chunk(&chunk("x", 1, 2)),
+            check(&chunk("x", 1, 2)),
             Err(InvalidChunk::Pair(_))
         ));
-        let msg = validate_chunk(&chunk("BTC_ETH", 11, 10))
-            .unwrap_err()
-            .to_string();
+        let msg = check(&chunk("BTC_ETH", 11, 10)).unwrap_err().to_string();
         assert!(msg.contains("11 > until_unix_ts = 10"), "{msg}");
     }
 }

@@ -55,7 +55,7 @@ impl App {
         let rate = if settings.rate_limiter.unlimited {
             Rate::Unlimited
         } else {
-            Rate::PerSecond(settings.default_rate)
+            Rate::PerSecond(settings.calls_per_second())
         };
         let limiter =
             RateLimiter::new(rate, settings.rate_limiter.jitter()).expect("settings are validated");
@@ -96,10 +96,11 @@ impl App {
         SystemRegistry::set(supervisor.clone());
 
         log::info!(
-            "started {} workers; rate {rate} ({} ms of jitter allowed); upstream {}",
+            "started {} workers; rate {rate} ({} ms of jitter allowed); upstream {} at {}",
             settings.n_workers,
             settings.rate_limiter.jitter_ms,
-            settings.upstream.base_url
+            settings.upstream.venue.as_str(),
+            settings.upstream.base_url()
         );
         App {
             queue,

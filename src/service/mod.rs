@@ -147,7 +147,7 @@ pub async fn serve(
 /// Checks, then starts the actor tree, the HTTP endpoint and the consumer.
 pub async fn start(settings: &Settings, hooks: Hooks) -> Result<Running, StartError> {
     checks::results_fit(settings)?;
-    checks::probe_upstream(&settings.upstream.base_url, CHECK_TIMEOUT).await?;
+    checks::probe_upstream(settings.upstream.base_url(), CHECK_TIMEOUT).await?;
     let app = App::start(settings, hooks);
     app.metrics.health.upstream_answered(true);
     // Before the consumer: a taken port stops the start before this member joins its group, and

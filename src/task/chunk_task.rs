@@ -28,6 +28,7 @@ use crate::task::backoff::Backoff;
 use crate::task::rate_limiter::{register, LimiterClosed, PauseCause, PauseFor, RateLimiter};
 use crate::task::rate_limiter::{Grant, SlowDown};
 use crate::task::upstream::{Refusal, Upstream, UpstreamError, Window};
+use crate::task::venue::{Spent, Step};
 use crate::telemetry::metrics::{CallOutcome, Metrics};
 
 /// What every task of one arbiter shares.
@@ -102,7 +103,7 @@ pub async fn clone_chunk(
     chunk: TodoChunk,
     waits: Rc<LimiterTime>,
 ) -> Result<ClonedChunk, LimiterClosed> {
-    let pair = match validate_chunk(&chunk) {
+    let pair = match validate_chunk(&chunk, deps.upstream.venue().pair_rule()) {
         Ok(pair) => pair,
         Err(invalid) => {
             log::warn!("refusing chunk {}: {invalid}", Describe(&chunk));
@@ -113,6 +114,9 @@ pub async fn clone_chunk(
     let mut rng = fastrand::Rng::new();
     let mut retry = 0;
     let mut refusals = 0;
+    // The pages of a window whose first second holds more than one, and where the next goes on.
+    let mut gathered = Vec::new();
+    let mut cursor = None;
     let metrics = &deps.metrics;
     loop {
         waits.begin();
@@ -124,14 +128,27 @@ pub async fn clone_chunk(
             .observe(grant.waited.as_secs_f64());
         let calling = Instant::now();
         let (from, until) = (chunk.from_unix_ts, chunk.until_unix_ts);
-        let called = deps.upstream.call(&pair, from, until).await;
+        let called = deps
+            .upstream
+            .call(&pair, from, until, gathered.clone(), cursor)
+            .await;
         metrics.upstream_call(call_outcome(&called.result), calling.elapsed());
         metrics.health.upstream_answered(called.answered);
+        if let Some(spent) = called.spent {
+            mind_the_budget(&deps, spent);
+        }
         let failure = match called.result {
-            Ok(Window::Complete(entries)) => {
+            Ok(Step::More { entries, next }) => {
+                // The window's first second holds more than a page: the next call goes on
+                // from where this one stopped, through the limiter like any other.
+                gathered = entries;
+                cursor = Some(next);
+                continue;
+            }
+            Ok(Step::Done(Window::Complete(entries))) => {
                 return Ok(result(&chunk, cloned_chunk::Result::Complete, entries, ""));
             }
-            Ok(Window::TooBig { reason, kept }) => {
+            Ok(Step::Done(Window::TooBig { reason, kept })) => {
                 let too_big = cloned_chunk::Result::WindowTooBig;
                 // The page's covered part goes back with its trades: only the rest is asked for.
                 return Ok(match kept {
@@ -184,6 +201,24 @@ pub async fn clone_chunk(
     }
 }
 
+/// The venue says the address's budget is spent (another client on the same address spends
+/// it too): every call waits until it is whole again, instead of being refused.
+fn mind_the_budget(deps: &TaskDeps, spent: Spent) {
+    let cost = u64::from(deps.upstream.venue().call_cost());
+    if spent.used + cost > spent.limit {
+        log::info!(
+            "the venue reports {} of its {} budget used this interval: every call waits {:?} for it to renew",
+            spent.used,
+            spent.limit,
+            spent.resets_in
+        );
+        deps.limiter.do_send(PauseFor {
+            duration: spent.resets_in,
+            cause: PauseCause::TooMany,
+        });
+    }
+}
+
 /// Tells the limiter what the exchange said: too many calls slow every caller down (and wait
 /// as long as it asked), a ban pauses them all.
 fn push_back(deps: &TaskDeps, grant: &Grant, refusal: &Refusal) {
@@ -204,10 +239,11 @@ fn push_back(deps: &TaskDeps, grant: &Grant, refusal: &Refusal) {
     }
 }
 
-fn call_outcome(result: &Result<Window, UpstreamError>) -> CallOutcome {
+fn call_outcome(result: &Result<Step, UpstreamError>) -> CallOutcome {
     match result {
-        Ok(Window::Complete(_)) => CallOutcome::Complete,
-        Ok(Window::TooBig { .. }) => CallOutcome::TooBig,
+        Ok(Step::Done(Window::Complete(_))) => CallOutcome::Complete,
+        // A page to continue is a full page, as a window too big is.
+        Ok(Step::Done(Window::TooBig { .. }) | Step::More { .. }) => CallOutcome::TooBig,
         Err(UpstreamError::Permanent(_)) => CallOutcome::Permanent,
         Err(UpstreamError::Transient(_)) => CallOutcome::Transient,
         Err(UpstreamError::Refused(Refusal::TooMany { .. })) => CallOutcome::TooMany,

@@ -14,3 +14,4 @@ pub mod backoff;
 pub mod chunk_task;
 pub mod rate_limiter;
 pub mod upstream;
+pub mod venue;

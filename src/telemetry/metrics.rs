@@ -482,7 +482,10 @@ mod tests {
         use crate::proto::TodoChunk;
         use prost::Message as _;
         let reason = |payload: Option<&[u8]>| {
-            DeadLetterReason::from(&decode_todo_chunk(payload).unwrap_err())
+            DeadLetterReason::from(
+                &decode_todo_chunk(payload, crate::domain::pair::PairRule::UNDERSCORED)
+                    .unwrap_err(),
+            )
         };
         let chunk = |pair: &str, from: i64, until: i64| {
             TodoChunk {

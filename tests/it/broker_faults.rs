@@ -386,7 +386,7 @@ async fn duplicates_per_sigkill_and_per_rebalance_with_the_default_rates() {
     let defaults = Settings::default();
     let mut base = settings(&sim, defaults.n_workers, defaults.default_rate);
     base.upstream = defaults.upstream.clone();
-    base.upstream.base_url = sim.base_url();
+    base.upstream.base_url = Some(sim.base_url());
     base.worker = defaults.worker.clone();
     let settings = settings_on(&broker, base, "bench.duplicates");
     assert!(!settings.rate_limiter.unlimited, "the limiter is on");

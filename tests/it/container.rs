@@ -345,7 +345,7 @@ fn every_cloner_variable_in_compose_is_a_configuration_key_with_the_value_meant(
     assert_eq!(settings.kafka.bootstrap_servers(), "kafka:9092");
     let consumer = settings.kafka.properties(KafkaRole::Consumer).unwrap();
     assert_eq!(consumer["group.id"], "cloner-worker");
-    assert_eq!(settings.upstream.base_url, "http://simulator:8080");
+    assert_eq!(settings.upstream.base_url(), "http://simulator:8080");
     assert_eq!(settings.http.listen, "0.0.0.0:9464");
     assert_eq!(settings.default_rate, 6.0);
     assert_eq!(settings.topics.todo, "todo-chunk");
@@ -720,7 +720,7 @@ async fn the_worker_clones_a_chunk_with_nothing_but_the_containers_environment()
     // The worker's settings as the container has them, then this test's broker, simulator,
     // topics (created here) and group instead of the stack's hosts and shared names.
     let mut base = container_settings(&worker_env);
-    base.upstream.base_url = sim.base_url();
+    base.upstream.base_url = Some(sim.base_url());
     let settings = kafka_settings(base, "container").await;
     let group = settings.kafka.properties(KafkaRole::Consumer).unwrap()["group.id"].clone();
     let mut env = worker_env.clone();

@@ -349,7 +349,7 @@ async fn chunks_unfinished_when_the_grace_period_ends_are_not_committed_and_come
 
     // Next time, against an upstream that answers, every one of them comes again.
     let sim = start_simulator(no_rate_limit()).await;
-    settings.upstream.base_url = sim.base_url();
+    settings.upstream.base_url = Some(sim.base_url());
     let mut again = ServiceProcess::start(&settings);
     let records = results.take(chunks.len(), TEST_DEADLINE).await.unwrap();
     assert_eq!(results_by_key(&records).len(), chunks.len());

@@ -21,7 +21,7 @@ async fn simulator(config: SimulatorConfig) -> SimulatorHandle {
 
 fn client(sim: &SimulatorHandle) -> Upstream {
     let mut settings = Settings::default().upstream;
-    settings.base_url = sim.base_url();
+    settings.base_url = Some(sim.base_url());
     settings.request_timeout_ms = 300;
     Upstream::new(&settings)
 }
@@ -177,7 +177,7 @@ async fn an_unreachable_upstream_is_transient_and_names_the_url() {
     let url = sim.base_url();
     sim.stop().await;
     let mut settings = Settings::default().upstream;
-    settings.base_url = url.clone();
+    settings.base_url = Some(url.clone());
     let answer = Upstream::new(&settings)
         .trade_history(&pair("BTC_ETH"), DAY, DAY + 1)
         .await;

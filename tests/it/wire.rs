@@ -47,6 +47,7 @@ fn cloned_entry() -> ClonedEntry {
         rate: "0.1".into(),
         amount: "2".into(),
         total: "0.2".into(),
+        time_ms: None,
     }
 }
 

@@ -47,7 +47,7 @@ pub struct ReplArgs {
 impl ReplArgs {
     pub fn run(self, mut settings: Settings) -> anyhow::Result<()> {
         if let Some(url) = self.upstream {
-            settings.upstream.base_url = url;
+            settings.upstream.base_url = Some(url);
             settings.validate().context("--upstream")?;
         }
         actix_rt::System::new().block_on(console(settings, self.simulator))
@@ -64,7 +64,7 @@ async fn console(mut settings: Settings, with_simulator: bool) -> anyhow::Result
             .await
             .context("starting the exchange simulator")?;
         log::info!("exchange simulator on {}", handle.base_url());
-        settings.upstream.base_url = handle.base_url();
+        settings.upstream.base_url = Some(handle.base_url());
         Some(handle)
     } else {
         None

@@ -39,6 +39,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::{Settings, Split};
 use crate::domain::chunk::decode_todo_chunk;
+use crate::domain::pair::PairRule;
 use crate::kafka::broker_watch::{BrokerWatch, WatchedContext};
 use crate::kafka::client::{self, KafkaSetupError};
 use crate::pool::manager::WorkerManager;
@@ -55,6 +56,7 @@ use crate::service::offsets::{
 };
 use crate::task::backoff::Backoff;
 use crate::task::rate_limiter::SetShare;
+use crate::task::venue;
 use crate::telemetry::metrics::{DeadLetterReason, Metrics};
 
 mod answer;
@@ -94,6 +96,8 @@ pub struct TodoChunkConsumer {
     draining: bool,
     /// Retries of a produce that was not acknowledged in time.
     backoff: Backoff,
+    /// How the venue spells pairs: a chunk with another spelling is a dead letter.
+    pair_rule: PairRule,
     stats: ConsumerStats,
     /// Counted here: chunks received and finished, dead letters, chunks in flight.
     metrics: Arc<Metrics>,
@@ -156,6 +160,7 @@ impl TodoChunkConsumer {
             intake: None,
             draining: false,
             backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
+            pair_rule: venue::from_settings(&settings.upstream).pair_rule(),
             stats: ConsumerStats::default(),
             metrics,
             fatal: FailureSignal::default(),
@@ -244,61 +249,62 @@ impl Handler<Received> for TodoChunkConsumer {
             (self.tracker.lock().expect("tracker lock")).start(partition, message.offset());
         let producer = self.producer.clone();
         let backoff = self.backoff;
-        let work: LocalBoxFuture<Outcome> = match decode_todo_chunk(message.payload()) {
-            Err(reason) => {
-                log::warn!(
-                    "{}/{}@{}: not a chunk, sent to {}: {reason}",
-                    message.topic(),
-                    message.partition(),
-                    message.offset(),
-                    self.dead_letter_topic
-                );
-                let topic = self.dead_letter_topic.clone();
-                let kind = DeadLetterReason::from(&reason);
-                Box::pin(async move {
-                    let record = dead_letter::record(&message, &reason.to_string(), &topic);
-                    match deliver(&producer, record, backoff).await {
-                        Ok(()) => Outcome::DeadLettered(kind),
-                        Err(fatal) => Outcome::Undeliverable(fatal),
-                    }
-                })
-            }
-            Ok(chunk) => {
-                self.metrics.chunks_received.inc();
-                let manager = self.manager.clone();
-                let topic = self.finished_topic.clone();
-                Box::pin(async move {
-                    let mut answer = match answer(&manager, chunk, withdrawal, backoff).await {
-                        Ok(answer) => answer,
-                        Err(unanswered) => return unanswered,
-                    };
-                    loop {
-                        let payload = answer.encode_to_vec();
-                        let record = Record {
-                            topic: &topic,
-                            key: message.key(),
-                            payload: &payload,
-                            headers: None,
-                        };
-                        return match deliver(&producer, record, backoff).await {
-                            Ok(()) => Outcome::Answered {
-                                result: answer.chunk_result,
-                                entries: answer.entries.len(),
-                            },
-                            // Too large for the broker: answered WINDOW_TOO_BIG instead (no
-                            // entries), so that the requester asks for smaller windows.
-                            Err(DeliveryError::TooLarge { bytes, .. })
-                                if !answer.entries.is_empty() =>
-                            {
-                                answer = too_big_for_the_broker(answer, bytes);
-                                continue;
-                            }
+        let work: LocalBoxFuture<Outcome> =
+            match decode_todo_chunk(message.payload(), self.pair_rule) {
+                Err(reason) => {
+                    log::warn!(
+                        "{}/{}@{}: not a chunk, sent to {}: {reason}",
+                        message.topic(),
+                        message.partition(),
+                        message.offset(),
+                        self.dead_letter_topic
+                    );
+                    let topic = self.dead_letter_topic.clone();
+                    let kind = DeadLetterReason::from(&reason);
+                    Box::pin(async move {
+                        let record = dead_letter::record(&message, &reason.to_string(), &topic);
+                        match deliver(&producer, record, backoff).await {
+                            Ok(()) => Outcome::DeadLettered(kind),
                             Err(fatal) => Outcome::Undeliverable(fatal),
+                        }
+                    })
+                }
+                Ok(chunk) => {
+                    self.metrics.chunks_received.inc();
+                    let manager = self.manager.clone();
+                    let topic = self.finished_topic.clone();
+                    Box::pin(async move {
+                        let mut answer = match answer(&manager, chunk, withdrawal, backoff).await {
+                            Ok(answer) => answer,
+                            Err(unanswered) => return unanswered,
                         };
-                    }
-                })
-            }
-        };
+                        loop {
+                            let payload = answer.encode_to_vec();
+                            let record = Record {
+                                topic: &topic,
+                                key: message.key(),
+                                payload: &payload,
+                                headers: None,
+                            };
+                            return match deliver(&producer, record, backoff).await {
+                                Ok(()) => Outcome::Answered {
+                                    result: answer.chunk_result,
+                                    entries: answer.entries.len(),
+                                },
+                                // Too large for the broker: answered WINDOW_TOO_BIG instead (no
+                                // entries), so that the requester asks for smaller windows.
+                                Err(DeliveryError::TooLarge { bytes, .. })
+                                    if !answer.entries.is_empty() =>
+                                {
+                                    answer = too_big_for_the_broker(answer, bytes);
+                                    continue;
+                                }
+                                Err(fatal) => Outcome::Undeliverable(fatal),
+                            };
+                        }
+                    })
+                }
+            };
         // A task of its own, not `ctx.spawn`: actix polls every future spawned on a context
         // each time the actor wakes, which with hundreds in flight costs more than the work.
         let me = ctx.address();

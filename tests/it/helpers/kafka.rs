@@ -188,7 +188,7 @@ pub fn service_env(settings: &Settings) -> Vec<(String, String)> {
         ),
         (
             "CLONER__UPSTREAM__BASE_URL".into(),
-            settings.upstream.base_url.clone(),
+            settings.upstream.base_url().to_string(),
         ),
         ("CLONER__N_WORKERS".into(), settings.n_workers.to_string()),
         (

@@ -68,7 +68,7 @@ pub fn settings(sim: &SimulatorHandle, n_workers: usize, rate: f64) -> Settings 
         default_rate: rate,
         ..Settings::default()
     };
-    s.upstream.base_url = sim.base_url();
+    s.upstream.base_url = Some(sim.base_url());
     s.upstream.request_timeout_ms = 500;
     s.upstream.backoff_base_ms = 5;
     s.upstream.backoff_max_ms = 50;

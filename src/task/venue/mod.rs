@@ -1,0 +1,136 @@
+//! Venues: what differs between exchanges that serve their public trade history, behind one
+//! trait, so that the rest of the service (the limiter, the tasks, the clone) knows none of them.
+//!
+//! A [`Venue`] says how a pair is spelled, how long a window one call may ask for, what a call
+//! costs in the limiter's unit, how a request is built, and how an answer is read: a window's
+//! trades, a full page that covers part of the window ([`Window::TooBig`] with its covered
+//! part, per the venue's [`PageOrder`]), a page that covers no whole second yet and continues
+//! ([`Step::More`]), or an error that is worth another try or not. The HTTP itself is
+//! [`crate::task::upstream::Upstream`]'s.
+//!
+//! - [`poloniex`]: Poloniex's legacy `returnTradeHistory` (the original service's upstream).
+//! - [`binance`]: Binance spot `GET /api/v3/aggTrades`.
+//!
+//! Adding a venue is a file here and a line in [`from_settings`]. A venue must never build a
+//! URL from anything but a validated [`CurrencyPair`] and numbers, nor carry a decimal through
+//! a float.
+
+pub mod binance;
+pub mod poloniex;
+
+use std::time::Duration;
+
+use crate::config::{UpstreamSettings, VenueName};
+use crate::domain::pair::{CurrencyPair, PairRule};
+use crate::proto::ClonedEntry;
+use crate::task::upstream::{PageOrder, UpstreamError, Window};
+
+/// One HTTP answer, as a venue reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Reply<'a> {
+    pub status: u16,
+    /// Header names in lower case.
+    pub headers: &'a [(String, String)],
+    pub body: &'a [u8],
+}
+
+impl Reply<'_> {
+    /// The first header named `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Where the next call of a window continues, when a full page covered no whole second: the
+/// venue's own finer position (Binance: the next aggregate id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub from_id: i64,
+}
+
+/// What one call says about a window.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// The window is answered: complete, or too big with the part its pages covered.
+    Done(Window),
+    /// A full page that covers no whole second yet (more than a page of trades in the
+    /// window's first second): its trades, oldest first, and where the next call continues.
+    More {
+        entries: Vec<ClonedEntry>,
+        next: Cursor,
+    },
+}
+
+/// The budget the venue reports spent, from an answer's headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spent {
+    /// Used in the venue's current interval, in its unit (this call included).
+    pub used: u64,
+    /// The venue's limit for the interval.
+    pub limit: u64,
+    /// Until the interval ends and the budget is whole again.
+    pub resets_in: Duration,
+}
+
+/// An exchange's public trade history, as the service calls it.
+pub trait Venue {
+    /// `poloniex`, `binance`: for logs and errors.
+    fn name(&self) -> &'static str;
+
+    /// How the venue spells a pair.
+    fn pair_rule(&self) -> PairRule;
+
+    /// The longest window, in seconds, one call may ask for; longer ones are answered
+    /// [`Window::TooBig`] without a call.
+    fn max_window_secs(&self) -> i64;
+
+    /// Which end of a window a full page covers.
+    fn page_order(&self) -> PageOrder;
+
+    /// The most trades one call returns.
+    fn page_limit(&self) -> usize;
+
+    /// What one call costs in the venue's budget unit (calls: 1; Binance: its request
+    /// weight). The limiter spaces calls by it.
+    fn call_cost(&self) -> u32;
+
+    /// The URL of one call for `[from, until]` (inclusive unix seconds), continuing at
+    /// `cursor` if given.
+    fn url(
+        &self,
+        base_url: &str,
+        pair: &CurrencyPair,
+        from: i64,
+        until: i64,
+        cursor: Option<Cursor>,
+    ) -> String;
+
+    /// Reads an answer for `[from, until]`. `gathered`: the trades of the earlier pages of this
+    /// window ([`Step::More`]), which a final step includes. Errors: HTTP statuses are
+    /// classified by the caller first ([`crate::task::upstream::classify_status`]), unless the
+    /// venue's own error body says more.
+    fn classify(
+        &self,
+        reply: &Reply,
+        from: i64,
+        until: i64,
+        gathered: Vec<ClonedEntry>,
+        cursor: Option<Cursor>,
+    ) -> Result<Step, UpstreamError>;
+
+    /// What the answer says of the budget spent, if the venue says.
+    fn spent(&self, _reply: &Reply) -> Option<Spent> {
+        None
+    }
+}
+
+/// The venue `settings.venue` names.
+pub fn from_settings(settings: &UpstreamSettings) -> Box<dyn Venue> {
+    match settings.venue {
+        VenueName::Poloniex => Box::new(poloniex::Poloniex::new(settings)),
+        VenueName::Binance => Box::new(binance::Binance::new(settings)),
+    }
+}
