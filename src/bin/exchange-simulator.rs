@@ -107,6 +107,8 @@ fn main() -> anyhow::Result<()> {
         oversized_rate: args.oversized_rate,
         workers: args.workers,
         fail_seconds: args.fail_seconds,
+        burst_ms: defaults.burst_ms,
+        burst_trades: defaults.burst_trades,
     };
     actix_rt::System::new().block_on(async move {
         let addr = SocketAddr::new(args.host, args.port);

@@ -2,12 +2,14 @@
 //! loopback port for tests, benchmarks and the demo (`docs/simulator.md`).
 //!
 //! - [`market`]: the trades themselves, a pure function of (seed, pair, window).
+//! - [`agg_market`]: Binance's aggregate trades, built on [`market`]'s per-second counts.
 //! - [`server`]: the HTTP side: `returnTradeHistory` with the API's answers and errors, the rate
 //!   limit (429 with `Retry-After`, a ban after too many) with a violation counter, fault
 //!   injection, and `/stats`.
 //!
 //! It must never be what production talks to, and it never reaches beyond loopback unless told.
 
+pub mod agg_market;
 pub mod market;
 pub mod server;
 
@@ -56,6 +58,11 @@ pub struct SimulatorConfig {
     /// Seconds whose windows always fail: any call whose window holds one is answered with an
     /// API error object, for tests of a window that can never be cloned.
     pub fail_seconds: Vec<i64>,
+    /// Binance: unix milliseconds that each hold `burst_trades` more aggregate trades of every
+    /// symbol, more than one page: only `fromId` reaches them all.
+    pub burst_ms: Vec<i64>,
+    /// Binance: the trades one `burst_ms` millisecond adds.
+    pub burst_trades: u64,
 }
 
 impl Default for SimulatorConfig {
@@ -80,6 +87,8 @@ impl Default for SimulatorConfig {
             oversized_rate: 0.0,
             workers: 2,
             fail_seconds: Vec::new(),
+            burst_ms: Vec::new(),
+            burst_trades: 2500,
         }
     }
 }
