@@ -107,6 +107,8 @@ fn main() -> anyhow::Result<()> {
         oversized_rate: args.oversized_rate,
         workers: args.workers,
         fail_seconds: args.fail_seconds,
+        weight_per_call: defaults.weight_per_call,
+        weight_limit_per_minute: defaults.weight_limit_per_minute,
         burst_ms: defaults.burst_ms,
         burst_trades: defaults.burst_trades,
     };

@@ -3,6 +3,8 @@
 //!
 //! - [`market`]: the trades themselves, a pure function of (seed, pair, window).
 //! - [`agg_market`]: Binance's aggregate trades, built on [`market`]'s per-second counts.
+//! - [`weight`]: Binance's request-weight budget per calendar minute (429, then 418).
+//! - [`clock`]: the time the Binance venue goes by, the wall clock or a test's.
 //! - [`server`]: the HTTP side: `returnTradeHistory` with the API's answers and errors, the rate
 //!   limit (429 with `Retry-After`, a ban after too many) with a violation counter, fault
 //!   injection, and `/stats`.
@@ -10,8 +12,12 @@
 //! It must never be what production talks to, and it never reaches beyond loopback unless told.
 
 pub mod agg_market;
+pub mod clock;
 pub mod market;
 pub mod server;
+pub mod weight;
+
+pub use clock::{Clock, ManualClock};
 
 pub use server::{start, start_on, SimulatorHandle, Stats};
 
@@ -36,8 +42,9 @@ pub struct SimulatorConfig {
     pub rate_limit: u32,
     /// The `Retry-After` (seconds) of a 429; 0 sends none.
     pub retry_after_secs: u64,
-    /// Calls past the rate limit after which the address is banned (418 with `Retry-After:
-    /// ban_secs`, every call, for `ban_secs`); 0 never bans.
+    /// Calls past the limit (Poloniex: the calls per second; Binance: the weight per minute)
+    /// answered 429 after which the address is banned (418 with `Retry-After`, every call, for
+    /// `ban_secs`); 0 never bans.
     pub ban_after: u64,
     /// How long a ban lasts.
     pub ban_secs: u64,
@@ -58,6 +65,11 @@ pub struct SimulatorConfig {
     /// Seconds whose windows always fail: any call whose window holds one is answered with an
     /// API error object, for tests of a window that can never be cloned.
     pub fail_seconds: Vec<i64>,
+    /// Binance: the request weight of one `aggTrades` call (Binance documents 4).
+    pub weight_per_call: u64,
+    /// Binance: the request weight allowed per calendar minute (Binance's `REQUEST_WEIGHT`
+    /// limit, 6000); past it, 429. 0 = unlimited.
+    pub weight_limit_per_minute: u64,
     /// Binance: unix milliseconds that each hold `burst_trades` more aggregate trades of every
     /// symbol, more than one page: only `fromId` reaches them all.
     pub burst_ms: Vec<i64>,
@@ -87,6 +99,8 @@ impl Default for SimulatorConfig {
             oversized_rate: 0.0,
             workers: 2,
             fail_seconds: Vec::new(),
+            weight_per_call: 4,
+            weight_limit_per_minute: 6000,
             burst_ms: Vec::new(),
             burst_trades: 2500,
         }
