@@ -90,6 +90,7 @@ fn main() -> anyhow::Result<()> {
     }
     let defaults = SimulatorConfig::default();
     let config = SimulatorConfig {
+        venue: defaults.venue,
         seed: args.seed,
         pairs: args.pairs.unwrap_or(defaults.pairs),
         intensity: args.intensity,
