@@ -1,6 +1,8 @@
-//! `exchange-simulator`: the deterministic Poloniex-style API of `cloner_worker::dev::simulator`, as
-//! a process of its own. Prints one line, `exchange-simulator listening on http://ADDR`, once it
-//! accepts calls (and writes the port to `--port-file` if given); stops on SIGINT/SIGTERM.
+//! `exchange-simulator`: the deterministic exchange API of `cloner_worker::dev::simulator`
+//! (Poloniex's `returnTradeHistory`, or Binance's `aggTrades` with `--venue binance`), as a
+//! process of its own. Prints one line, `exchange-simulator (VENUE) listening on http://ADDR`
+//! (the URL last), once it accepts calls (and writes the port to `--port-file` if given); stops
+//! on SIGINT/SIGTERM.
 
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -9,15 +11,19 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Parser;
 
-use cloner_worker::dev::simulator::{self, SimulatorConfig};
+use cloner_worker::dev::simulator::{self, SimulatorConfig, Venue};
 
 #[derive(Parser)]
 #[command(
     name = "exchange-simulator",
     version,
-    about = "A deterministic Poloniex-style public API for tests and demos."
+    about = "A deterministic exchange API for tests and demos: Poloniex's returnTradeHistory \
+             (the default) or Binance's GET /api/v3/aggTrades (--venue binance)."
 )]
 struct Args {
+    /// Which exchange's API to serve.
+    #[arg(long, value_enum, default_value_t = Venue::Poloniex)]
+    venue: Venue,
     /// Address to listen on. Keep it on loopback: this is not a real exchange.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
@@ -29,7 +35,8 @@ struct Args {
     port_file: Option<PathBuf>,
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// Comma-separated pairs that exist.
+    /// Comma-separated pairs that exist. Binance lists QUOTE_BASE as BASEQUOTE (USDT_BTC is
+    /// BTCUSDT) and takes a name without `_` as a symbol.
     #[arg(long, value_delimiter = ',')]
     pairs: Option<Vec<String>>,
     /// Multiplies every pair's trade rate.
@@ -71,6 +78,18 @@ struct Args {
     /// A unix second whose windows always fail with an API error (repeatable).
     #[arg(long = "fail-second")]
     fail_seconds: Vec<i64>,
+    /// Binance: request weight allowed per calendar minute (429 beyond); 0 = unlimited.
+    #[arg(long, default_value_t = 6000)]
+    weight_limit_per_minute: u64,
+    /// Binance: request weight of one aggTrades call.
+    #[arg(long, default_value_t = 4)]
+    weight_per_call: u64,
+    /// Binance: comma-separated unix milliseconds that each hold --burst-trades more trades.
+    #[arg(long, value_delimiter = ',')]
+    burst_ms: Vec<i64>,
+    /// Binance: the trades one --burst-ms millisecond adds.
+    #[arg(long, default_value_t = 2500)]
+    burst_trades: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -90,6 +109,7 @@ fn main() -> anyhow::Result<()> {
     }
     let defaults = SimulatorConfig::default();
     let config = SimulatorConfig {
+        venue: args.venue,
         seed: args.seed,
         pairs: args.pairs.unwrap_or(defaults.pairs),
         intensity: args.intensity,
@@ -107,6 +127,10 @@ fn main() -> anyhow::Result<()> {
         oversized_rate: args.oversized_rate,
         workers: args.workers,
         fail_seconds: args.fail_seconds,
+        weight_per_call: args.weight_per_call,
+        weight_limit_per_minute: args.weight_limit_per_minute,
+        burst_ms: args.burst_ms,
+        burst_trades: args.burst_trades,
     };
     actix_rt::System::new().block_on(async move {
         let addr = SocketAddr::new(args.host, args.port);
@@ -124,7 +148,12 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("writing {}", tmp.display()))?;
             std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
         }
-        println!("exchange-simulator listening on {}", handle.base_url());
+        // The URL last: readers take the line's last word.
+        println!(
+            "exchange-simulator ({}) listening on {}",
+            args.venue,
+            handle.base_url()
+        );
         std::io::stdout().flush()?;
         stop.await;
         log::info!("stopping; stats: {:?}", handle.stats());

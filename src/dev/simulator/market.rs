@@ -62,9 +62,11 @@ struct Model {
 
 impl Model {
     fn new(cfg: &SimulatorConfig, pair: &str) -> Option<Model> {
-        if !is_listed(cfg, pair) {
-            return None;
-        }
+        is_listed(cfg, pair).then(|| Model::of(cfg, pair))
+    }
+
+    /// The pair's model whether it is listed or not.
+    fn of(cfg: &SimulatorConfig, pair: &str) -> Model {
         let (lambda, price) = PAIRS
             .iter()
             .find(|(name, _, _)| *name == pair)
@@ -88,7 +90,7 @@ impl Model {
             price,
         };
         model.offset = model.f(0.0);
-        Some(model)
+        model
     }
 
     /// The smooth count: ∫ rate, with `t` seconds since the epoch.
@@ -147,6 +149,31 @@ impl Model {
             total: decimal(total),
         }
     }
+}
+
+/// A pair's trade counts, for a venue that serves the same market under names of its own
+/// ([`super::agg_market`]): the same rate, busy and calm periods, listed or not.
+pub(crate) struct Counts(Model);
+
+impl Counts {
+    pub(crate) fn new(cfg: &SimulatorConfig, pair: &str) -> Counts {
+        Counts(Model::of(cfg, pair))
+    }
+
+    /// The pair's trades strictly before second `s`; O(1).
+    pub(crate) fn before(&self, s: i64) -> i64 {
+        self.0.before(s)
+    }
+
+    /// The pair's base price, in units of 1e-8.
+    pub(crate) fn price(&self) -> u64 {
+        self.0.price
+    }
+}
+
+/// The names of the built-in pairs, whose rates and prices the table above sets.
+pub(crate) fn builtin_pairs() -> impl Iterator<Item = &'static str> {
+    PAIRS.iter().map(|&(name, _, _)| name)
 }
 
 /// Whether the simulator knows `pair`.
@@ -211,7 +238,7 @@ pub(crate) fn unit(h: u64) -> f64 {
     (h >> 11) as f64 / (1u64 << 53) as f64
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
     })

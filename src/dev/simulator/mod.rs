@@ -1,17 +1,31 @@
-//! The exchange simulator: a deterministic stand-in for the Poloniex public API, served on a
-//! loopback port for tests, benchmarks and the demo (`docs/simulator.md`).
+//! The exchange simulator: a deterministic stand-in for an exchange's public trade history,
+//! served on a loopback port for tests, benchmarks and the demo (`docs/simulator.md`). It
+//! serves one venue at a time ([`Venue`]): Poloniex's legacy `returnTradeHistory` (the default)
+//! or Binance's `GET /api/v3/aggTrades`.
 //!
 //! - [`market`]: the trades themselves, a pure function of (seed, pair, window).
-//! - [`server`]: the HTTP side: `returnTradeHistory` with the API's answers and errors, the rate
-//!   limit (429 with `Retry-After`, a ban after too many) with a violation counter, fault
-//!   injection, and `/stats`.
+//! - [`agg_market`]: Binance's aggregate trades, built on [`market`]'s per-second counts.
+//! - [`server`]: the HTTP side: the venue's endpoint, the call counting both venues share,
+//!   fault injection, and `/stats`; Poloniex's `returnTradeHistory` with the API's answers and
+//!   errors and its rate limit (429 with `Retry-After`, a ban after too many) with a violation
+//!   counter.
+//! - [`binance`]: `aggTrades` with Binance's parameters, errors and weight header.
+//! - [`weight`]: Binance's request-weight budget per calendar minute (429, then 418).
+//! - [`clock`]: the time the Binance venue goes by, the wall clock or a test's.
 //!
 //! It must never be what production talks to, and it never reaches beyond loopback unless told.
 
+pub mod agg_market;
+pub mod binance;
+pub mod clock;
 pub mod market;
 pub mod server;
+pub mod weight;
 
-pub use server::{start, start_on, SimulatorHandle, Stats};
+pub use clock::{Clock, ManualClock};
+pub use server::{start, start_on, start_with_clock, SimulatorHandle, Stats};
+
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,22 +34,28 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimulatorConfig {
+    /// Which exchange's API is served.
+    pub venue: Venue,
     /// Seeds the market and the fault draws.
     pub seed: u64,
-    /// Pairs that exist; any other gets "Invalid currency pair.".
+    /// Pairs that exist; any other gets "Invalid currency pair." (Binance: "Invalid symbol.").
+    /// Binance lists each under its own name: `USDT_BTC` (Poloniex's QUOTE_BASE) is `BTCUSDT`,
+    /// and a name without `_` is taken as a Binance symbol as it is.
     pub pairs: Vec<String>,
     /// Multiplies every pair's trade rate.
     pub intensity: f64,
-    /// Most trades one answer holds (the newest of the window).
+    /// Poloniex: most trades one answer holds (the newest of the window).
     pub page_limit: usize,
-    /// Longest window answered; longer ones get the one-month error.
+    /// Poloniex: longest window answered; longer ones get the one-month error.
     pub max_window_secs: i64,
-    /// Calls allowed in any one second; 0 = no limit.
+    /// Poloniex: calls allowed in any one second; 0 = no limit.
     pub rate_limit: u32,
-    /// The `Retry-After` (seconds) of a 429; 0 sends none.
+    /// Poloniex: the `Retry-After` (seconds) of a 429; 0 sends none. (Binance's says when the
+    /// minute ends.)
     pub retry_after_secs: u64,
-    /// Calls past the rate limit after which the address is banned (418 with `Retry-After:
-    /// ban_secs`, every call, for `ban_secs`); 0 never bans.
+    /// Calls past the limit (Poloniex: the calls per second; Binance: the weight per minute)
+    /// answered 429 after which the address is banned (418 with `Retry-After`, every call, for
+    /// `ban_secs`); 0 never bans.
     pub ban_after: u64,
     /// How long a ban lasts.
     pub ban_secs: u64,
@@ -53,14 +73,45 @@ pub struct SimulatorConfig {
     pub oversized_rate: f64,
     /// HTTP worker threads.
     pub workers: usize,
-    /// Seconds whose windows always fail: any call whose window holds one is answered with an
-    /// API error object, for tests of a window that can never be cloned.
+    /// Poloniex: seconds whose windows always fail: any call whose window holds one is
+    /// answered with an API error object, for tests of a window that can never be cloned.
     pub fail_seconds: Vec<i64>,
+    /// Binance: the request weight of one `aggTrades` call (Binance documents 4).
+    pub weight_per_call: u64,
+    /// Binance: the request weight allowed per calendar minute (Binance's `REQUEST_WEIGHT`
+    /// limit, 6000); past it, 429. 0 = unlimited.
+    pub weight_limit_per_minute: u64,
+    /// Binance: unix milliseconds that each hold `burst_trades` more aggregate trades of every
+    /// symbol, more than one page: only `fromId` reaches them all.
+    pub burst_ms: Vec<i64>,
+    /// Binance: the trades one `burst_ms` millisecond adds.
+    pub burst_trades: u64,
+}
+
+/// The exchange whose API the simulator serves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Venue {
+    /// `GET /public?command=returnTradeHistory` (Poloniex's legacy public API).
+    #[default]
+    Poloniex,
+    /// `GET /api/v3/aggTrades` (Binance's spot REST API).
+    Binance,
+}
+
+impl fmt::Display for Venue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Venue::Poloniex => "poloniex",
+            Venue::Binance => "binance",
+        })
+    }
 }
 
 impl Default for SimulatorConfig {
     fn default() -> Self {
         SimulatorConfig {
+            venue: Venue::Poloniex,
             seed: 42,
             pairs: ["BTC_ETH", "BTC_XMR", "BTC_LTC", "USDT_BTC", "USDT_ETH"]
                 .map(String::from)
@@ -80,6 +131,10 @@ impl Default for SimulatorConfig {
             oversized_rate: 0.0,
             workers: 2,
             fail_seconds: Vec::new(),
+            weight_per_call: 4,
+            weight_limit_per_minute: 6000,
+            burst_ms: Vec::new(),
+            burst_trades: 2500,
         }
     }
 }

@@ -1,10 +1,12 @@
-//! The simulator's HTTP side (actix-web): `GET /public?command=returnTradeHistory…`,
-//! `GET /stats`, `POST /stats/reset`, `GET /health`.
+//! The simulator's HTTP side (actix-web): the venue's endpoint (Poloniex: `GET
+//! /public?command=returnTradeHistory…`, here; Binance: `GET /api/v3/aggTrades`, in
+//! [`super::binance`]), `GET /stats`, `POST /stats/reset`, `GET /health`; and what both venues
+//! share: counting calls as they arrive, the random refusals and the injected faults.
 //!
-//! Per call, in order: the rate check (429 with `Retry-After` past `rate_limit` calls in any one
-//! second, counted as a violation; 418 once `ban_after` violations start a ban, for `ban_secs`),
-//! a random refusal (`refuse_rate`), then the injected faults, then the real answer. It must
-//! never block a server thread: latency and hangs are timers.
+//! Poloniex, per call, in order: the rate check (429 with `Retry-After` past `rate_limit` calls
+//! in any one second, counted as a violation; 418 once `ban_after` violations start a ban, for
+//! `ban_secs`), a random refusal (`refuse_rate`), then the injected faults, then the real
+//! answer. It must never block a server thread: latency and hangs are timers.
 
 use std::collections::{HashMap, VecDeque};
 use std::fmt::Write as _;
@@ -16,18 +18,32 @@ use std::time::{Duration, Instant};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde::{Deserialize, Serialize};
 
+use super::clock::Clock;
 use super::market::{self, splitmix64, unit};
-use super::SimulatorConfig;
+use super::weight::WeightBudget;
+use super::{binance, SimulatorConfig, Venue};
 
 /// Counters served by `/stats`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
-    /// Every call to `/public`.
+    /// Every call to the venue's endpoint (`/public`, `/api/v3/aggTrades`).
     pub calls: u64,
     /// Calls answered with trades: past the rate check, the faults and every API error.
     pub trade_history_calls: u64,
-    /// Calls past the rate limit (answered 429, or 418 once they start a ban).
+    /// Calls past the limit (Poloniex: calls in a second; Binance: weight in a minute),
+    /// answered 429, or 418 once they start a ban.
     pub violations: u64,
+    /// Calls answered 429: past the limit, or at random (`refuse_rate`).
+    #[serde(default)]
+    pub rate_limited: u64,
+    /// Binance: the request weight of every call, refused ones included, except those turned
+    /// away by a ban (as Binance counts it).
+    #[serde(default)]
+    pub weight_used: u64,
+    /// Binance: the most weight counted in any one calendar minute (the highest
+    /// `X-MBX-USED-WEIGHT-1M` sent): above `weight_limit_per_minute`, the client went over.
+    #[serde(default)]
+    pub peak_weight_per_minute: u64,
     /// Calls under the limit answered 429 anyway (`refuse_rate`).
     pub refused_at_random: u64,
     /// Calls answered 418 because the address is banned (`ban_after`).
@@ -42,7 +58,10 @@ pub struct Stats {
     pub hangs: u64,
     pub malformed: u64,
     pub oversized: u64,
+    /// Calls for a pair (Binance: a symbol) not listed.
     pub invalid_pair: u64,
+    /// Calls answered with the one-month error (Binance: `startTime` and `endTime` an hour or
+    /// more apart, -1127).
     pub window_too_long: u64,
     /// Calls refused because their window holds one of `fail_seconds`.
     pub failed_windows: u64,
@@ -52,19 +71,23 @@ pub struct Stats {
     pub last_call_ms: Option<u64>,
 }
 
-struct Shared {
-    config: SimulatorConfig,
-    stats: Mutex<Stats>,
+pub(super) struct Shared {
+    pub(super) config: SimulatorConfig,
+    pub(super) stats: Mutex<Stats>,
     /// Instants of the calls of the last second, for the rate limit and the peak.
     recent: Mutex<VecDeque<Instant>>,
     /// The last `rate_limit + 1` calls' instants, for the tightest window.
     last_calls: Mutex<VecDeque<Instant>>,
-    /// Until when every call is answered 418.
+    /// Poloniex: until when every call is answered 418.
     banned_until: Mutex<Option<Instant>>,
     /// Numbers calls, for deterministic fault draws.
-    call_number: AtomicU64,
+    pub(super) call_number: AtomicU64,
     /// The origin of `first_call_ms` and `last_call_ms`.
     started: Instant,
+    /// Binance: the time its minutes, bans and "now" go by.
+    pub(super) clock: Clock,
+    /// Binance: the weight of the current minute, and the ban.
+    pub(super) weight: Mutex<WeightBudget>,
 }
 
 /// A running simulator.
@@ -106,9 +129,27 @@ pub async fn start(config: SimulatorConfig) -> std::io::Result<SimulatorHandle> 
     start_on(config, SocketAddr::from(([127, 0, 0, 1], 0)))
 }
 
+/// As [`start`], with the Binance venue going by `clock` (a test's [`super::ManualClock`]
+/// crosses minutes and waits out bans without sleeping).
+pub async fn start_with_clock(
+    config: SimulatorConfig,
+    clock: Clock,
+) -> std::io::Result<SimulatorHandle> {
+    serve(config, SocketAddr::from(([127, 0, 0, 1], 0)), clock)
+}
+
 /// Starts a simulator on `addr` (port 0: a free one), on the current actix system.
 pub fn start_on(config: SimulatorConfig, addr: SocketAddr) -> std::io::Result<SimulatorHandle> {
+    serve(config, addr, Clock::Wall)
+}
+
+fn serve(
+    config: SimulatorConfig,
+    addr: SocketAddr,
+    clock: Clock,
+) -> std::io::Result<SimulatorHandle> {
     let workers = config.workers.max(1);
+    let venue = config.venue;
     let shared = Arc::new(Shared {
         config,
         stats: Mutex::new(Stats::default()),
@@ -117,13 +158,18 @@ pub fn start_on(config: SimulatorConfig, addr: SocketAddr) -> std::io::Result<Si
         banned_until: Mutex::new(None),
         call_number: AtomicU64::new(0),
         started: Instant::now(),
+        clock,
+        weight: Mutex::new(WeightBudget::default()),
     });
     let state = web::Data::from(shared.clone());
     let server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .route("/public", web::get().to(public))
-            .route("/stats", web::get().to(stats))
+        // Only the venue's own endpoint: a client of the other venue gets a 404, not answers.
+        let app = App::new().app_data(state.clone());
+        let app = match venue {
+            Venue::Poloniex => app.route("/public", web::get().to(public)),
+            Venue::Binance => app.route("/api/v3/aggTrades", web::get().to(binance::agg_trades)),
+        };
+        app.route("/stats", web::get().to(stats))
             .route("/stats/reset", web::post().to(reset))
             .route("/health", web::get().to(|| async { "ok" }))
     })
@@ -209,8 +255,9 @@ fn draw_fault(config: &SimulatorConfig, call: u64) -> Option<Fault> {
     (r < edge).then_some(Fault::Oversized)
 }
 
-/// Records a call; `true` if it is past the rate limit.
-fn over_the_limit(state: &Shared) -> bool {
+/// Records a call as it arrives, for both venues: counts it, when it came, and the calls of
+/// the last second; returns when it came and how many calls (it included) the last second saw.
+pub(super) fn arrival(state: &Shared) -> (Instant, u64) {
     let now = Instant::now();
     let in_last_second = {
         let mut recent = state.recent.lock().unwrap();
@@ -223,6 +270,18 @@ fn over_the_limit(state: &Shared) -> bool {
         recent.push_back(now);
         recent.len() as u64
     };
+    let mut stats = state.stats.lock().unwrap();
+    stats.calls += 1;
+    let at = now.duration_since(state.started).as_millis() as u64;
+    stats.first_call_ms.get_or_insert(at);
+    stats.last_call_ms = Some(at);
+    stats.peak_calls_per_second = stats.peak_calls_per_second.max(in_last_second);
+    (now, in_last_second)
+}
+
+/// Records a call; `true` if it is past the rate limit.
+fn over_the_limit(state: &Shared) -> bool {
+    let (now, in_last_second) = arrival(state);
     let limit = state.config.rate_limit as u64;
     let tightest = (limit > 0)
         .then(|| {
@@ -238,11 +297,6 @@ fn over_the_limit(state: &Shared) -> bool {
     if let Some(span) = tightest {
         stats.tightest_window_us = Some(stats.tightest_window_us.map_or(span, |t| t.min(span)));
     }
-    stats.calls += 1;
-    let at = now.duration_since(state.started).as_millis() as u64;
-    stats.first_call_ms.get_or_insert(at);
-    stats.last_call_ms = Some(at);
-    stats.peak_calls_per_second = stats.peak_calls_per_second.max(in_last_second);
     let over = limit > 0 && in_last_second > limit;
     if over {
         stats.violations += 1;
@@ -260,14 +314,14 @@ async fn public(
         return response;
     }
     let call = state.call_number.fetch_add(1, Ordering::Relaxed);
-    let at_random = config.refuse_rate > 0.0
-        && unit(splitmix64(
-            config.seed ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15),
-        )) < config.refuse_rate;
+    let at_random = refused_at_random(config, call);
     if over || at_random {
+        let mut stats = state.stats.lock().unwrap();
+        stats.rate_limited += 1;
         if at_random && !over {
-            state.stats.lock().unwrap().refused_at_random += 1;
+            stats.refused_at_random += 1;
         }
+        drop(stats);
         let message = format!(
             "Please do not make more than {} API calls per second.",
             config.rate_limit
@@ -278,11 +332,30 @@ async fn public(
         }
         return response.json(serde_json::json!({ "error": message }));
     }
+    if let Some(response) = inject_fault(&state, call).await {
+        return response;
+    }
+    trade_history(&state, &query)
+}
+
+/// Whether call number `call` is refused although under the limit (`refuse_rate`), drawn
+/// from (seed, call number).
+pub(super) fn refused_at_random(config: &SimulatorConfig, call: u64) -> bool {
+    config.refuse_rate > 0.0
+        && unit(splitmix64(
+            config.seed ^ call.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        )) < config.refuse_rate
+}
+
+/// Call number `call`'s injected fault, answered (a hang answers after an hour), or `None`
+/// once the configured latency has passed.
+pub(super) async fn inject_fault(state: &Shared, call: u64) -> Option<HttpResponse> {
+    let config = &state.config;
     let fault = draw_fault(config, call);
     if let Some(Fault::Hang) = fault {
         state.stats.lock().unwrap().hangs += 1;
         actix_rt::time::sleep(Duration::from_secs(3600)).await;
-        return HttpResponse::GatewayTimeout().finish();
+        return Some(HttpResponse::GatewayTimeout().finish());
     }
     if config.latency_ms > 0 {
         actix_rt::time::sleep(Duration::from_millis(config.latency_ms)).await;
@@ -291,24 +364,34 @@ async fn public(
         Some(Fault::ServerError(code)) => {
             state.stats.lock().unwrap().errors_5xx += 1;
             let status = actix_web::http::StatusCode::from_u16(code).expect("a valid status");
-            return HttpResponse::build(status)
-                .body("<html><body>upstream unavailable</body></html>");
+            Some(HttpResponse::build(status).body("<html><body>upstream unavailable</body></html>"))
         }
         Some(Fault::Malformed) => {
             state.stats.lock().unwrap().malformed += 1;
-            return HttpResponse::Ok()
-                .content_type("application/json")
-                .body(r#"[{"globalTradeID":1,"tradeID":1,"date":"2018-10-22 15:0"#);
+            let body = match config.venue {
+                Venue::Poloniex => r#"[{"globalTradeID":1,"tradeID":1,"date":"2018-10-22 15:0"#,
+                Venue::Binance => r#"[{"a":3000000001,"p":"6500.0000","q":"0.0"#,
+            };
+            Some(
+                HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(body),
+            )
         }
         Some(Fault::Oversized) => {
             state.stats.lock().unwrap().oversized += 1;
-            return HttpResponse::Ok()
-                .content_type("application/json")
-                .body(oversized_body());
+            let trade = match config.venue {
+                Venue::Poloniex => POLONIEX_TRADE,
+                Venue::Binance => BINANCE_TRADE,
+            };
+            Some(
+                HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(oversized_body(trade)),
+            )
         }
-        _ => {}
+        _ => None,
     }
-    trade_history(&state, &query)
 }
 
 fn trade_history(state: &Shared, query: &HashMap<String, String>) -> HttpResponse {
@@ -374,9 +457,11 @@ fn to_json(trades: &[market::SimTrade]) -> String {
     out
 }
 
-/// A well-formed trade list of more than 8 MiB: a body limit must stop it, not a parser.
-fn oversized_body() -> String {
-    let trade = r#"{"globalTradeID":1,"tradeID":1,"date":"2018-10-22 15:03:57","type":"buy","rate":"0.1","amount":"1","total":"0.1"}"#;
+const POLONIEX_TRADE: &str = r#"{"globalTradeID":1,"tradeID":1,"date":"2018-10-22 15:03:57","type":"buy","rate":"0.1","amount":"1","total":"0.1"}"#;
+const BINANCE_TRADE: &str = r#"{"a":3000000001,"p":"0.10000000","q":"1.00000000","f":6000000001,"l":6000000001,"T":1540220637000,"m":true,"M":true}"#;
+
+/// A well-formed list of `trade` of more than 8 MiB: a body limit must stop it, not a parser.
+fn oversized_body(trade: &str) -> String {
     let n = (8 << 20) / trade.len() + 1;
     let mut out = String::with_capacity(n * (trade.len() + 1) + 2);
     out.push('[');

@@ -1,0 +1,634 @@
+//! The Binance venue's endpoint, `GET /api/v3/aggTrades`, with Binance's rules: its parameters
+//! and their errors (HTTP 400 with `{"code":…,"msg":…}`), the request weight of every call
+//! counted per calendar minute and reported in `X-MBX-USED-WEIGHT-1M`, 429 past the budget and
+//! 418 once banned, both with `Retry-After`. docs/simulator.md cites the Binance page behind
+//! each rule, and says which are the simulator's own choice where Binance's pages are silent.
+//!
+//! Per call, in order: the weight check ([`super::weight`]), a random refusal (`refuse_rate`),
+//! the injected faults, then the answer. "Now" is the simulator's clock when the call arrives:
+//! trades after it do not exist yet, whatever is asked. It must never block a server thread,
+//! and never answer without the weight header.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+
+use super::agg_market::{self, AggTrade};
+use super::server::{self, Shared};
+use super::weight::{self, Admission};
+use super::SimulatorConfig;
+
+/// `startTime` and `endTime` must be less than this apart.
+pub const MAX_WINDOW_MS: i64 = 3_600_000;
+/// Trades per answer when `limit` is not sent.
+pub const DEFAULT_LIMIT: usize = 500;
+/// Most trades per answer: a larger `limit` is cut down to it.
+pub const MAX_LIMIT: usize = 1000;
+
+const SYMBOL_RANGE: &str = "^[A-Z0-9-_.]{1,20}$";
+const NUMBER_RANGE: &str = "^[0-9]{1,20}$";
+
+/// `GET /api/v3/aggTrades`.
+pub(super) async fn agg_trades(
+    state: web::Data<Shared>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    server::arrival(&state);
+    let now_ms = state.clock.now_ms();
+    let admission = state.weight.lock().unwrap().admit(now_ms, &state.config);
+    {
+        let mut stats = state.stats.lock().unwrap();
+        stats.weight_used += admission.counted(state.config.weight_per_call);
+        stats.peak_weight_per_minute = stats.peak_weight_per_minute.max(admission.used());
+    }
+    let mut response = answer(&state, &query, admission, now_ms).await;
+    response.headers_mut().insert(
+        HeaderName::from_static("x-mbx-used-weight-1m"),
+        HeaderValue::from(admission.used()),
+    );
+    response
+}
+
+async fn answer(
+    state: &Shared,
+    query: &HashMap<String, String>,
+    admission: Admission,
+    now_ms: i64,
+) -> HttpResponse {
+    let config = &state.config;
+    match admission {
+        Admission::Banned {
+            until_ms,
+            retry_after_secs,
+            started,
+            ..
+        } => {
+            let mut stats = state.stats.lock().unwrap();
+            stats.banned_calls += 1;
+            if started {
+                stats.violations += 1;
+            }
+            let msg = format!(
+                "Way too much request weight used; IP banned until {until_ms}. Please use \
+                 WebSocket Streams for live updates to avoid bans."
+            );
+            return HttpResponse::build(StatusCode::IM_A_TEAPOT)
+                .insert_header(("Retry-After", retry_after_secs.to_string()))
+                .json(error_body(-1003, &msg));
+        }
+        Admission::Refused {
+            retry_after_secs, ..
+        } => {
+            let mut stats = state.stats.lock().unwrap();
+            stats.violations += 1;
+            stats.rate_limited += 1;
+            return too_much_weight(config, retry_after_secs);
+        }
+        Admission::Admitted { .. } => {}
+    }
+    let call = state.call_number.fetch_add(1, Ordering::Relaxed);
+    if server::refused_at_random(config, call) {
+        let mut stats = state.stats.lock().unwrap();
+        stats.rate_limited += 1;
+        stats.refused_at_random += 1;
+        return too_much_weight(config, weight::secs_to_minute_end(now_ms));
+    }
+    if let Some(response) = server::inject_fault(state, call).await {
+        return response;
+    }
+    match request(state, query, now_ms) {
+        Ok(trades) => {
+            state.stats.lock().unwrap().trade_history_calls += 1;
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(serde_json::to_string(&trades).expect("trades serialize"))
+        }
+        Err(error) => error.response(),
+    }
+}
+
+/// The trades a call past the weight check and the faults asks for, or Binance's error.
+fn request(
+    state: &Shared,
+    query: &HashMap<String, String>,
+    now_ms: i64,
+) -> Result<Vec<AggTrade>, ApiError> {
+    let config = &state.config;
+    let symbol = match query.get("symbol").map(String::as_str) {
+        None | Some("") => {
+            return Err(error(
+                -1102,
+                "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+            ))
+        }
+        Some(symbol) => symbol,
+    };
+    if !legal_symbol(symbol) {
+        return Err(error(
+            -1100,
+            &format!(
+                "Illegal characters found in parameter 'symbol'; legal range is '{SYMBOL_RANGE}'."
+            ),
+        ));
+    }
+    let from_id = number(query, "fromId")?;
+    let start = number(query, "startTime")?;
+    let end = number(query, "endTime")?;
+    let limit = number(query, "limit")?;
+    if !agg_market::is_listed(config, symbol) {
+        state.stats.lock().unwrap().invalid_pair += 1;
+        return Err(error(-1121, "Invalid symbol."));
+    }
+    // Binance: "fromId cannot be used together with startTime and endTime".
+    if from_id.is_some() && (start.is_some() || end.is_some()) {
+        return Err(error(-1128, "Combination of optional parameters invalid."));
+    }
+    if let (Some(start), Some(end)) = (start, end) {
+        if end - start >= MAX_WINDOW_MS {
+            state.stats.lock().unwrap().window_too_long += 1;
+            return Err(error(
+                -1127,
+                "More than 1 hours between startTime and endTime.",
+            ));
+        }
+    }
+    let limit = match limit {
+        None => DEFAULT_LIMIT,
+        Some(0) => {
+            return Err(error(
+                -1130,
+                "Data sent for parameter 'limit' is not valid.",
+            ))
+        }
+        Some(n) => (n as u64).min(MAX_LIMIT as u64) as usize,
+    };
+    let page = |from_id: i64, until_ms: i64| {
+        agg_market::agg_trades_from_id_until(config, symbol, from_id, limit, until_ms)
+    };
+    let id_at = |ms: i64| agg_market::id_at(config, symbol, ms).expect("listed");
+    // Nothing after now exists yet: every selection stops there.
+    let until_ms = end.map_or(now_ms, |end| end.min(now_ms));
+    Ok(match (from_id, start) {
+        (Some(from_id), _) => page(from_id, now_ms),
+        // From startTime on, oldest first, as far as endTime (or now).
+        (None, Some(start)) => page(id_at(start), until_ms),
+        // The most recent trades as of endTime (or now), still oldest first.
+        (None, None) => page(
+            id_at(until_ms.saturating_add(1)).saturating_sub(limit as i64),
+            until_ms,
+        ),
+    })
+}
+
+/// A symbol as Binance accepts one: `^[A-Z0-9-_.]{1,20}$`.
+fn legal_symbol(symbol: &str) -> bool {
+    (1..=20).contains(&symbol.len())
+        && symbol
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"-_.".contains(&b))
+}
+
+/// An optional integer parameter: absent, or digits that fit an i64.
+fn number(query: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    let Some(value) = query.get(name) else {
+        return Ok(None);
+    };
+    if value.is_empty() {
+        return Err(error(-1105, &format!("Parameter '{name}' was empty.")));
+    }
+    if value.len() > 20 || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(error(
+            -1100,
+            &format!(
+                "Illegal characters found in parameter '{name}'; legal range is '{NUMBER_RANGE}'."
+            ),
+        ));
+    }
+    value
+        .parse::<i64>()
+        .map(Some)
+        .map_err(|_| error(-1108, &format!("Parameter '{name}' overflowed.")))
+}
+
+fn error_body(code: i32, msg: &str) -> serde_json::Value {
+    serde_json::json!({ "code": code, "msg": msg })
+}
+
+/// Binance's answer to a malformed request: HTTP 400 and its error object.
+struct ApiError {
+    code: i32,
+    msg: String,
+}
+
+impl ApiError {
+    fn response(&self) -> HttpResponse {
+        HttpResponse::BadRequest().json(error_body(self.code, &self.msg))
+    }
+}
+
+fn error(code: i32, msg: &str) -> ApiError {
+    ApiError {
+        code,
+        msg: msg.to_string(),
+    }
+}
+
+/// 429: the minute's weight is spent.
+fn too_much_weight(config: &SimulatorConfig, retry_after_secs: u64) -> HttpResponse {
+    let msg = format!(
+        "Too much request weight used; current limit is {} request weight per 1 MINUTE. Please \
+         use WebSocket Streams for live updates to avoid polling the API.",
+        config.weight_limit_per_minute
+    );
+    HttpResponse::TooManyRequests()
+        .insert_header(("Retry-After", retry_after_secs.to_string()))
+        .json(error_body(-1003, &msg))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::dev::simulator::{start_with_clock, ManualClock, SimulatorHandle, Stats, Venue};
+
+    /// 2018-10-22 00:00:00 UTC, in ms: the start of a minute.
+    const DAY_MS: i64 = 1_540_166_400_000;
+    const HOUR_MS: i64 = 3_600_000;
+
+    fn binance() -> SimulatorConfig {
+        SimulatorConfig {
+            venue: Venue::Binance,
+            ..SimulatorConfig::default()
+        }
+    }
+
+    /// A simulator whose clock stands at `now_ms` until the test moves it.
+    async fn start_at(config: SimulatorConfig, now_ms: i64) -> (SimulatorHandle, ManualClock) {
+        let clock = ManualClock::new(now_ms);
+        let sim = start_with_clock(config, clock.clone().into())
+            .await
+            .expect("simulator starts");
+        (sim, clock)
+    }
+
+    struct Answer {
+        status: u16,
+        weight: Option<u64>,
+        retry_after: Option<u64>,
+        body: String,
+    }
+
+    impl Answer {
+        fn trades(&self) -> Vec<AggTrade> {
+            serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+        }
+
+        fn error(&self) -> (i64, String) {
+            let v: serde_json::Value = serde_json::from_str(&self.body).expect("JSON");
+            (
+                v["code"].as_i64().expect("code"),
+                v["msg"].as_str().expect("msg").to_string(),
+            )
+        }
+    }
+
+    async fn get(sim: &SimulatorHandle, path_and_query: &str) -> Answer {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .finish();
+        let mut response = client
+            .get(format!("{}{path_and_query}", sim.base_url()))
+            .send()
+            .await
+            .expect("answer");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().parse::<u64>().unwrap())
+        };
+        let (weight, retry_after) = (header("x-mbx-used-weight-1m"), header("retry-after"));
+        let body = response.body().limit(64 << 20).await.expect("body");
+        Answer {
+            status: response.status().as_u16(),
+            weight,
+            retry_after,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    async fn agg(sim: &SimulatorHandle, query: &str) -> Answer {
+        get(sim, &format!("/api/v3/aggTrades?{query}")).await
+    }
+
+    #[actix_rt::test]
+    async fn a_window_is_served_oldest_first_with_the_weight_of_the_minute() {
+        let (sim, _) = start_at(binance(), DAY_MS + 25 * HOUR_MS).await;
+        // An hour holding more than a page.
+        let from = (0..24)
+            .map(|h| DAY_MS + h * HOUR_MS)
+            .find(|&from| {
+                agg_market::count_in_window(sim.config(), "BTCUSDT", from, from + HOUR_MS - 1)
+                    > MAX_LIMIT as u64
+            })
+            .expect("a busy hour");
+        let until = from + HOUR_MS - 1;
+        let truth = agg_market::agg_trades_in_window(sim.config(), "BTCUSDT", from, until);
+        assert!(truth.len() > MAX_LIMIT, "{}", truth.len());
+        let first = agg(
+            &sim,
+            &format!("symbol=BTCUSDT&startTime={from}&endTime={until}&limit=1000"),
+        )
+        .await;
+        assert_eq!((first.status, first.weight), (200, Some(4)));
+        // The page is the window's oldest trades; the rest is reached with fromId.
+        assert_eq!(first.trades(), truth[..MAX_LIMIT]);
+        let next = truth[MAX_LIMIT].id;
+        let rest = agg(&sim, &format!("symbol=BTCUSDT&fromId={next}&limit=1000")).await;
+        assert_eq!(rest.weight, Some(8));
+        let rest = rest.trades();
+        let n = (truth.len() - MAX_LIMIT).min(MAX_LIMIT);
+        assert_eq!(rest[..n], truth[MAX_LIMIT..MAX_LIMIT + n]);
+        let stats = sim.stats();
+        assert_eq!(
+            (stats.calls, stats.trade_history_calls, stats.weight_used),
+            (2, 2, 8)
+        );
+        assert_eq!((stats.peak_weight_per_minute, stats.violations), (8, 0));
+    }
+
+    #[actix_rt::test]
+    async fn errors_come_as_binance_sends_them() {
+        let (sim, _) = start_at(binance(), DAY_MS + 2 * HOUR_MS).await;
+        let window =
+            |from: i64, until: i64| format!("symbol=ETHBTC&startTime={from}&endTime={until}");
+        let cases = [
+            ("symbol=NOPEUSDT".to_string(), -1121, "Invalid symbol."),
+            (
+                window(DAY_MS, DAY_MS + HOUR_MS),
+                -1127,
+                "More than 1 hours between startTime and endTime.",
+            ),
+            (
+                format!("symbol=ETHBTC&fromId=3000000000&startTime={DAY_MS}"),
+                -1128,
+                "Combination of optional parameters invalid.",
+            ),
+            ("limit=5".to_string(), -1102, "Mandatory parameter 'symbol'"),
+            (
+                "symbol=ethbtc".to_string(),
+                -1100,
+                "Illegal characters found in parameter 'symbol'",
+            ),
+            (
+                "symbol=ETHBTC&limit=ten".to_string(),
+                -1100,
+                "Illegal characters found in parameter 'limit'",
+            ),
+            (
+                "symbol=ETHBTC&startTime=-5".to_string(),
+                -1100,
+                "Illegal characters found in parameter 'startTime'",
+            ),
+            (
+                "symbol=ETHBTC&limit=0".to_string(),
+                -1130,
+                "Data sent for parameter 'limit' is not valid.",
+            ),
+            (
+                "symbol=ETHBTC&fromId=".to_string(),
+                -1105,
+                "Parameter 'fromId' was empty.",
+            ),
+            (
+                "symbol=ETHBTC&fromId=99999999999999999999".to_string(),
+                -1108,
+                "Parameter 'fromId' overflowed.",
+            ),
+        ];
+        for (query, code, msg) in cases {
+            let answer = agg(&sim, &query).await;
+            assert_eq!(answer.status, 400, "{query}: {}", answer.body);
+            assert!(
+                answer.weight.is_some(),
+                "{query}: every answer says the weight"
+            );
+            let (got_code, got_msg) = answer.error();
+            assert_eq!(got_code, code, "{query}: {got_msg}");
+            assert!(got_msg.starts_with(msg), "{query}: {got_msg}");
+        }
+        // Just under an hour apart is fine.
+        let answer = agg(&sim, &window(DAY_MS, DAY_MS + HOUR_MS - 1)).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let stats = sim.stats();
+        assert_eq!((stats.invalid_pair, stats.window_too_long), (1, 1));
+        assert_eq!(stats.trade_history_calls, 1);
+        // The Poloniex endpoint is not there.
+        assert_eq!(
+            get(&sim, "/public?command=returnTradeHistory").await.status,
+            404
+        );
+    }
+
+    #[actix_rt::test]
+    async fn limit_defaults_to_500_and_more_than_1000_is_cut_to_1000() {
+        let now = DAY_MS + 7 * HOUR_MS + 12_345;
+        let (sim, _) = start_at(binance(), now).await;
+        // Half a day holds well over a page, however calm.
+        let truth =
+            agg_market::agg_trades_in_window(sim.config(), "BTCUSDT", now - 12 * HOUR_MS, now);
+        // Neither fromId, startTime nor endTime: the most recent trades as of now, oldest first.
+        let recent = agg(&sim, "symbol=BTCUSDT").await.trades();
+        assert_eq!(recent.len(), DEFAULT_LIMIT);
+        assert_eq!(recent, truth[truth.len() - DEFAULT_LIMIT..]);
+        let most = agg(&sim, "symbol=BTCUSDT&limit=5000").await.trades();
+        assert_eq!(most, truth[truth.len() - MAX_LIMIT..]);
+        // endTime alone: the most recent as of then.
+        let then = now - HOUR_MS;
+        let before = agg(&sim, &format!("symbol=BTCUSDT&endTime={then}&limit=3"))
+            .await
+            .trades();
+        let upto: Vec<_> = truth
+            .iter()
+            .filter(|t| t.time_ms <= then)
+            .cloned()
+            .collect();
+        assert_eq!(before, upto[upto.len() - 3..]);
+    }
+
+    #[actix_rt::test]
+    async fn trades_of_the_future_do_not_exist_yet() {
+        let now = DAY_MS + HOUR_MS / 2;
+        // Busy enough that every minute has trades, calm enough that they fit a page.
+        let busy = SimulatorConfig {
+            intensity: 4.0,
+            ..binance()
+        };
+        let (sim, clock) = start_at(busy, now).await;
+        let query = format!(
+            "symbol=BTCUSDT&startTime={}&endTime={}&limit=1000",
+            now - 60_000,
+            now + 60_000
+        );
+        let seen = agg(&sim, &query).await.trades();
+        assert_eq!(
+            seen,
+            agg_market::agg_trades_in_window(sim.config(), "BTCUSDT", now - 60_000, now)
+        );
+        let last = seen.last().expect("a busy minute").id;
+        let after = format!("symbol=BTCUSDT&fromId={}", last + 1);
+        assert_eq!(agg(&sim, &after).await.trades(), []);
+        // A minute later they have happened.
+        clock.advance_ms(60_000);
+        let later = agg(&sim, &query).await.trades();
+        assert_eq!(
+            later,
+            agg_market::agg_trades_in_window(sim.config(), "BTCUSDT", now - 60_000, now + 60_000)
+        );
+        assert!(later.len() > seen.len());
+        assert_eq!(agg(&sim, &after).await.trades()[0].id, last + 1);
+    }
+
+    #[actix_rt::test]
+    async fn from_id_pages_reach_every_trade_of_a_burst_millisecond() {
+        let burst = DAY_MS + 1_800_123;
+        let config = SimulatorConfig {
+            burst_ms: vec![burst],
+            ..binance()
+        };
+        let (sim, _) = start_at(config, DAY_MS + HOUR_MS).await;
+        let truth = agg_market::agg_trades_in_window(sim.config(), "ETHUSDT", burst, burst);
+        assert!(truth.len() > MAX_LIMIT, "{}", truth.len());
+        // A window can show only its first page of the millisecond...
+        let first = agg(
+            &sim,
+            &format!("symbol=ETHUSDT&startTime={burst}&endTime={burst}&limit=1000"),
+        )
+        .await;
+        let mut got = first.trades();
+        assert_eq!(got.len(), MAX_LIMIT);
+        // ...fromId the rest, until a trade after it shows.
+        let mut calls = 1;
+        loop {
+            let next = got.last().unwrap().id + 1;
+            let page = agg(&sim, &format!("symbol=ETHUSDT&fromId={next}&limit=1000"))
+                .await
+                .trades();
+            calls += 1;
+            let done = page.iter().any(|t| t.time_ms > burst);
+            got.extend(page.into_iter().filter(|t| t.time_ms == burst));
+            if done {
+                break;
+            }
+        }
+        assert_eq!(got, truth);
+        assert_eq!(sim.stats().calls, calls);
+    }
+
+    #[actix_rt::test]
+    async fn past_the_budget_429_until_the_minute_ends_then_418_after_ban_after() {
+        let config = SimulatorConfig {
+            weight_per_call: 4,
+            weight_limit_per_minute: 12,
+            ban_after: 2,
+            ban_secs: 120,
+            ..binance()
+        };
+        let minute = DAY_MS + HOUR_MS;
+        let (sim, clock) = start_at(config, minute + 45_000).await;
+        let query = "symbol=ETHBTC&limit=1";
+        for used in [4, 8, 12] {
+            let answer = agg(&sim, query).await;
+            assert_eq!((answer.status, answer.weight), (200, Some(used)));
+        }
+        for used in [16, 20] {
+            let answer = agg(&sim, query).await;
+            assert_eq!(answer.status, 429, "{}", answer.body);
+            assert_eq!((answer.weight, answer.retry_after), (Some(used), Some(15)));
+            let (code, msg) = answer.error();
+            assert_eq!(code, -1003);
+            assert!(msg.starts_with("Too much request weight used; current limit is 12 request weight per 1 MINUTE."), "{msg}");
+        }
+        // The third call past the budget, after two 429s: banned for ban_secs.
+        let ban = agg(&sim, query).await;
+        assert_eq!(
+            (ban.status, ban.weight, ban.retry_after),
+            (418, Some(24), Some(120))
+        );
+        let (code, msg) = ban.error();
+        assert_eq!(code, -1003);
+        assert_eq!(
+            msg,
+            format!(
+                "Way too much request weight used; IP banned until {}. Please use WebSocket \
+                 Streams for live updates to avoid bans.",
+                minute + 45_000 + 120_000
+            )
+        );
+        // The next minute: the count starts again, but the ban goes on; banned calls add nothing.
+        clock.set_ms(minute + 60_000);
+        let banned = agg(&sim, query).await;
+        assert_eq!(
+            (banned.status, banned.weight, banned.retry_after),
+            (418, Some(0), Some(105))
+        );
+        // Over: answered again.
+        clock.set_ms(minute + 45_000 + 120_000);
+        let after = agg(&sim, query).await;
+        assert_eq!((after.status, after.weight), (200, Some(4)));
+        let stats = sim.stats();
+        let expected = Stats {
+            calls: 8,
+            trade_history_calls: 4,
+            violations: 3,
+            rate_limited: 2,
+            banned_calls: 2,
+            weight_used: 28,
+            peak_weight_per_minute: 24,
+            peak_calls_per_second: stats.peak_calls_per_second,
+            first_call_ms: stats.first_call_ms,
+            last_call_ms: stats.last_call_ms,
+            ..Stats::default()
+        };
+        assert_eq!(stats, expected);
+    }
+
+    #[actix_rt::test]
+    async fn random_refusals_and_faults_carry_the_weight_header_too() {
+        let now = DAY_MS + HOUR_MS;
+        let refusing = SimulatorConfig {
+            refuse_rate: 1.0,
+            ..binance()
+        };
+        let (sim, _) = start_at(refusing, now + 50_000).await;
+        let answer = agg(&sim, "symbol=ETHBTC").await;
+        assert_eq!(
+            (answer.status, answer.weight, answer.retry_after),
+            (429, Some(4), Some(10))
+        );
+        assert_eq!(answer.error().0, -1003);
+        let stats = sim.stats();
+        assert_eq!(
+            (
+                stats.refused_at_random,
+                stats.rate_limited,
+                stats.violations
+            ),
+            (1, 1, 0)
+        );
+
+        let failing = SimulatorConfig {
+            error_rate: 1.0,
+            ..binance()
+        };
+        let (sim, _) = start_at(failing, now).await;
+        let answer = agg(&sim, "symbol=ETHBTC").await;
+        assert!((500..600).contains(&answer.status));
+        assert_eq!(answer.weight, Some(4));
+        assert_eq!(sim.stats().errors_5xx, 1);
+    }
+}
