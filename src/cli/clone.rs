@@ -50,7 +50,6 @@ pub struct CloneArgs {
 
 impl CloneArgs {
     pub fn run(self, mut settings: Settings) -> anyhow::Result<()> {
-        let pair = CurrencyPair::parse(&self.pair).context("the pair")?;
         if let Some(secs) = self.window {
             settings.clone.window_secs = Some(secs);
         }
@@ -58,6 +57,10 @@ impl CloneArgs {
             settings.upstream.base_url = Some(url);
         }
         settings.validate().context("--window / --upstream")?;
+        // Spelled as the configured venue spells pairs (upstream.venue).
+        let venue = crate::task::venue::from_settings(&settings.upstream);
+        let pair = CurrencyPair::parse_with(&self.pair, venue.pair_rule())
+            .with_context(|| format!("the pair, for upstream.venue = {}", venue.name()))?;
         let format = Format::choose(self.format, self.out.as_deref())?;
         let options = CloneOptions {
             pair,

@@ -17,7 +17,7 @@ use clap::Args;
 use crate::clone::output::Format;
 use crate::clone::progress::ProgressMode;
 use crate::clone::{self, CloneOptions, CloneReport, Sink};
-use crate::config::{KafkaValue, Settings};
+use crate::config::{KafkaValue, Settings, VenueName};
 use crate::dev::mock_broker::MockBroker;
 use crate::dev::simulator::{self, SimulatorConfig, Stats};
 use crate::domain::pair::CurrencyPair;
@@ -27,9 +27,13 @@ use crate::service;
 /// `cloner-worker demo`'s arguments.
 #[derive(Args)]
 pub struct DemoArgs {
-    /// The pair to clone.
-    #[arg(long, default_value = "USDT_BTC")]
-    pair: String,
+    /// The exchange to simulate and call: Poloniex legacy, or Binance aggregate trades.
+    #[arg(long, value_enum, default_value_t = DemoVenue::Poloniex)]
+    venue: DemoVenue,
+    /// The pair to clone, as the venue spells it [default: USDT_BTC on Poloniex, BTCUSDT on
+    /// Binance].
+    #[arg(long)]
+    pair: Option<String>,
     /// Hours to clone, from 2018-10-22 00:00 UTC (1 to 744, a month).
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(i32).range(1..=744))]
     hours: i32,
@@ -46,8 +50,13 @@ impl DemoArgs {
     /// complete.
     pub fn run(self, settings: Settings) -> anyhow::Result<()> {
         let broker = MockBroker::start(1)?;
+        let venue = match self.venue {
+            DemoVenue::Poloniex => VenueName::Poloniex,
+            DemoVenue::Binance => VenueName::Binance,
+        };
         let options = DemoOptions {
-            pair: self.pair,
+            pair: self.pair.unwrap_or_else(|| default_pair(venue).into()),
+            venue,
             hours: self.hours,
             out: self.out,
             format: self.format,
@@ -59,9 +68,26 @@ impl DemoArgs {
     }
 }
 
+/// `--venue`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoVenue {
+    Poloniex,
+    Binance,
+}
+
+/// The busy pair of the venue's simulator.
+pub fn default_pair(venue: VenueName) -> &'static str {
+    match venue {
+        VenueName::Poloniex => "USDT_BTC",
+        VenueName::Binance => "BTCUSDT",
+    }
+}
+
 /// What the demo clones.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
+    /// The exchange simulated and called.
+    pub venue: VenueName,
     pub pair: String,
     /// First second of the day (UTC).
     pub day_start: i32,
@@ -75,7 +101,8 @@ pub struct DemoOptions {
 impl Default for DemoOptions {
     fn default() -> Self {
         DemoOptions {
-            pair: "USDT_BTC".into(),
+            venue: VenueName::Poloniex,
+            pair: default_pair(VenueName::Poloniex).into(),
             // 2018-10-22 00:00:00 UTC
             day_start: 1_540_166_400,
             hours: 24,
@@ -91,8 +118,11 @@ pub struct DemoSummary {
     pub clone: CloneReport,
     /// The exchange's side: calls, violations, when the first and last call came.
     pub exchange: Stats,
-    /// The rate limiter's setting.
+    /// The rate limiter's setting, in the venue's unit.
     pub configured_rate: f64,
+    /// Upstream calls per second that rate allows.
+    pub calls_per_second: f64,
+    pub venue: VenueName,
     /// Everything, the consumer group's join included.
     pub elapsed_secs: f64,
 }
@@ -112,9 +142,26 @@ impl std::fmt::Display for DemoSummary {
         };
         writeln!(
             f,
-            "upstream: {} calls, {rate} calls/s from the first to the last (limit {}/s; {} calls over the exchange's limit)",
-            x.calls, self.configured_rate, x.violations
+            "upstream: {} ({}), {} calls, {rate} calls/s from the first to the last (limit {:.2}/s; {} calls over the exchange's limit, {} refused)",
+            self.venue.as_str(),
+            match self.venue {
+                VenueName::Poloniex => format!("{} calls/s", self.configured_rate),
+                VenueName::Binance => format!("{} weight/s", self.configured_rate),
+            },
+            x.calls,
+            self.calls_per_second,
+            x.violations,
+            x.rate_limited
         )?;
+        if self.venue == VenueName::Binance {
+            writeln!(
+                f,
+                "weight:   {} used, at most {} in one minute (the budget is {:.0} a minute)",
+                x.weight_used,
+                x.peak_weight_per_minute,
+                self.configured_rate * 60.0
+            )?;
+        }
         write!(
             f,
             "total:    {:.1} s, the consumer group forming included",
@@ -130,8 +177,10 @@ pub async fn run(
     mut settings: Settings,
     options: &DemoOptions,
 ) -> anyhow::Result<DemoSummary> {
+    settings.upstream.venue = options.venue;
     // A pair that cannot be a chunk's would only reach the dead-letter topic.
-    let pair = CurrencyPair::parse(&options.pair).context("--pair")?;
+    let rule = crate::task::venue::from_settings(&settings.upstream).pair_rule();
+    let pair = CurrencyPair::parse_with(&options.pair, rule).context("--pair")?;
     let format = Format::choose(options.format, options.out.as_deref())?;
     let started = Instant::now();
     for topic in crate::kafka::topics::service_topics(&settings) {
@@ -149,13 +198,29 @@ pub async fn run(
     // The exchange allows 10 % over the limiter's rate: grants are exact, but delivery over
     // loopback jitters by a few ms, which a sliding one-second window would count as a 7th
     // call in a second at exactly 6/s (the integration tests leave the same headroom).
-    let sim = simulator::start(SimulatorConfig {
-        rate_limit: (settings.default_rate * 1.1).ceil() as u32,
-        page_limit: settings.upstream.page_limit,
-        ..SimulatorConfig::default()
-    })
-    .await
-    .context("starting the exchange simulator")?;
+    let config = match options.venue {
+        VenueName::Poloniex => SimulatorConfig {
+            rate_limit: (settings.default_rate * 1.1).ceil() as u32,
+            page_limit: settings.upstream.page_limit,
+            ..SimulatorConfig::default()
+        },
+        VenueName::Binance => {
+            // The whole weight budget, as Binance counts it; and one millisecond of the day
+            // with more than a page of trades (05:00:00.123), reached by id.
+            let binance = &settings.upstream.binance;
+            settings.default_rate = binance.weight_limit_per_minute as f64 / 60.0;
+            SimulatorConfig {
+                venue: simulator::Venue::Binance,
+                weight_per_call: binance.weight_per_call.into(),
+                weight_limit_per_minute: binance.weight_limit_per_minute,
+                burst_ms: vec![(i64::from(options.day_start) + 5 * 3600) * 1000 + 123],
+                ..SimulatorConfig::default()
+            }
+        }
+    };
+    let sim = simulator::start(config)
+        .await
+        .context("starting the exchange simulator")?;
     settings.upstream.base_url = Some(sim.base_url());
     // No /metrics or /health: nothing scrapes a demo, and a fixed port would keep two demos (or
     // a demo and a service) from running at once.
@@ -187,6 +252,8 @@ pub async fn run(
         clone: report?,
         exchange,
         configured_rate: settings.default_rate,
+        calls_per_second: settings.calls_per_second(),
+        venue: options.venue,
         elapsed_secs: started.elapsed().as_secs_f64(),
     })
 }

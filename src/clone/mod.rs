@@ -140,13 +140,16 @@ pub async fn run(
     // The limiter's pace tells how long the requests ahead of one take.
     let rate = (!settings.rate_limiter.unlimited).then_some(settings.calls_per_second());
     let lanes = window::lanes(todo_partitions, rate);
+    // Windows no longer than the venue answers, sized to its pages.
+    let venue = crate::task::venue::from_settings(&settings.upstream);
     let mut planner = match settings.clone.window_secs {
-        Some(secs) => Planner::fixed(options.from, options.until, secs)?,
+        Some(secs) => Planner::fixed(options.from, options.until, secs, venue.max_window_secs())?,
         None => Planner::by_density(
             options.from,
             options.until,
-            settings.upstream.page_limit,
+            venue.page_limit(),
             window::pages_per_window(lanes),
+            venue.max_window_secs(),
         )?,
     };
     // Reading starts at the current end, before anything is published: every answer to this

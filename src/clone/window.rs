@@ -93,7 +93,8 @@ pub enum PlanError {
 /// 9999-12-31 23:59:59 UTC: the last second a date is written for.
 pub const LAST_SECOND: i64 = 253_402_300_799;
 
-/// The longest window planned: the API refuses windows of more than a month.
+/// The longest window planned where the venue allows it: a month (Poloniex's limit). Each
+/// venue may allow less ([`crate::task::venue::Venue::max_window_secs`]).
 pub const MAX_WINDOW_SECS: u32 = 30 * 86_400;
 
 /// Windows asked for at once: each is asked for page by page, one request at a time, so these
@@ -131,6 +132,8 @@ pub struct Planner {
     until: i64,
     /// The next window's length.
     secs: i64,
+    /// The longest window the venue answers.
+    max_secs: i64,
     /// `None` when windows are fixed; else the trades and seconds answered so far, and the
     /// most trades one call returns.
     learning: Option<Learning>,
@@ -160,34 +163,40 @@ struct Learning {
 }
 
 impl Planner {
-    /// Windows of `secs` seconds over `[from, until)`.
-    pub fn fixed(from: i64, until: i64, secs: u32) -> Result<Planner, PlanError> {
+    /// Windows of `secs` seconds (at most `max_secs`) over `[from, until)`.
+    pub fn fixed(from: i64, until: i64, secs: u32, max_secs: i64) -> Result<Planner, PlanError> {
         check_range(from, until)?;
         if secs == 0 {
             return Err(PlanError::ZeroWindow);
         }
+        let max_secs = max_secs.clamp(1, i64::from(MAX_WINDOW_SECS));
         Ok(Planner {
             next_from: from,
             until,
-            secs: secs.into(),
+            secs: i64::from(secs).min(max_secs),
+            max_secs,
             learning: None,
             had: VecDeque::new(),
             planned: 0,
         })
     }
 
-    /// Windows sized to the density seen to hold `pages` pages of up to `page` trades.
+    /// Windows sized to the density seen to hold `pages` pages of up to `page` trades, at
+    /// most `max_secs` long.
     pub fn by_density(
         from: i64,
         until: i64,
         page: usize,
         pages: f64,
+        max_secs: i64,
     ) -> Result<Planner, PlanError> {
         check_range(from, until)?;
+        let max_secs = max_secs.clamp(1, i64::from(MAX_WINDOW_SECS));
         Ok(Planner {
             next_from: from,
             until,
-            secs: FIRST_WINDOW_SECS,
+            secs: FIRST_WINDOW_SECS.min(max_secs),
+            max_secs,
             learning: Some(Learning {
                 trades: 0,
                 secs: 0,
@@ -266,7 +275,7 @@ impl Planner {
             let density = l.trades as f64 / l.secs.max(1) as f64;
             (l.pages * l.page as f64 / density) as i64
         }
-        .clamp(1, i64::from(MAX_WINDOW_SECS));
+        .clamp(1, self.max_secs);
     }
 }
 
@@ -296,11 +305,12 @@ mod tests {
 
     /// Every window of a fixed plan.
     fn plan(from: i64, until: i64, secs: u32) -> Result<Vec<Window>, PlanError> {
-        let mut planner = Planner::fixed(from, until, secs)?;
+        let mut planner = Planner::fixed(from, until, secs, MONTH)?;
         Ok(std::iter::from_fn(|| ask(&mut planner)).collect())
     }
 
     const DAY: i64 = 1_540_166_400;
+    const MONTH: i64 = MAX_WINDOW_SECS as i64;
 
     #[test]
     fn a_day_is_24_hours_that_tile_it() {
@@ -376,7 +386,7 @@ mod tests {
 
     #[test]
     fn planned_windows_tile_the_range_and_grow_to_the_density_seen() {
-        let mut p = Planner::by_density(DAY, DAY + 30 * 86_400, 1000, 30.0).unwrap();
+        let mut p = Planner::by_density(DAY, DAY + 30 * 86_400, 1000, 30.0, MONTH).unwrap();
         let first = ask(&mut p).unwrap();
         assert!(!p.can_plan_ahead(), "one window until a density is known");
         assert_eq!((first.from, first.secs()), (DAY, FIRST_WINDOW_SECS));
@@ -387,7 +397,7 @@ mod tests {
         assert_eq!(second.from, first.until + 1);
         assert_eq!(second.secs(), 60_000);
         // Nothing traded yet: four times longer each time, never past the maximum.
-        let mut calm = Planner::by_density(DAY, DAY + 400 * 86_400, 1000, 30.0).unwrap();
+        let mut calm = Planner::by_density(DAY, DAY + 400 * 86_400, 1000, 30.0, MONTH).unwrap();
         ask(&mut calm);
         calm.learn(0, 3600);
         assert_eq!(ask(&mut calm).unwrap().secs(), 4 * 3600);
@@ -407,7 +417,7 @@ mod tests {
 
     #[test]
     fn windows_had_are_handed_out_in_their_place_and_the_gaps_asked_for() {
-        let mut p = Planner::fixed(DAY, DAY + 10 * 3600, 3600).unwrap();
+        let mut p = Planner::fixed(DAY, DAY + 10 * 3600, 3600, MONTH).unwrap();
         p.skip_to(DAY + 1800);
         let had = |from: i64, hours: i64| Window {
             from: DAY + from,
@@ -440,18 +450,30 @@ mod tests {
     }
 
     #[test]
+    fn no_window_is_longer_than_the_venue_allows() {
+        let hour = 3600;
+        let mut calm = Planner::by_density(DAY, DAY + 10 * 86_400, 1000, 30.0, hour).unwrap();
+        for _ in 0..5 {
+            assert!(ask(&mut calm).unwrap().secs() <= hour);
+            calm.learn(0, hour);
+        }
+        let mut p = Planner::fixed(DAY, DAY + 86_400, 86_400, hour).unwrap();
+        assert_eq!(ask(&mut p).unwrap().secs(), hour);
+    }
+
+    #[test]
     fn fixed_windows_do_not_learn() {
-        let mut p = Planner::fixed(DAY, DAY + 3 * 3600, 3600).unwrap();
+        let mut p = Planner::fixed(DAY, DAY + 3 * 3600, 3600, MONTH).unwrap();
         p.learn(1_000_000, 1);
         let all: Vec<Window> = std::iter::from_fn(|| ask(&mut p)).collect();
         assert_eq!(all.len(), 3);
         assert!(all.iter().all(|w| w.secs() == 3600));
         assert!(matches!(
-            Planner::fixed(DAY, DAY, 3600),
+            Planner::fixed(DAY, DAY, 3600, MONTH),
             Err(PlanError::Empty { .. })
         ));
         assert!(matches!(
-            Planner::fixed(DAY, DAY + 1, 0),
+            Planner::fixed(DAY, DAY + 1, 0, MONTH),
             Err(PlanError::ZeroWindow)
         ));
     }
