@@ -9,6 +9,8 @@
 //!   violation counter, fault injection, `/stats`, and the `exchange-simulator` binary's
 //!   arguments.
 //! - [`upstream`] — the upstream client, one call at a time, against each kind of answer.
+//! - [`binance`] — the Binance venue: the client against each kind of simulated Binance
+//!   answer, and a day cloned end to end within the weight budget.
 //! - [`worker_manager`] — the actor tree in this process against the simulator: ground-truth
 //!   answers, zero rate violations, 5xx and hangs, panics, killed workers, deadlines.
 //! - [`repl`] — the console (`cloner-worker repl`) driven by a piped script.
@@ -47,6 +49,7 @@
 
 mod helpers;
 
+mod binance;
 mod broker;
 mod broker_faults;
 mod clone;

@@ -190,6 +190,10 @@ pub fn service_env(settings: &Settings) -> Vec<(String, String)> {
             "CLONER__UPSTREAM__BASE_URL".into(),
             settings.upstream.base_url().to_string(),
         ),
+        (
+            "CLONER__UPSTREAM__VENUE".into(),
+            settings.upstream.venue.as_str().into(),
+        ),
         ("CLONER__N_WORKERS".into(), settings.n_workers.to_string()),
         (
             "CLONER__DEFAULT_RATE".into(),
