@@ -209,6 +209,26 @@ pub struct TopicSettings {
     pub min_insync_replicas: Option<i32>,
 }
 
+/// The topic names of `config/default.toml`: a venue other than Poloniex prefixes them with its
+/// name, so that its chunks never reach another venue's service.
+const DEFAULT_TOPICS: [&str; 3] = ["todo-chunk", "finished-chunk", "todo-chunk.dlq"];
+
+impl TopicSettings {
+    /// Topics still named as by default become `VENUE.NAME` (`binance.todo-chunk`) for a venue
+    /// other than Poloniex (the original service's, whose names stay as they were); names set in
+    /// a file or the environment are kept.
+    pub fn qualify(&mut self, venue: VenueName) {
+        if venue == VenueName::Poloniex {
+            return;
+        }
+        for topic in [&mut self.todo, &mut self.finished, &mut self.dead_letter] {
+            if DEFAULT_TOPICS.contains(&topic.as_str()) {
+                *topic = format!("{}.{topic}", venue.as_str());
+            }
+        }
+    }
+}
+
 /// The Kafka side of the service: intake bound, drain and delivery.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -375,7 +395,8 @@ impl Settings {
                 .try_parsing(true)
                 .source(Some(env)),
         );
-        let settings: Settings = builder.build()?.try_deserialize()?;
+        let mut settings: Settings = builder.build()?.try_deserialize()?;
+        settings.topics.qualify(settings.upstream.venue);
         settings.validate()?;
         Ok(settings)
     }
@@ -437,6 +458,32 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn another_venue_gets_topics_of_its_own_unless_named() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let poloniex = Settings::from_sources(None, env(&[])).unwrap();
+        assert_eq!(poloniex.topics.todo, "todo-chunk");
+        let binance = Settings::from_sources(
+            None,
+            env(&[
+                ("CLONER__UPSTREAM__VENUE", "binance"),
+                ("CLONER__TOPICS__FINISHED", "mine"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(binance.topics.todo, "binance.todo-chunk");
+        assert_eq!(binance.topics.dead_letter, "binance.todo-chunk.dlq");
+        assert_eq!(binance.topics.finished, "mine", "a name given is kept");
+        assert_eq!(binance.upstream.base_url(), "https://api.binance.com");
+        let unknown = Settings::from_sources(None, env(&[("CLONER__UPSTREAM__VENUE", "kraken")]));
+        assert!(unknown.is_err());
     }
 
     #[test]

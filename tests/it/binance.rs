@@ -198,7 +198,11 @@ async fn the_weight_budget_is_reported_and_its_refusals_are_push_back() {
         other => panic!("418 expected: {other:?}"),
     }
     let stats = sim.stats();
-    assert_eq!((stats.rate_limited, stats.banned_calls), (1, 1), "{stats:?}");
+    assert_eq!(
+        (stats.rate_limited, stats.banned_calls),
+        (1, 1),
+        "{stats:?}"
+    );
 }
 
 /// `p × q` exactly, from the two 8-decimal strings, in integers: the total a Binance trade's

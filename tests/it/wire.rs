@@ -137,6 +137,29 @@ fn the_covered_window_is_an_extension_both_schemas_read() {
 }
 
 #[test]
+fn the_millisecond_is_an_extension_both_schemas_read() {
+    // Written under the original schema (by hand): trade id 7, date 1540166400, no
+    // milliseconds, read as unset.
+    let original = [0x08, 0x07, 0x10, 0x80, 0xA6, 0xB4, 0xDE, 0x05];
+    let read = ClonedEntry::decode(&original[..]).unwrap();
+    assert_eq!((read.trade_id, read.time_ms), (7, None));
+    // Written under the new one: field 7 as a varint after the original fields.
+    let extended = ClonedEntry {
+        trade_id: 7,
+        date: 1_540_166_400,
+        time_ms: Some(1_540_166_400_123),
+        ..Default::default()
+    };
+    let mut bytes = original.to_vec();
+    bytes.extend([0x38, 0xFB, 0xF0, 0xC8, 0xC8, 0xE9, 0x2C]); // 7: time_ms
+    assert_eq!(extended.encode_to_vec(), bytes);
+    assert_eq!(ClonedEntry::decode(&bytes[..]).unwrap(), extended);
+    // The original schema skips it and reads the rest as before.
+    let old = OriginalClonedEntry::decode(&bytes[..]).unwrap();
+    assert_eq!((old.trade_id, old.date), (7, 1_540_166_400));
+}
+
+#[test]
 fn enums_keep_their_numbers() {
     assert_eq!(cloned_chunk::Result::Complete as i32, 0);
     assert_eq!(cloned_chunk::Result::WindowTooBig as i32, 1);
