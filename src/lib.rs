@@ -18,15 +18,17 @@
 //! 3. [`pool::manager`] (`WorkerManager`) queues it as a [`pool::job`] in the [`pool::queue`]
 //!    and gives it to a free [`pool::worker`].
 //! 4. The worker runs [`task::chunk_task`] (the Elixir *Task*): it waits for the
-//!    [`task::rate_limiter`], calls the exchange through [`task::upstream`], retries what is
-//!    transient with [`task::backoff`], and ends in a ClonedChunk.
+//!    [`task::rate_limiter`], calls the configured venue ([`task::venue`]) through
+//!    [`task::upstream`], retries what is transient with [`task::backoff`], and ends in a
+//!    ClonedChunk.
 //! 5. Back in the consumer, [`service::delivery`] produces the ClonedChunk to `finished-chunk`
 //!    and waits for the broker's acknowledgement; only then does [`service::offset_tracker`]
 //!    let the offset be stored, in order per partition, and librdkafka commits it.
 //! 6. On the requesting side, [`clone`] published the chunk in the first place: it cuts a range
 //!    into windows as it goes, matches each ClonedChunk to its request, keeps the page a window
 //!    too big came with and asks for the rest (or halves it), and writes the trades in time
-//!    order with a gap check.
+//!    order with a gap check, spilling every answer so that the same command resumes after any
+//!    stop.
 //!
 //! ## Layout
 //!
@@ -34,7 +36,7 @@
 //! |---|---|---|
 //! | [`domain`] | chunks, currency pairs, UTC dates: the words of the problem | do I/O |
 //! | [`pool`] | the actor tree: `App`, `Queue`, `WorkerManager`, `Worker`, `Registry`, `WorkerSupervisor`, and their messages in [`pool::protocol`] | know where chunks come from |
-//! | [`task`] | one chunk's work: the task, the upstream client, the rate limiter, backoff | retry without the rate limiter |
+//! | [`task`] | one chunk's work: the task, the venues and the HTTP client, the rate limiter, backoff | retry without the rate limiter |
 //! | [`service`] | `serve`: start-up checks, the consumer by role (intake, group, delivery, dead letters, offsets, drain), the HTTP endpoint | commit before a result is acknowledged |
 //! | [`telemetry`] | Prometheus metrics and `/health` readiness | decide anything |
 //! | [`kafka`] | librdkafka clients and topic administration | know what a chunk is |
@@ -49,9 +51,10 @@
 //!
 //! ## Where to add
 //!
-//! - **An upstream venue**: a client beside [`task::upstream`] that answers a window with the
-//!   same [`task::upstream::Window`] / [`task::upstream::UpstreamError`] classification; the
-//!   chunk task is the only caller. Its simulator goes in [`dev::simulator`].
+//! - **An upstream venue**: a file in [`task::venue`] implementing
+//!   [`task::venue::Venue`] (pair spelling, longest window, page order, cost, request, answer),
+//!   a variant of [`config::VenueName`] with its `[upstream.NAME]` section, and a line in
+//!   [`task::venue::from_settings`]. Its simulator goes in [`dev::simulator`].
 //! - **A metric**: a field in [`telemetry::metrics::Metrics`], registered in `Metrics::new`,
 //!   counted where its fact is known (the consumer, the manager or the chunk task); the README's
 //!   metrics table lists it.

@@ -2,7 +2,9 @@
 //! upstream, classify the answer, retry what is transient.
 //!
 //! - [`chunk_task`]: `clone_chunk`, the future itself, and what it shares (`TaskDeps`).
-//! - [`upstream`]: the exchange's API client (Poloniex legacy `returnTradeHistory`).
+//! - [`venue`]: what differs between exchanges, behind one trait: Poloniex legacy
+//!   `returnTradeHistory` and Binance `aggTrades`.
+//! - [`upstream`]: the HTTP client that calls the configured venue and classifies statuses.
 //! - [`rate_limiter`]: `RateLimiter`, a generic actor granting one call at a time on the slots
 //!   of a timeline at a rate, of which it may own a share; push-back slows or pauses it.
 //! - [`backoff`]: exponential backoff with jitter, generic.
