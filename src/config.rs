@@ -37,7 +37,9 @@ pub struct Settings {
     /// Workers started at boot.
     pub n_workers: usize,
     /// The budget per second, in the venue's unit: calls on Poloniex, request weight on
-    /// Binance ([`Settings::calls_per_second`]).
+    /// Binance ([`Settings::calls_per_second`]). Unset in the configuration: the venue's whole
+    /// budget ([`UpstreamSettings::budget_per_second`]).
+    #[serde(default = "rate_unset")]
     pub default_rate: f64,
     pub rate_limiter: RateLimiterSettings,
     pub manager: ManagerSettings,
@@ -115,6 +117,11 @@ pub struct UpstreamSettings {
     pub binance: BinanceSettings,
 }
 
+/// `default_rate` until the venue's budget fills it in, after loading.
+fn rate_unset() -> f64 {
+    f64::NAN
+}
+
 /// The exchanges the service can call ([`crate::task::venue`]).
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -141,6 +148,8 @@ pub struct PoloniexSettings {
     pub base_url: String,
     /// The longest window the API answers (a month).
     pub max_window_secs: i64,
+    /// Calls the API allows in any one second.
+    pub calls_per_second: f64,
 }
 
 /// `[upstream.binance]`: the figures of Binance's documentation, kept here, not in code.
@@ -397,6 +406,9 @@ impl Settings {
         );
         let mut settings: Settings = builder.build()?.try_deserialize()?;
         settings.topics.qualify(settings.upstream.venue);
+        if settings.default_rate.is_nan() {
+            settings.default_rate = settings.upstream.budget_per_second();
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -437,6 +449,14 @@ impl UpstreamSettings {
             (Some(url), _) => url,
             (None, VenueName::Poloniex) => &self.poloniex.base_url,
             (None, VenueName::Binance) => &self.binance.base_url,
+        }
+    }
+
+    /// The venue's whole budget per second, in its unit: what `default_rate` is when unset.
+    pub fn budget_per_second(&self) -> f64 {
+        match self.venue {
+            VenueName::Poloniex => self.poloniex.calls_per_second,
+            VenueName::Binance => self.binance.weight_limit_per_minute as f64 / 60.0,
         }
     }
 
@@ -482,6 +502,12 @@ mod tests {
         assert_eq!(binance.topics.dead_letter, "binance.todo-chunk.dlq");
         assert_eq!(binance.topics.finished, "mine", "a name given is kept");
         assert_eq!(binance.upstream.base_url(), "https://api.binance.com");
+        assert_eq!(
+            binance.default_rate, 100.0,
+            "unset: the venue's whole budget"
+        );
+        assert_eq!(binance.calls_per_second(), 25.0);
+        assert_eq!(poloniex.default_rate, 6.0);
         let unknown = Settings::from_sources(None, env(&[("CLONER__UPSTREAM__VENUE", "kraken")]));
         assert!(unknown.is_err());
     }
