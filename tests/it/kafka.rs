@@ -494,6 +494,26 @@ fn the_demo_refuses_a_pair_that_cannot_be_a_chunks() {
 }
 
 #[test]
+fn the_demo_clones_binance_within_its_weight_budget_and_refuses_a_poloniex_pair_there() {
+    // Six hours: 05:00:00.123 holds 2500 trades, reached by id.
+    let (ok, summary, err) = run_cli(&["demo", "--venue", "binance", "--hours", "6"], &[]);
+    assert!(ok, "{err}");
+    assert!(summary.contains("clone of BTCUSDT"), "{summary}");
+    assert!(summary.contains("no gaps"), "{summary}");
+    assert!(
+        summary.contains("upstream: binance (100 weight/s)") && summary.contains(", 0 refused)"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("(the budget is 6000 a minute)"),
+        "{summary}"
+    );
+    let (ok, _, err) = run_cli(&["demo", "--venue", "binance", "--pair", "USDT_BTC"], &[]);
+    assert!(!ok);
+    assert!(err.contains("like BTCUSDT"), "{err}");
+}
+
+#[test]
 fn the_demo_refuses_an_output_file_it_cannot_tell_the_format_of() {
     let (ok, _, err) = run_cli(&["demo", "--out", "trades.txt"], &[]);
     assert!(!ok);
