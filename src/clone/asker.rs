@@ -194,9 +194,9 @@ impl Asker<'_> {
                         }
                         Ok(Err(_)) => anyhow::bail!("the result waiter stopped"),
                         Err(_) => {
-                            // Others were answered, or the service's group works through its topic:
-                            // the service is alive, only behind. Publishing again would add to its
-                            // backlog; wait on.
+                            // Others were answered, or the service's group works through its
+                            // topic: the service is alive, only behind. Publishing again would
+                            // add to its backlog; wait on.
                             if self.alive().await {
                                 log::debug!("{window}: no answer within {patience:.0?}, but the service is at work; waiting on");
                                 continue 'waiting;
@@ -205,9 +205,9 @@ impl Asker<'_> {
                                 unanswered += 1;
                                 asked.republished += 1;
                                 log::warn!(
-                                "{window}: no answer within {patience:.0?}, none to any other request, and the service's group committed nothing; publishing it again ({unanswered} of {})",
-                                self.settings.max_republish
-                            );
+                                    "{window}: no answer within {patience:.0?}, none to any other request, and the service's group committed nothing; publishing it again ({unanswered} of {})",
+                                    self.settings.max_republish
+                                );
                                 break 'waiting;
                             }
                             break 'answered Answer::Failed(format!(

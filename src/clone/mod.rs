@@ -21,8 +21,8 @@
 //! `[from, mid]`, `[mid + 1, until]` are asked for, down to one second; `RANDOM_ERROR` → asked
 //! again up to `clone.max_error_retries` times; no answer in time → waited for while the
 //! service answers other requests of the run or its group works through the todo topic, else
-//! published again up to `clone.max_republish` times. A window that runs out of tries is reported by name and the
-//! clone ends unsuccessfully, its output left as `FILE.partial`.
+//! published again up to `clone.max_republish` times. A window that runs out of tries is
+//! reported by name and the clone ends unsuccessfully, its output left as `FILE.partial`.
 //!
 //! It must never write a trade twice or out of order, and never call a clone complete that
 //! has a gap: the output's check decides, not the count of answers.
