@@ -454,18 +454,12 @@ impl UpstreamSettings {
 
     /// The venue's whole budget per second, in its unit: what `default_rate` is when unset.
     pub fn budget_per_second(&self) -> f64 {
-        match self.venue {
-            VenueName::Poloniex => self.poloniex.calls_per_second,
-            VenueName::Binance => self.binance.weight_limit_per_minute as f64 / 60.0,
-        }
+        crate::task::venue::from_settings(self).budget_per_second()
     }
 
     /// What one call costs in the venue's budget unit: `default_rate` is in that unit.
     pub fn call_cost(&self) -> u32 {
-        match self.venue {
-            VenueName::Poloniex => 1,
-            VenueName::Binance => self.binance.weight_per_call,
-        }
+        crate::task::venue::from_settings(self).call_cost()
     }
 }
 

@@ -81,12 +81,12 @@ impl Venue for Binance {
         self.max_window_secs
     }
 
-    fn page_order(&self) -> PageOrder {
-        PAGE_ORDER
-    }
-
     fn page_limit(&self) -> usize {
         self.page_limit
+    }
+
+    fn budget_per_second(&self) -> f64 {
+        self.weight_limit_per_minute as f64 / 60.0
     }
 
     fn call_cost(&self) -> u32 {

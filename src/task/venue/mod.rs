@@ -4,7 +4,7 @@
 //! A [`Venue`] says how a pair is spelled, how long a window one call may ask for, what a call
 //! costs in the limiter's unit, how a request is built, and how an answer is read: a window's
 //! trades, a full page that covers part of the window ([`Window::TooBig`] with its covered
-//! part, per the venue's [`PageOrder`]), a page that covers no whole second yet and continues
+//! part, per the venue's own [`crate::task::upstream::PageOrder`]), a page that covers no whole second yet and continues
 //! ([`Step::More`]), or an error that is worth another try or not. The HTTP itself is
 //! [`crate::task::upstream::Upstream`]'s.
 //!
@@ -23,7 +23,7 @@ use std::time::Duration;
 use crate::config::{UpstreamSettings, VenueName};
 use crate::domain::pair::{CurrencyPair, PairRule};
 use crate::proto::ClonedEntry;
-use crate::task::upstream::{PageOrder, UpstreamError, Window};
+use crate::task::upstream::{UpstreamError, Window};
 
 /// One HTTP answer, as a venue reads it.
 #[derive(Debug, Clone, Copy)]
@@ -87,15 +87,15 @@ pub trait Venue {
     /// [`Window::TooBig`] without a call.
     fn max_window_secs(&self) -> i64;
 
-    /// Which end of a window a full page covers.
-    fn page_order(&self) -> PageOrder;
-
     /// The most trades one call returns.
     fn page_limit(&self) -> usize;
 
     /// What one call costs in the venue's budget unit (calls: 1; Binance: its request
     /// weight). The limiter spaces calls by it.
     fn call_cost(&self) -> u32;
+
+    /// The venue's whole budget per second, in its unit: `default_rate` when that is unset.
+    fn budget_per_second(&self) -> f64;
 
     /// The URL of one call for `[from, until]` (inclusive unix seconds), continuing at
     /// `cursor` if given.

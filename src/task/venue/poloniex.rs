@@ -27,6 +27,7 @@ const PAGE_ORDER: PageOrder = PageOrder::NewestFirst;
 pub struct Poloniex {
     page_limit: usize,
     max_window_secs: i64,
+    calls_per_second: f64,
 }
 
 impl Poloniex {
@@ -34,6 +35,7 @@ impl Poloniex {
         Poloniex {
             page_limit: settings.page_limit,
             max_window_secs: settings.poloniex.max_window_secs,
+            calls_per_second: settings.poloniex.calls_per_second,
         }
     }
 }
@@ -51,12 +53,12 @@ impl Venue for Poloniex {
         self.max_window_secs
     }
 
-    fn page_order(&self) -> PageOrder {
-        PAGE_ORDER
-    }
-
     fn page_limit(&self) -> usize {
         self.page_limit
+    }
+
+    fn budget_per_second(&self) -> f64 {
+        self.calls_per_second
     }
 
     fn call_cost(&self) -> u32 {
