@@ -90,6 +90,9 @@ struct Args {
     /// Binance: the trades one --burst-ms millisecond adds.
     #[arg(long, default_value_t = 2500)]
     burst_trades: u64,
+    /// Binance: weight another client on the same address spends at the start of every minute.
+    #[arg(long, default_value_t = 0)]
+    foreign_weight_per_minute: u64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -131,6 +134,7 @@ fn main() -> anyhow::Result<()> {
         weight_limit_per_minute: args.weight_limit_per_minute,
         burst_ms: args.burst_ms,
         burst_trades: args.burst_trades,
+        foreign_weight_per_minute: args.foreign_weight_per_minute,
     };
     actix_rt::System::new().block_on(async move {
         let addr = SocketAddr::new(args.host, args.port);

@@ -79,6 +79,7 @@ impl App {
             settings.rate_limiter.ban_pause(),
             limiter.clone(),
             metrics.clone(),
+            settings.n_workers,
         );
         let links = WorkerLinks {
             register: registry.clone().recipient(),

@@ -43,6 +43,9 @@ pub struct TaskDeps {
     pub ban_pause: Duration,
     /// Whether a full page's covered part is sent back with a `WINDOW_TOO_BIG`.
     pub keep_pages: bool,
+    /// Calls that may be on their way at once (one per worker): what the venue's budget must
+    /// still hold before any more are made.
+    pub calls_in_flight: u64,
     /// The app's metrics: limiter waits, upstream calls, retries, and upstream readiness.
     pub metrics: Arc<Metrics>,
 }
@@ -53,6 +56,7 @@ impl TaskDeps {
         ban_pause: Duration,
         limiter: Addr<RateLimiter>,
         metrics: Arc<Metrics>,
+        workers: usize,
     ) -> Rc<TaskDeps> {
         Rc::new(TaskDeps {
             upstream: Upstream::new(settings),
@@ -64,6 +68,7 @@ impl TaskDeps {
             max_retries: settings.max_retries,
             ban_pause,
             keep_pages: settings.keep_pages,
+            calls_in_flight: workers.max(1) as u64,
             metrics,
         })
     }
@@ -201,22 +206,28 @@ pub async fn clone_chunk(
     }
 }
 
-/// The venue says the address's budget is spent (another client on the same address spends
-/// it too): every call waits until it is whole again, instead of being refused.
+/// The venue says how much of the address's budget is spent (another client on the same
+/// address spends it too): when what is left cannot hold the calls that may be on their way,
+/// every call waits until it is whole again, instead of being refused.
 fn mind_the_budget(deps: &TaskDeps, spent: Spent) {
     let cost = u64::from(deps.upstream.venue().call_cost());
-    if spent.used + cost > spent.limit {
+    if let Some(duration) = budget_wait(spent, cost, deps.calls_in_flight) {
         log::info!(
-            "the venue reports {} of its {} budget used this interval: every call waits {:?} for it to renew",
+            "the venue reports {} of its {} budget used this interval: every call waits {duration:?} for it to renew",
             spent.used,
             spent.limit,
-            spent.resets_in
         );
         deps.limiter.do_send(PauseFor {
-            duration: spent.resets_in,
+            duration,
             cause: PauseCause::TooMany,
         });
     }
+}
+
+/// How long to wait for the budget to renew, if `in_flight` more calls of `cost` each would
+/// take it past its limit.
+fn budget_wait(spent: Spent, cost: u64, in_flight: u64) -> Option<Duration> {
+    (spent.used + cost * in_flight > spent.limit).then_some(spent.resets_in)
 }
 
 /// Tells the limiter what the exchange said: too many calls slow every caller down (and wait
@@ -248,5 +259,30 @@ fn call_outcome(result: &Result<Step, UpstreamError>) -> CallOutcome {
         Err(UpstreamError::Transient(_)) => CallOutcome::Transient,
         Err(UpstreamError::Refused(Refusal::TooMany { .. })) => CallOutcome::TooMany,
         Err(UpstreamError::Refused(Refusal::Banned { .. })) => CallOutcome::Banned,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_must_hold_every_call_that_may_be_on_its_way() {
+        let spent = |used| Spent {
+            used,
+            limit: 6000,
+            resets_in: Duration::from_secs(17),
+        };
+        // Four workers at 4 a call: 16 must be left.
+        assert_eq!(budget_wait(spent(5984), 4, 4), None);
+        assert_eq!(
+            budget_wait(spent(5985), 4, 4),
+            Some(Duration::from_secs(17))
+        );
+        assert_eq!(
+            budget_wait(spent(6400), 4, 1),
+            Some(Duration::from_secs(17))
+        );
+        assert_eq!(budget_wait(spent(12), 4, 4), None);
     }
 }

@@ -205,6 +205,50 @@ async fn the_weight_budget_is_reported_and_its_refusals_are_push_back() {
     );
 }
 
+#[actix_rt::test]
+async fn another_clients_weight_on_the_address_pauses_every_call_before_a_refusal() {
+    use cloner_worker::pool::app::{App, Hooks};
+    use cloner_worker::pool::manager::AddTask;
+    use cloner_worker::proto::{cloned_chunk, TodoChunk};
+    use cloner_worker::task::rate_limiter::{GetLimiterStatus, PauseCause};
+    // Another client spent 5984 of the address's 6000 this minute: after one call of 4, 12 are
+    // left, fewer than the 4 workers' calls of 4 that may be on their way: the service pauses
+    // every call until the next minute instead of running into 429s.
+    let clock = ManualClock::new(DAY * 1000 + 30_000 * 1000 + 10_000);
+    let sim = simulator::start_with_clock(
+        binance(SimulatorConfig {
+            foreign_weight_per_minute: 5984,
+            ..SimulatorConfig::default()
+        }),
+        Clock::Manual(clock),
+    )
+    .await
+    .unwrap();
+    let mut settings = settings(&sim, 4, 100.0);
+    settings.upstream.venue = VenueName::Binance;
+    let app = App::start(&settings, Hooks::default());
+    let chunk = TodoChunk {
+        currency_pair: "ETHBTC".into(),
+        from_unix_ts: DAY,
+        until_unix_ts: DAY + 59,
+        task_dbid: 1,
+    };
+    let answer = tokio::time::timeout(TEST_DEADLINE, app.manager.send(AddTask(chunk)))
+        .await
+        .expect("answered in time")
+        .expect("manager running")
+        .expect("answered");
+    assert_eq!(answer.chunk_result, cloned_chunk::Result::Complete as i32);
+    let status = app.limiter.send(GetLimiterStatus).await.unwrap();
+    let (left, cause) = status.paused.expect("every call paused");
+    assert_eq!(cause, PauseCause::TooMany);
+    // The simulator's minute is 10 s old: the budget renews in 50 s or less (the service reads
+    // the minute from its own clock).
+    assert!(left <= Duration::from_secs(60), "{left:?}");
+    let stats = sim.stats();
+    assert_eq!((stats.calls, stats.rate_limited), (1, 0), "{stats:?}");
+}
+
 /// `p × q` exactly, from the two 8-decimal strings, in integers: the total a Binance trade's
 /// entry must carry (written without trailing zeros).
 fn exact_total(p: &str, q: &str) -> String {

@@ -86,6 +86,9 @@ pub struct SimulatorConfig {
     pub burst_ms: Vec<i64>,
     /// Binance: the trades one `burst_ms` millisecond adds.
     pub burst_trades: u64,
+    /// Binance: weight another client on the same address spends at the start of every minute:
+    /// the budget left to the client under test, and what `X-MBX-USED-WEIGHT-1M` counts too.
+    pub foreign_weight_per_minute: u64,
 }
 
 /// The exchange whose API the simulator serves.
@@ -135,6 +138,7 @@ impl Default for SimulatorConfig {
             weight_limit_per_minute: 6000,
             burst_ms: Vec::new(),
             burst_trades: 2500,
+            foreign_weight_per_minute: 0,
         }
     }
 }

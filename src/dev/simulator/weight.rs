@@ -68,7 +68,8 @@ impl WeightBudget {
         let minute = now_ms.div_euclid(MINUTE_MS);
         if minute != self.minute {
             self.minute = minute;
-            self.used = 0;
+            // Another client on the address may have spent some already.
+            self.used = config.foreign_weight_per_minute;
         }
         if let Some(until_ms) = self.banned_until_ms.filter(|&until| until > now_ms) {
             return Admission::Banned {
@@ -152,6 +153,24 @@ mod tests {
         assert_eq!(
             budget.admit(T0 + 60_000, &c),
             Admission::Admitted { used: 4 }
+        );
+    }
+
+    #[test]
+    fn another_clients_weight_counts_in_every_minute() {
+        let c = SimulatorConfig {
+            foreign_weight_per_minute: 5,
+            ..config(10, 0)
+        };
+        let mut budget = WeightBudget::default();
+        assert_eq!(budget.admit(T0, &c), Admission::Admitted { used: 9 });
+        assert!(matches!(
+            budget.admit(T0 + 1, &c),
+            Admission::Refused { used: 13, .. }
+        ));
+        assert_eq!(
+            budget.admit(T0 + 60_000, &c),
+            Admission::Admitted { used: 9 }
         );
     }
 
