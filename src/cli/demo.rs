@@ -1,10 +1,12 @@
 //! `cloner-worker demo`: the main job end to end with nothing installed.
 //!
 //! In one process: librdkafka's mock cluster as the broker, the exchange simulator on a free
-//! loopback port as the upstream (with its real rate limit), the service itself — the same code
-//! as `serve` — and the requesting side, [`crate::clone`]: one day of a busy pair is cut into
-//! hourly windows, windows too big are halved, and the trades are checked for gaps and
-//! duplicates (and written to a file if asked). Then the service drains and a summary is printed.
+//! loopback port as the upstream (Poloniex with its rate limit, or Binance with its weight
+//! budget: `--venue`), the service itself — the same code as `serve` — and the requesting side,
+//! [`crate::clone`]: one day of a busy pair is cut into windows sized to the trades seen, full
+//! pages are kept and the rest of their windows asked for, and the trades are checked for gaps
+//! and duplicates (and written to a file if asked). Then the service drains and a summary is
+//! printed.
 //!
 //! It must never touch anything beyond loopback.
 
