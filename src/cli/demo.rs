@@ -209,8 +209,8 @@ pub async fn run(
         VenueName::Binance => {
             // The whole weight budget, as Binance counts it; and one millisecond of the day
             // with more than a page of trades (05:00:00.123), reached by id.
+            settings.default_rate = settings.upstream.budget_per_second();
             let binance = &settings.upstream.binance;
-            settings.default_rate = binance.weight_limit_per_minute as f64 / 60.0;
             SimulatorConfig {
                 venue: simulator::Venue::Binance,
                 weight_per_call: binance.weight_per_call.into(),
