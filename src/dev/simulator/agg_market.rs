@@ -19,7 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::market::{self, decimal, fnv1a, splitmix64, unit, Counts, EPOCH};
+use super::market::{self, decimal, fnv1a, last_at_or_below, splitmix64, Counts, Draw, EPOCH};
 use super::SimulatorConfig;
 
 /// Every symbol's aggregate ids start past 2^31 (real ones have for years), so a client that
@@ -263,16 +263,7 @@ impl Model {
             step *= 2;
             above = (lo + step).min(LAST_SECOND);
         }
-        // Invariant: before(below) <= n < before(above); the answer is the last such `below`.
-        while above - below > 1 {
-            let mid = below + (above - below) / 2;
-            if self.before(mid) <= n {
-                below = mid;
-            } else {
-                above = mid;
-            }
-        }
-        Some(below)
+        Some(last_at_or_below(below, above, n, |s| self.before(s)))
     }
 
     /// Up to `limit` aggregates numbered from `first` on, oldest first, none after `until_ms`.
@@ -302,19 +293,20 @@ impl Model {
     }
 
     fn trade(&self, n: i64, time_ms: i64) -> AggTrade {
-        let h = splitmix64(self.key ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        // As on the Poloniex side: a slow drift (±5 % over ~10 000 trades), ±0.1 % noise.
-        let drift = (n as f64 / 1_600.0).sin() * 0.05 + (unit(h >> 11) - 0.5) * 0.002;
-        let price = ((self.price as f64) * (1.0 + drift)).round().max(1.0) as u64;
-        let qty = 10_000 + splitmix64(h) % 1_000_000_000;
+        // As on the Poloniex side.
+        let Draw {
+            price,
+            amount,
+            side,
+        } = Draw::of(self.key, self.price, n);
         AggTrade {
             id: self.base_id + n,
             price: decimal(price),
-            qty: decimal(qty),
+            qty: decimal(amount),
             first_trade_id: self.trade_base_id + underlying_before(n),
             last_trade_id: self.trade_base_id + underlying_before(n + 1) - 1,
             time_ms,
-            buyer_is_maker: h & 1 == 1,
+            buyer_is_maker: side,
             best_match: true,
         }
     }

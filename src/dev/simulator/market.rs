@@ -120,31 +120,22 @@ impl Model {
             below = (hi - step).max(lo);
             step *= 2;
         }
-        // Invariant: before(below) <= n < before(above); find the last such `below`.
-        while above - below > 1 {
-            let mid = below + (above - below) / 2;
-            if self.before(mid) <= n {
-                below = mid;
-            } else {
-                above = mid;
-            }
-        }
-        below
+        last_at_or_below(below, above, n, |s| self.before(s))
     }
 
     fn trade(&self, n: i64, date: i64) -> SimTrade {
-        let h = splitmix64(self.key ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        // Price drifts slowly (±5 % over ~10 000 trades) with ±0.1 % noise per trade.
-        let drift = (n as f64 / 1_600.0).sin() * 0.05 + (unit(h >> 11) - 0.5) * 0.002;
-        let rate = ((self.price as f64) * (1.0 + drift)).round().max(1.0) as u64;
-        let amount = 10_000 + splitmix64(h) % 1_000_000_000;
-        let total = (rate as u128 * amount as u128 / 100_000_000) as u64;
+        let Draw {
+            price,
+            amount,
+            side,
+        } = Draw::of(self.key, self.price, n);
+        let total = (price as u128 * amount as u128 / 100_000_000) as u64;
         SimTrade {
             global_trade_id: self.base_global_id + n * 7,
             trade_id: self.base_id + n,
             date,
-            buy: h & 1 == 1,
-            rate: decimal(rate),
+            buy: side,
+            rate: decimal(price),
             amount: decimal(amount),
             total: decimal(total),
         }
@@ -222,6 +213,47 @@ pub fn trades_in_window(cfg: &SimulatorConfig, pair: &str, from: i64, until: i64
 }
 
 /// `12345678901` → `"123.45678901"`: units of 1e-8 as a decimal string, exactly.
+/// Trade number `n`'s price and amount (units of 1e-8) and side, hashed from (`key`, `n`)
+/// around the pair's base `price`: the same draw for every venue that serves the market.
+pub(crate) struct Draw {
+    pub price: u64,
+    pub amount: u64,
+    /// Poloniex: a buy; Binance: the buyer was the maker.
+    pub side: bool,
+}
+
+impl Draw {
+    pub(crate) fn of(key: u64, price: u64, n: i64) -> Draw {
+        let h = splitmix64(key ^ (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        // Price drifts slowly (±5 % over ~10 000 trades) with ±0.1 % noise per trade.
+        let drift = (n as f64 / 1_600.0).sin() * 0.05 + (unit(h >> 11) - 0.5) * 0.002;
+        Draw {
+            price: ((price as f64) * (1.0 + drift)).round().max(1.0) as u64,
+            amount: 10_000 + splitmix64(h) % 1_000_000_000,
+            side: h & 1 == 1,
+        }
+    }
+}
+
+/// The last second `s` in `[below, above)` with `before(s) <= n`, given `before(below) <= n <
+/// before(above)` and `before` non-decreasing: the second of trade number `n`, by bisection.
+pub(crate) fn last_at_or_below(
+    mut below: i64,
+    mut above: i64,
+    n: i64,
+    before: impl Fn(i64) -> i64,
+) -> i64 {
+    while above - below > 1 {
+        let mid = below + (above - below) / 2;
+        if before(mid) <= n {
+            below = mid;
+        } else {
+            above = mid;
+        }
+    }
+    below
+}
+
 pub fn decimal(units: u64) -> String {
     format!("{}.{:08}", units / 100_000_000, units % 100_000_000)
 }
