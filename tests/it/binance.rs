@@ -273,10 +273,7 @@ async fn a_busy_day_of_binance_through_the_service_is_the_ground_truth_within_th
     base.upstream.venue = VenueName::Binance;
     base.clone.window_secs = None;
     let settings = kafka_settings(base, "binance-day").await;
-    let mut service = ServiceProcess::start(&settings);
-    service.wait_for("its partitions", TEST_DEADLINE, |l| {
-        l.contains("partitions assigned")
-    });
+    let mut service = ServiceProcess::start_assigned(&settings);
     let dir = std::env::temp_dir().join(unique("binance-day"));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("day.csv");

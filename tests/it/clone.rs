@@ -59,6 +59,16 @@ fn read_lines(path: &Path) -> Vec<String> {
 }
 
 /// The number before `label` in the clone's summary, e.g. `23 splits`.
+/// The summary of a clone that waited for a service behind: complete, nothing given up,
+/// nothing published again.
+fn waited_for(output: &Output) -> String {
+    let summary = stderr(output);
+    assert!(output.status.success(), "clone failed:\n{summary}");
+    assert!(!summary.contains("FAILED"), "{summary}");
+    assert_eq!(summary_count(&summary, " republished"), 0, "{summary}");
+    summary
+}
+
 fn summary_count(summary: &str, label: &str) -> u64 {
     summary
         .split(label)
@@ -204,10 +214,7 @@ async fn a_clone_killed_at_random_points_continues_to_the_same_file_with_few_mor
     // 100 calls a second: two weeks of the busy pair take a few seconds, time to kill them.
     let mut settings = service_on(&sim, "clone-resume", Some(100.0)).await;
     settings.clone.window_secs = None;
-    let mut service = ServiceProcess::start(&settings);
-    service.wait_for("its partitions", TEST_DEADLINE, |l| {
-        l.contains("partitions assigned")
-    });
+    let mut service = ServiceProcess::start_assigned(&settings);
     let dir = temp_dir("resume");
     let until = (DAY + 14 * 24 * HOUR).to_string();
     let args = |out: &Path| {
@@ -525,11 +532,7 @@ async fn a_service_ten_times_slower_than_expected_is_waited_for_not_flooded() {
     // are answered the service is alive, so nothing is published again and nothing given up.
     let sim = start_simulator(no_rate_limit()).await;
     let settings = service_on(&sim, "clone-slow", Some(5.0)).await;
-    let mut service = ServiceProcess::start(&settings);
-    // Answering from the first request on (nothing answers while the group forms).
-    service.wait_for("its partitions", TEST_DEADLINE, |l| {
-        l.contains("partitions assigned")
-    });
+    let mut service = ServiceProcess::start_assigned(&settings);
     let until = (DAY + 24 * HOUR).to_string();
     let output = run_clone(
         &settings,
@@ -540,10 +543,7 @@ async fn a_service_ten_times_slower_than_expected_is_waited_for_not_flooded() {
         ],
     )
     .await;
-    let summary = stderr(&output);
-    assert!(output.status.success(), "clone failed:\n{summary}");
-    assert_eq!(summary_count(&summary, " republished"), 0, "{summary}");
-    assert!(!summary.contains("FAILED"), "{summary}");
+    let summary = waited_for(&output);
     // One call per window: nothing was asked twice.
     assert_eq!(sim.stats().calls, 24, "{summary}");
     assert!(service.terminate(TEST_DEADLINE).success());
@@ -559,10 +559,7 @@ async fn a_service_behind_another_clients_backlog_is_waited_for_while_its_group_
     let settings = service_on(&sim, "clone-backlog", Some(20.0)).await;
     let backlog = hourly_chunks("BTC_XMR", DAY - 200 * HOUR, 200, 1);
     publish(&settings, &backlog).await;
-    let mut service = ServiceProcess::start(&settings);
-    service.wait_for("its partitions", TEST_DEADLINE, |l| {
-        l.contains("partitions assigned")
-    });
+    let mut service = ServiceProcess::start_assigned(&settings);
     let until = (DAY + 2 * HOUR).to_string();
     let output = run_clone(
         &settings,
@@ -573,10 +570,7 @@ async fn a_service_behind_another_clients_backlog_is_waited_for_while_its_group_
         ],
     )
     .await;
-    let summary = stderr(&output);
-    assert!(output.status.success(), "clone failed:\n{summary}");
-    assert!(!summary.contains("FAILED"), "{summary}");
-    assert_eq!(summary_count(&summary, " republished"), 0, "{summary}");
+    let summary = waited_for(&output);
     assert!(
         sim.stats().calls >= 200,
         "the clone finished behind the backlog: {summary}"

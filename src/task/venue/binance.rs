@@ -263,6 +263,16 @@ mod tests {
         format!("[{}]", list.join(","))
     }
 
+    /// The covered part of a step that must be a kept page.
+    fn kept_page(step: Step) -> Kept {
+        match step {
+            Step::Done(Window::TooBig {
+                kept: Some(kept), ..
+            }) => kept,
+            other => panic!("a kept page: {other:?}"),
+        }
+    }
+
     fn ids(entries: &[ClonedEntry]) -> Vec<i64> {
         entries.iter().map(|e| e.trade_id).collect()
     }
@@ -310,12 +320,7 @@ mod tests {
             (13, (DAY + 2) * 1000 + 900),
         ]);
         let step = classify_body(page.as_bytes(), 4, DAY, DAY + 99, vec![], None).unwrap();
-        let Step::Done(Window::TooBig {
-            kept: Some(kept), ..
-        }) = step
-        else {
-            panic!("{step:?}");
-        };
+        let kept = kept_page(step);
         assert_eq!((kept.from, kept.until), (DAY, DAY + 1));
         assert_eq!(ids(&kept.entries), [10, 11], "second DAY+2 may go on");
         // Not full: the window is complete.
@@ -337,12 +342,7 @@ mod tests {
         // The next page, by id: the millisecond goes on, then a later second; full.
         let second = body(&[(103, ms), (104, ms + 2000), (105, ms + 2001)]);
         let step = classify_body(second.as_bytes(), 3, DAY, DAY + 9, entries, Some(next)).unwrap();
-        let Step::Done(Window::TooBig {
-            kept: Some(kept), ..
-        }) = step
-        else {
-            panic!("{step:?}");
-        };
+        let kept = kept_page(step);
         assert_eq!((kept.from, kept.until), (DAY, DAY + 1));
         assert_eq!(ids(&kept.entries), [100, 101, 102, 103]);
         // By id, a page that runs past the window: the window is complete, the rest dropped.

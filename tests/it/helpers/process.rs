@@ -126,6 +126,16 @@ impl ServiceProcess {
         ServiceProcess::start_with_env(settings, &[])
     }
 
+    /// [`ServiceProcess::start`], returned once it holds its partitions: it answers from the
+    /// first request on (nothing answers while the group forms).
+    pub fn start_assigned(settings: &Settings) -> ServiceProcess {
+        let mut service = ServiceProcess::start(settings);
+        service.wait_for("its partitions", TEST_DEADLINE, |l| {
+            l.contains("partitions assigned")
+        });
+        service
+    }
+
     /// [`ServiceProcess::start`] with `extra` environment variables, which win over
     /// [`service_env`]'s and the log filter (e.g. `CLONER__HTTP__LISTEN`, `RUST_LOG`).
     pub fn start_with_env(settings: &Settings, extra: &[(&str, &str)]) -> ServiceProcess {
