@@ -4,7 +4,7 @@
 //! - [`clone`] — a range of a pair's history to a file, through the service.
 //! - [`demo`] — the main job end to end in one process: mock broker, simulator, service, clone.
 //! - [`serve`] — the service: TodoChunks from Kafka, ClonedChunks back, until SIGINT/SIGTERM.
-//! - [`topics`] — `create|delete|list` the service's topics through the admin API.
+//! - [`topics`] — `create|delete|list|brokers` the service's topics through the admin API.
 //! - [`broker`] — librdkafka's mock cluster as a broker process, for tests (scripts/kafka-up).
 //! - [`repl`] — the iex-style console over the actor tree.
 //!

@@ -1,4 +1,4 @@
-//! `cloner-worker topics create|delete|list`: the service's topics through the admin API (see
+//! `cloner-worker topics create|delete|list|brokers`: the service's topics through the admin API (see
 //! [`crate::kafka::topics`]).
 
 use clap::Subcommand;
@@ -16,6 +16,8 @@ pub enum TopicsAction {
     Delete,
     /// List the cluster's topics with their partitions and replication.
     List,
+    /// List the brokers the cluster's metadata names: id and advertised address, one a line.
+    Brokers,
 }
 
 impl TopicsAction {
@@ -59,6 +61,11 @@ impl TopicsAction {
                         "{}\t{} partitions\treplication {}",
                         t.name, t.partitions, t.replication
                     );
+                }
+            }
+            TopicsAction::Brokers => {
+                for b in topics::brokers(settings)? {
+                    println!("{}\t{}", b.id, b.address);
                 }
             }
         }

@@ -3,7 +3,7 @@
 //! - [`client`] — librdkafka clients built from [`crate::config::KafkaSettings`], with the
 //!   properties at-least-once depends on enforced, and the reachability check that turns a
 //!   silent librdkafka retry loop into an error that says what to do.
-//! - [`topics`] — `cloner-worker topics create|delete|list` through the admin API.
+//! - [`topics`] — `cloner-worker topics create|delete|list|brokers` through the admin API.
 //! - [`broker_watch`] — one ERROR line when the brokers go away, one INFO line when they are
 //!   back, instead of librdkafka's error per reconnect attempt.
 //!

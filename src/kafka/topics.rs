@@ -1,4 +1,4 @@
-//! `cloner-worker topics create|delete|list`: the service's topics through the admin API.
+//! `cloner-worker topics create|delete|list|brokers`: the service's topics through the admin API.
 //!
 //! Creating a topic that exists is not an error (the command can run at every deploy). Unless
 //! configured, the replication and `min.insync.replicas` follow the cluster's broker count
@@ -257,6 +257,30 @@ pub fn list(settings: &Settings) -> Result<Vec<TopicInfo>, TopicsError> {
         .collect();
     topics.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(topics)
+}
+
+/// A broker as the cluster's metadata names it (`topics brokers`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub id: i32,
+    /// `host:port`, as the broker advertises it.
+    pub address: String,
+}
+
+/// The brokers that the metadata of the broker first answering lists, by id. A broker appears
+/// once it has registered with the cluster, which is what `scripts/kafka-up` waits for.
+pub fn brokers(settings: &Settings) -> Result<Vec<BrokerInfo>, TopicsError> {
+    let (_, _, metadata) = connect(settings)?;
+    let mut brokers: Vec<BrokerInfo> = metadata
+        .brokers()
+        .iter()
+        .map(|b| BrokerInfo {
+            id: b.id(),
+            address: format!("{}:{}", b.host(), b.port()),
+        })
+        .collect();
+    brokers.sort_by_key(|b| b.id);
+    Ok(brokers)
 }
 
 /// The replication `topics create` gives the topics, with `min.insync.replicas`, and why.

@@ -169,9 +169,19 @@ impl ConsumerContext for GroupContext {
                 // Even an empty assignment: a member with no partitions is still a member.
                 self.metrics.health.group_event(GroupEvent::Assigned);
                 // Every in-flight slot is taken: the new partitions wait like the others.
-                if self.paused.get() && tpl.count() > 0 {
-                    if let Err(e) = consumer.pause(tpl) {
-                        log::warn!("pausing {}: {e}", describe_partitions(tpl));
+                // Otherwise they are resumed explicitly: librdkafka keeps a partition's pause
+                // across its revocation, so one revoked while paused (a session lost while
+                // every slot was taken, as when a broker dies) came back paused after intake
+                // had resumed the empty assignment, and was never fetched again.
+                if tpl.count() > 0 {
+                    let paused = self.paused.get();
+                    let done = match paused {
+                        true => consumer.pause(tpl),
+                        false => consumer.resume(tpl),
+                    };
+                    if let Err(e) = done {
+                        let what = if paused { "pausing" } else { "resuming" };
+                        log::warn!("{what} {}: {e}", describe_partitions(tpl));
                     }
                 }
                 if let Some(share) = &self.share {

@@ -3,9 +3,8 @@
 //! messages until it is up again; injected Produce errors reach a client that does not retry
 //! and are retried through by one that does; `clear` drops what was not used.
 //!
-//! Each fault test starts its own broker process ([`BrokerProcess`]), so that a broker taken down
-//! disturbs nobody else; one test checks the control port of the broker the suite shares, and
-//! skips against a real cluster.
+//! These tests keep the mock because they test its fault injection itself. Each starts its own
+//! broker process ([`BrokerProcess`]), so that a broker taken down disturbs nobody else.
 
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 
 use cloner_worker::dev::mock_broker;
 
-use crate::helpers::kafka::{self, unique, ControlError};
+use crate::helpers::kafka::unique;
 use crate::helpers::process::BrokerProcess;
 use crate::helpers::TEST_DEADLINE;
 
@@ -159,19 +158,15 @@ async fn injected_produce_errors_are_retried_through_and_cleared_ones_are_not_us
 }
 
 #[test]
-fn the_shared_broker_takes_control_commands_and_says_what_is_wrong_with_one() {
-    let topic = unique("broker.shared");
-    match kafka::control(&format!("create {topic} 3")) {
-        Ok(()) => {}
-        Err(skip @ ControlError::RealCluster { .. }) => {
-            eprintln!("skipped: {skip}");
-            return;
-        }
-        Err(e) => panic!("the shared broker creates a topic: {e}"),
-    }
-    // Only commands that change nothing: other tests use this broker meanwhile.
-    let refusal = |line: &str| match kafka::control(line) {
-        Err(ControlError::Mock(mock_broker::ControlError::Refused { reason, .. })) => reason,
+fn the_control_port_says_what_is_wrong_with_a_command() {
+    // The mock's own broker: the suite's shared cluster is Apache Kafka, without a control port.
+    let broker = BrokerProcess::start(1);
+    let topic = unique("broker.control");
+    broker
+        .control(&format!("create {topic} 3"))
+        .expect("the broker creates a topic");
+    let refusal = |line: &str| match broker.control(line) {
+        Err(mock_broker::ControlError::Refused { reason, .. }) => reason,
         other => panic!("{line:?} is refused, not {other:?}"),
     };
     let reason = refusal("errors Produce NO_SUCH_ERROR");

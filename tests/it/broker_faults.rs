@@ -1,6 +1,9 @@
-//! `serve` through broker faults, mid-run: each test starts a mock cluster of three brokers of
-//! its own ([`BrokerProcess`]), a simulator in this process and a `cloner-worker serve` child,
-//! publishes a couple of hundred small chunks, and injects its fault once results are coming:
+//! `serve` through broker faults that only the mock can inject (a leader down without a
+//! failover, a coordinator moved, slow round trips, chosen Produce errors; real brokers killed
+//! are in [`cluster_faults`](crate::cluster_faults)). Each test starts a mock cluster of three
+//! brokers of its own ([`BrokerProcess`]), a simulator in this process and a `cloner-worker
+//! serve` child, publishes a couple of hundred small chunks, and injects its fault once results
+//! are coming ([`Run`]):
 //!
 //! - the leader of every todo and finished partition taken down (long enough for the service's
 //!   own delivery timeout to pass and its re-produce to start), then brought up;
@@ -17,203 +20,16 @@
 //! rate settings, for the README:
 //! `cargo test --test it broker_faults::duplicates_per -- --ignored --nocapture`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-use cloner_worker::clone::requester::{self, chunk_key, Record, TopicReader};
+use cloner_worker::clone::requester::{self, TopicReader};
 use cloner_worker::config::{KafkaRole, Settings};
-use cloner_worker::dev::simulator::SimulatorHandle;
-use cloner_worker::proto::{cloned_chunk, TodoChunk};
 
+use crate::helpers::fault_run::*;
 use crate::helpers::kafka::*;
 use crate::helpers::process::*;
 use crate::helpers::*;
-
-/// Chunks per run: at 2 workers and 40 ms a call, about five seconds of work.
-const CHUNKS: i32 = 200;
-
-/// Results read before a fault is injected: the run is under way.
-const BEFORE_FAULT: usize = 20;
-
-/// A run under test: a broker of its own, the simulator, the service's settings, the chunks
-/// (published) and a reader of the results from the start.
-struct Run {
-    broker: BrokerProcess,
-    sim: SimulatorHandle,
-    settings: Settings,
-    chunks: Vec<TodoChunk>,
-    results: TopicReader,
-    seen: Vec<Record>,
-}
-
-impl Run {
-    /// Three brokers, topics and a group of `test`'s own; `setup` sends control commands (leaders,
-    /// coordinator) before anything is published.
-    async fn new(test: &str, setup: impl Fn(&BrokerProcess, &Settings)) -> Run {
-        let broker = BrokerProcess::start(3);
-        let sim = start_simulator(slow_simulator(40)).await;
-        let mut base = unlimited_settings(&sim, 2);
-        base.consumer.max_in_flight = Some(8);
-        base.consumer.drain_grace_ms = 10_000;
-        let settings = settings_on(&broker, base, test);
-        setup(&broker, &settings);
-        let chunks = minute_chunks("BTC_LTC", CHUNKS);
-        let results = TopicReader::new(&settings.kafka, &settings.topics.finished).unwrap();
-        let producer = requester::producer(&settings).unwrap();
-        requester::publish_chunks(&producer, &settings.topics.todo, &chunks)
-            .await
-            .unwrap();
-        Run {
-            broker,
-            sim,
-            settings,
-            chunks,
-            results,
-            seen: Vec::new(),
-        }
-    }
-
-    /// `serve` on this run's broker, with `extra` environment.
-    fn serve(&self, extra: &[(&str, &str)]) -> ServiceProcess {
-        let mut env = vec![(
-            "CLONER__KAFKA__BOOTSTRAP_SERVERS",
-            self.broker.bootstrap.as_str(),
-        )];
-        env.extend_from_slice(extra);
-        ServiceProcess::start_with_env(&self.settings, &env)
-    }
-
-    /// Sends a control command, which must be accepted.
-    fn control(&self, line: &str) {
-        self.broker
-            .control(line)
-            .unwrap_or_else(|e| panic!("`{line}` is accepted: {e}"));
-    }
-
-    /// Reads results until `n` have come in all (within the test deadline).
-    async fn read_until(&mut self, n: usize, service: &ServiceProcess) {
-        while self.seen.len() < n {
-            match tokio::time::timeout(TEST_DEADLINE, next_record(&self.results)).await {
-                Ok(record) => self.seen.push(record),
-                Err(_) => panic!(
-                    "{} of {n} results within {TEST_DEADLINE:?}; the service's log:\n{}",
-                    self.seen.len(),
-                    service.log.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Every chunk answered, right; then a SIGTERM, exit 0, and the todo topic committed to its
-    /// end. Prints the duplicates.
-    async fn finish(mut self, test: &str, mut service: ServiceProcess) {
-        let wanted: BTreeSet<String> = self.chunks.iter().map(chunk_key).collect();
-        let fault = Instant::now();
-        loop {
-            let keys: BTreeSet<String> = self.seen.iter().map(Record::key_str).collect();
-            if wanted.is_subset(&keys) {
-                break;
-            }
-            match tokio::time::timeout(TEST_DEADLINE, next_record(&self.results)).await {
-                Ok(record) => self.seen.push(record),
-                Err(_) => {
-                    let missing: Vec<&String> = wanted.difference(&keys).take(10).collect();
-                    let status = service.terminate(EXIT_TIMEOUT);
-                    let todo = committed_and_end(&self.settings, &self.settings.topics.todo);
-                    let finished =
-                        committed_and_end(&self.settings, &self.settings.topics.finished);
-                    panic!(
-                        "{test}: {} of {} chunks answered ({} results read), no result for {TEST_DEADLINE:?} (missing e.g. {missing:?}); \
-                         after a SIGTERM the service exited {status}; todo (committed, end) by partition {todo:?}, finished {finished:?}; the service's log:\n{}",
-                        keys.len(),
-                        wanted.len(),
-                        self.seen.len(),
-                        service.log.join("\n")
-                    )
-                }
-            }
-        }
-        eprintln!(
-            "{test}: every chunk answered {:?} after the last wait on the fault",
-            fault.elapsed()
-        );
-        let status = service.terminate(EXIT_TIMEOUT);
-        let log = service.log.join("\n");
-        assert!(
-            status.success(),
-            "{test}: exits 0 ({status}); the log:\n{log}"
-        );
-        for (partition, (committed, end)) in
-            committed_and_end(&self.settings, &self.settings.topics.todo)
-        {
-            assert_eq!(
-                committed, end,
-                "{test}: todo partition {partition} committed to its end; the log:\n{log}"
-            );
-        }
-        // Every result, those produced during the drain included, read again and checked.
-        let produced: i64 = committed_and_end(&self.settings, &self.settings.topics.finished)
-            .values()
-            .map(|(_, end)| end)
-            .sum();
-        let all = TopicReader::new(&self.settings.kafka, &self.settings.topics.finished)
-            .unwrap()
-            .take(produced as usize, TEST_DEADLINE)
-            .await
-            .unwrap();
-        let by_key = check_answers(&self.sim, &self.chunks, &all);
-        eprintln!(
-            "{test}: {} results for {} chunks: {} duplicates (results minus distinct keys)",
-            all.len(),
-            self.chunks.len(),
-            all.len() - by_key.len()
-        );
-        self.sim.stop().await;
-    }
-}
-
-/// The next record of `reader`. Its own errors (a broker down: the reader is a client of the
-/// cluster too) are printed and passed over; the caller bounds the wait.
-async fn next_record(reader: &TopicReader) -> Record {
-    loop {
-        match reader.next().await {
-            Ok(record) => return record,
-            Err(e) => eprintln!("the results' reader: {e:#}"),
-        }
-    }
-}
-
-/// Every result carries its chunk's key and is the simulator's answer (`COMPLETE` ones entry by
-/// entry); every chunk has one. The results by key.
-fn check_answers(
-    sim: &SimulatorHandle,
-    chunks: &[TodoChunk],
-    records: &[Record],
-) -> BTreeMap<String, usize> {
-    let mut by_key: BTreeMap<String, usize> = BTreeMap::new();
-    for record in records {
-        let answer = record.cloned_chunk().expect("results decode");
-        let chunk = answer
-            .original_todo_chunk
-            .as_ref()
-            .expect("answers carry their chunk");
-        assert_eq!(record.key_str(), chunk_key(chunk), "a result has its key");
-        let expected = expected_result(sim.config(), chunk);
-        assert_eq!(
-            answer.chunk_result, expected as i32,
-            "the answer to {chunk:?}: {}",
-            answer.possible_error_message
-        );
-        if expected == cloned_chunk::Result::Complete {
-            assert_matches_ground_truth(sim.config(), &answer);
-        }
-        *by_key.entry(record.key_str()).or_default() += 1;
-    }
-    for chunk in chunks {
-        assert!(by_key.contains_key(&chunk_key(chunk)), "{chunk:?} answered");
-    }
-    by_key
-}
 
 /// The consumer group of `settings`.
 fn group_id(settings: &Settings) -> String {

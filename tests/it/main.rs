@@ -36,6 +36,9 @@
 //!   round trips, transient Produce errors; nothing lost, every answer the ground truth, the
 //!   todo topic committed to its end. An ignored test measures duplicates per SIGKILL and per
 //!   rebalance with the default rates.
+//! - [`cluster_faults`] — `serve` on a real 3-node Apache Kafka cluster of its own while brokers
+//!   are SIGKILLed: a partition's leader, the group's coordinator, a broker restarted and then
+//!   another killed; nothing lost, nothing committed ahead of its result, duplicates bounded.
 //! - [`container`] — compose.yaml, the Dockerfile and the healthchecks, checked without an
 //!   engine, and `serve` with nothing but the worker container's environment.
 //!
@@ -53,6 +56,7 @@ mod binance;
 mod broker;
 mod broker_faults;
 mod clone;
+mod cluster_faults;
 mod container;
 mod kafka;
 mod metrics;

@@ -1,13 +1,13 @@
-//! Kafka set-up for the integration tests: the broker process `scripts/kafka-up` started (or a
+//! Kafka set-up for the integration tests: the cluster `scripts/kafka-up` started (or a
 //! real cluster given by `KAFKA_BOOTSTRAP`), unique topics and groups per test, the environment
 //! that gives a service child process (`super::process`) those settings, and what the tests read
 //! back.
 //!
 //! Nothing here relies on mock-only behaviour except topic creation, which goes through the
-//! mock's control port when there is one and the admin API otherwise, and [`control`], which
-//! sends any control command (faults included) to that broker and refuses on a real cluster.
-//! A test that takes brokers down starts its own broker instead
-//! ([`super::process::BrokerProcess`]), so as not to disturb the tests that share this one.
+//! mock's control port when the shared broker is the mock and the admin API otherwise. A test
+//! that needs the mock's injected faults starts a mock of its own
+//! ([`super::process::BrokerProcess`]), and one that kills real brokers a cluster of its own
+//! ([`super::cluster::ApacheCluster`]), so as not to disturb the tests that share this one.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -41,14 +41,21 @@ pub fn bootstrap() -> String {
     if let Ok(b) = std::env::var("KAFKA_BOOTSTRAP") {
         return b;
     }
-    std::fs::read_to_string(run_dir().join("bootstrap")).unwrap_or_else(|_| {
+    let bootstrap = std::fs::read_to_string(run_dir().join("bootstrap")).unwrap_or_else(|_| {
         panic!("no Kafka broker: run scripts/kafka-up first (scripts/test does), or set KAFKA_BOOTSTRAP=host:port")
-    })
+    });
+    bootstrap.trim().to_string()
 }
 
-/// `KAFKA_BOOTSTRAP`, when the suite runs against a real cluster.
-fn real_cluster() -> Option<String> {
-    std::env::var("KAFKA_BOOTSTRAP").ok()
+/// The real cluster's bootstrap addresses, when the suite runs against one: `KAFKA_BOOTSTRAP`, or
+/// the Apache Kafka cluster `scripts/kafka-up --apache` started (`.run/kafka/kind` says which
+/// kind it started). `None` on the mock.
+pub fn real_cluster() -> Option<String> {
+    if let Ok(b) = std::env::var("KAFKA_BOOTSTRAP") {
+        return Some(b);
+    }
+    let kind = std::fs::read_to_string(run_dir().join("kind")).unwrap_or_default();
+    (kind.trim() == "apache").then(bootstrap)
 }
 
 /// The control port of the mock broker `scripts/kafka-up` started.
@@ -64,30 +71,6 @@ fn mock_control_addr() -> SocketAddr {
         .trim()
         .parse()
         .unwrap_or_else(|_| panic!("not a control address in {}: {control:?}", path.display()))
-}
-
-/// Why [`control`] did not succeed.
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    /// The suite runs against a real cluster, which has no control port: a test that needs one
-    /// skips, saying this.
-    #[error("KAFKA_BOOTSTRAP={bootstrap} is a real cluster, without the mock's control port for `{line}`")]
-    RealCluster { bootstrap: String, line: String },
-    /// The mock broker was not reached or refused the command.
-    #[error(transparent)]
-    Mock(#[from] mock_broker::ControlError),
-}
-
-/// Sends one control command (`docs/kafka-here.md`) to the mock broker `scripts/kafka-up`
-/// started; `Err(ControlError::RealCluster)` when the suite runs against a real cluster.
-pub fn control(line: &str) -> Result<(), ControlError> {
-    if let Some(bootstrap) = real_cluster() {
-        return Err(ControlError::RealCluster {
-            bootstrap,
-            line: line.to_string(),
-        });
-    }
-    Ok(mock_broker::control(mock_control_addr(), line)?)
 }
 
 /// A name no other test or run uses.
@@ -125,6 +108,18 @@ pub fn settings_on(broker: &BrokerProcess, base: Settings, test: &str) -> Settin
             .expect("the topic is created");
     }
     s.validate().expect("test settings are valid");
+    s
+}
+
+/// Settings for a service on a real cluster of the test's own at `bootstrap`, with its own
+/// topics (created through the admin API, as `topics create` creates them) and group. A service
+/// child process on them also needs `CLONER__KAFKA__BOOTSTRAP_SERVERS` set to `bootstrap`.
+pub async fn settings_on_cluster(bootstrap: &str, base: Settings, test: &str) -> Settings {
+    let s = own_names(base, bootstrap.to_string(), test);
+    s.validate().expect("test settings are valid");
+    topics::create(&s, &topics::service_topics(&s))
+        .await
+        .expect("the cluster creates the topics");
     s
 }
 

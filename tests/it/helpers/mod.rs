@@ -1,6 +1,8 @@
 //! Shared set-up for the integration tests: an exchange simulator on an ephemeral loopback port
 //! and settings that point the service at it. The Kafka side is in [`kafka`], child processes
-//! (the service, `clone`, the binaries, signals) in [`process`], its HTTP endpoint in [`http`].
+//! (the service, `clone`, the binaries, signals) in [`process`], its HTTP endpoint in [`http`],
+//! an Apache Kafka cluster of a test's own in [`cluster`], a run of `serve` under a fault in
+//! [`fault_run`].
 
 use std::time::Duration;
 
@@ -8,6 +10,8 @@ use cloner_worker::config::Settings;
 use cloner_worker::dev::simulator::{self, market, SimulatorConfig, SimulatorHandle};
 use cloner_worker::proto::{cloned_chunk, ClonedChunk, TodoChunk};
 
+pub mod cluster;
+pub mod fault_run;
 pub mod http;
 pub mod kafka;
 pub mod process;
