@@ -24,6 +24,12 @@ pub enum Fatal {
         "a record of the todo topic could not be read ({error}); stopping, so that nothing is committed past it. Restarting reads it again; if this recurs, the record is damaged and must be dealt with on the broker"
     )]
     Consume { error: String },
+    /// A batch of the todo topic is compressed with a codec this build cannot decompress:
+    /// librdkafka would retry it for ever, the partition stalled behind it.
+    #[error(
+        "a batch of the todo topic is compressed with a codec this build cannot decompress ({error}); stopping instead of stalling its partition. This build reads gzip, snappy, lz4 and zstd: have the producer use one of them (its compression.type)"
+    )]
+    Codec { error: String },
 }
 
 /// What a consume error (an `Err` from the consumer's poll) means.
@@ -34,6 +40,9 @@ pub enum ConsumeError {
     /// A record may have been skipped (corrupt, undecodable, a reset position) or the
     /// consumer failed for good: stop ([`Fatal::Consume`]).
     RecordLost,
+    /// A batch compressed with a codec this build lacks: librdkafka reports it again at every
+    /// fetch and never moves past it, so stop ([`Fatal::Codec`]) rather than stall in silence.
+    UnreadableCodec,
     /// Anything else: logged; nothing was handed over, nothing skipped.
     Other,
 }
@@ -52,6 +61,8 @@ impl ConsumeError {
                     | RDKafkaErrorCode::AutoOffsetReset
                     | RDKafkaErrorCode::OffsetOutOfRange,
                 ) => ConsumeError::RecordLost,
+                // "Decompression (codec 0x4) of message at … failed: Local: Not implemented".
+                Some(RDKafkaErrorCode::NotImplemented) => ConsumeError::UnreadableCodec,
                 Some(code) if is_connectivity(code) => ConsumeError::Unreachable,
                 _ => ConsumeError::Other,
             },
@@ -109,6 +120,9 @@ mod tests {
         ] {
             assert_eq!(ConsumeError::of(&lost), ConsumeError::RecordLost, "{lost}");
         }
+        // A codec librdkafka was built without: stop, never retry for ever.
+        let codec = code(RDKafkaErrorCode::NotImplemented);
+        assert_eq!(ConsumeError::of(&codec), ConsumeError::UnreadableCodec);
         let down = code(RDKafkaErrorCode::AllBrokersDown);
         assert_eq!(ConsumeError::of(&down), ConsumeError::Unreachable);
         let other = code(RDKafkaErrorCode::UnknownTopicOrPartition);

@@ -105,9 +105,11 @@ impl Intake {
                 self.watch.error(error, &what);
             }
             ConsumeError::Other => log::warn!("kafka consumer: {error}"),
-            ConsumeError::RecordLost => {
-                let fatal = Fatal::Consume {
-                    error: error.to_string(),
+            lost @ (ConsumeError::RecordLost | ConsumeError::UnreadableCodec) => {
+                let error = error.to_string();
+                let fatal = match lost {
+                    ConsumeError::UnreadableCodec => Fatal::Codec { error },
+                    _ => Fatal::Consume { error },
                 };
                 let line = fatal.to_string();
                 if self.fatal.raise(fatal) {

@@ -7,35 +7,19 @@
 //! handing over partitions; SIGTERM never commits a chunk without its result, and what the
 //! grace period cuts off comes again; bounded intake and flat memory under a backlog.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use prost::Message as _;
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 
 use cloner_worker::clone::requester::{self, chunk_key, Record, TopicReader};
-use cloner_worker::proto::{cloned_chunk, ClonedChunk, TodoChunk};
+use cloner_worker::proto::{cloned_chunk, TodoChunk};
 use cloner_worker::service::dead_letter::header as dlq;
 
 use crate::helpers::kafka::*;
 use crate::helpers::process::*;
 use crate::helpers::*;
-
-/// Results by the key they carry; also checks each carries the key of its own chunk.
-fn results_by_key(records: &[Record]) -> BTreeMap<String, Vec<ClonedChunk>> {
-    let mut by_key: BTreeMap<String, Vec<ClonedChunk>> = BTreeMap::new();
-    for record in records {
-        let result = record.cloned_chunk().expect("results decode");
-        let chunk = result.original_todo_chunk.as_ref().expect("has its chunk");
-        assert_eq!(
-            record.key_str(),
-            chunk_key(chunk),
-            "a result carries its chunk's key"
-        );
-        by_key.entry(record.key_str()).or_default().push(result);
-    }
-    by_key
-}
 
 #[actix_rt::test]
 async fn five_hundred_chunks_get_one_result_each_and_a_restart_reprocesses_nothing() {

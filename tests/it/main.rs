@@ -57,6 +57,7 @@ mod broker;
 mod broker_faults;
 mod clone;
 mod cluster_faults;
+mod codecs;
 mod container;
 mod kafka;
 mod metrics;

@@ -23,7 +23,7 @@ use cloner_worker::config::{KafkaRole, KafkaValue, Settings};
 use cloner_worker::dev::mock_broker;
 use cloner_worker::dev::simulator::{SimulatorConfig, SimulatorHandle};
 use cloner_worker::kafka::{client, topics};
-use cloner_worker::proto::TodoChunk;
+use cloner_worker::proto::{ClonedChunk, TodoChunk};
 
 use super::process::BrokerProcess;
 use super::{unlimited_settings, DAY, TEST_DEADLINE};
@@ -71,6 +71,22 @@ fn mock_control_addr() -> SocketAddr {
         .trim()
         .parse()
         .unwrap_or_else(|_| panic!("not a control address in {}: {control:?}", path.display()))
+}
+
+/// Results by the key they carry; also checks each carries the key of its own chunk.
+pub fn results_by_key(records: &[Record]) -> BTreeMap<String, Vec<ClonedChunk>> {
+    let mut by_key: BTreeMap<String, Vec<ClonedChunk>> = BTreeMap::new();
+    for record in records {
+        let result = record.cloned_chunk().expect("results decode");
+        let chunk = result.original_todo_chunk.as_ref().expect("has its chunk");
+        assert_eq!(
+            record.key_str(),
+            chunk_key(chunk),
+            "a result carries its chunk's key"
+        );
+        by_key.entry(record.key_str()).or_default().push(result);
+    }
+    by_key
 }
 
 /// A name no other test or run uses.
