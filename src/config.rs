@@ -320,11 +320,30 @@ impl KafkaSettings {
         let mut props = BTreeMap::new();
         add(&mut props, &self.common, "kafka")?;
         match role {
-            KafkaRole::Consumer => add(&mut props, &self.consumer, "kafka.consumer")?,
+            KafkaRole::Consumer => {
+                add(&mut props, &self.consumer, "kafka.consumer")?;
+                if props.get("group.protocol").map(String::as_str) == Some("consumer") {
+                    // KIP-848: the broker decides these (group.consumer.session.timeout.ms, its
+                    // heartbeat interval, its assignors); librdkafka refuses a client that sets
+                    // them, and the classic protocol's defaults above do.
+                    for classic in CLASSIC_GROUP_ONLY {
+                        props.remove(classic);
+                    }
+                }
+            }
             KafkaRole::Producer => add(&mut props, &self.producer, "kafka.producer")?,
             KafkaRole::Admin => {}
         }
         Ok(props)
+    }
+
+    /// The consumer group protocol: `consumer` (KIP-848, the broker assigns) or `classic`
+    /// (librdkafka's default, the members assign).
+    pub fn group_protocol(&self) -> String {
+        self.properties(KafkaRole::Consumer)
+            .ok()
+            .and_then(|p| p.get("group.protocol").cloned())
+            .unwrap_or_else(|| "classic".into())
     }
 
     /// `bootstrap.servers`, for messages.
@@ -462,6 +481,15 @@ impl UpstreamSettings {
         crate::task::venue::from_settings(self).call_cost()
     }
 }
+
+/// Consumer properties of the classic group protocol only: with `group.protocol = consumer` they
+/// are the broker's, and are not passed to librdkafka.
+const CLASSIC_GROUP_ONLY: [&str; 4] = [
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "partition.assignment.strategy",
+    "group.protocol.type",
+];
 
 #[cfg(test)]
 mod tests {
@@ -652,6 +680,34 @@ mod tests {
         assert_eq!(producer["linger.ms"], "20");
         assert!(!producer.contains_key("group.id"));
         assert_eq!(s.kafka.bootstrap_servers(), "broker-1:9093");
+    }
+
+    #[test]
+    fn the_consumer_group_protocol_leaves_the_classic_protocols_keys_to_the_broker() {
+        let classic = Settings::default();
+        assert_eq!(classic.kafka.group_protocol(), "classic");
+        let props = classic.kafka.properties(KafkaRole::Consumer).unwrap();
+        assert_eq!(props["partition.assignment.strategy"], "cooperative-sticky");
+        let s = Settings::from_sources(
+            None,
+            env(&[("CLONER__KAFKA__CONSUMER__GROUP_PROTOCOL", "consumer")]),
+        )
+        .unwrap();
+        assert_eq!(s.kafka.group_protocol(), "consumer");
+        let props = s.kafka.properties(KafkaRole::Consumer).unwrap();
+        assert_eq!(props["group.protocol"], "consumer");
+        for classic_only in CLASSIC_GROUP_ONLY {
+            assert!(!props.contains_key(classic_only), "{classic_only} left out");
+        }
+        assert_eq!(props["group.id"], "cloner-worker", "the rest is kept");
+        // librdkafka itself takes what is left.
+        let mut config = rdkafka::ClientConfig::new();
+        for (k, v) in &props {
+            config.set(k, v);
+        }
+        config
+            .create::<rdkafka::consumer::BaseConsumer>()
+            .expect("librdkafka accepts the consumer protocol's properties");
     }
 
     #[test]

@@ -168,7 +168,7 @@ pub async fn start(settings: &Settings, hooks: Hooks) -> Result<Running, StartEr
     let failure = consumer.failure();
     let consumer = consumer.start();
     log::info!(
-        "consuming {} at {} (group {}); results to {}, dead letters to {}; up to {} chunks in flight",
+        "consuming {} at {} (group {}, {} protocol); results to {}, dead letters to {}; up to {} chunks in flight",
         settings.topics.todo,
         settings.kafka.bootstrap_servers(),
         settings
@@ -176,6 +176,7 @@ pub async fn start(settings: &Settings, hooks: Hooks) -> Result<Running, StartEr
             .properties(KafkaRole::Consumer)?
             .get("group.id")
             .map_or("(none)", |g| g.as_str()),
+        settings.kafka.group_protocol(),
         settings.topics.finished,
         settings.topics.dead_letter,
         settings.max_in_flight()

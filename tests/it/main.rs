@@ -39,6 +39,10 @@
 //! - [`cluster_faults`] — `serve` on a real 3-node Apache Kafka cluster of its own while brokers
 //!   are SIGKILLed: a partition's leader, the group's coordinator, a broker restarted and then
 //!   another killed; nothing lost, nothing committed ahead of its result, duplicates bounded.
+//! - [`codecs`] — TodoChunks compressed with gzip, snappy, lz4 and zstd by Apache Kafka's Java
+//!   client are answered; the service's zstd results read back.
+//! - [`group_protocols`] — an ignored measurement: rebalance times and duplicates under the
+//!   classic and the KIP-848 consumer group protocols, on a real 3-node cluster.
 //! - [`container`] — compose.yaml, the Dockerfile and the healthchecks, checked without an
 //!   engine, and `serve` with nothing but the worker container's environment.
 //!
@@ -59,6 +63,7 @@ mod clone;
 mod cluster_faults;
 mod codecs;
 mod container;
+mod group_protocols;
 mod kafka;
 mod metrics;
 mod outage;

@@ -5,6 +5,10 @@
 //!   within the session timeout and a few seconds, not after `max.poll.interval.ms`.
 //! - A member that loses a partition does not clone that partition's queued chunks: the calls
 //!   the exchange sees stay within the chunks plus what was already with a worker.
+//!
+//! Each runs under both consumer group protocols: the classic one (the members assign, the
+//! default) and KIP-848's `group.protocol = consumer` (the broker assigns), whose revocations
+//! reach the same callbacks by another path.
 
 use std::time::{Duration, Instant};
 
@@ -14,8 +18,22 @@ use crate::helpers::kafka::*;
 use crate::helpers::process::*;
 use crate::helpers::*;
 
+/// The environment that selects a consumer group protocol for a `serve` child.
+fn protocol_env(protocol: &str) -> (&'static str, &str) {
+    ("CLONER__KAFKA__CONSUMER__GROUP_PROTOCOL", protocol)
+}
+
 #[actix_rt::test]
 async fn a_member_saturated_by_a_hung_upstream_still_lets_a_new_member_in() {
+    saturated_member_lets_a_new_member_in("classic").await;
+}
+
+#[actix_rt::test]
+async fn with_the_consumer_protocol_a_saturated_member_still_lets_a_new_member_in() {
+    saturated_member_lets_a_new_member_in("consumer").await;
+}
+
+async fn saturated_member_lets_a_new_member_in(protocol: &str) {
     // Every call hangs, for longer than the test: once a member has taken its in-flight chunks
     // it has no free slot until the end.
     let sim = start_simulator(SimulatorConfig {
@@ -34,14 +52,14 @@ async fn a_member_saturated_by_a_hung_upstream_still_lets_a_new_member_in() {
         "RUST_LOG",
         "info,actix_server=warn,cloner_worker::service::intake=debug",
     );
-    let mut a = ServiceProcess::start_with_env(&settings, &[log]);
+    let mut a = ServiceProcess::start_with_env(&settings, &[log, protocol_env(protocol)]);
     a.wait_for("both partitions", TEST_DEADLINE, holds_two_partitions);
     a.wait_for("its pause, every slot taken", TEST_DEADLINE, |l| {
         l.contains("every in-flight slot taken: paused")
     });
 
     let joined = Instant::now();
-    let mut b = ServiceProcess::start(&settings);
+    let mut b = ServiceProcess::start_with_env(&settings, &[protocol_env(protocol)]);
     // Session timeout (6 s) and a join; without the pause-and-poll, a waits in a permit
     // acquisition and the rebalance waits for max.poll.interval.ms.
     let within = Duration::from_secs(30);
@@ -51,7 +69,7 @@ async fn a_member_saturated_by_a_hung_upstream_still_lets_a_new_member_in() {
         holds_one_partition,
     );
     eprintln!(
-        "the new member had its partition after {:?}",
+        "{protocol} protocol: the new member had its partition after {:?}",
         joined.elapsed()
     );
     a.wait_for("the partition it kept", within, holds_one_partition);
@@ -62,6 +80,15 @@ async fn a_member_saturated_by_a_hung_upstream_still_lets_a_new_member_in() {
 
 #[actix_rt::test]
 async fn a_revoked_partition_s_queued_chunks_are_not_cloned_by_the_old_owner() {
+    revoked_partitions_queued_chunks_stay_with_their_new_owner("classic").await;
+}
+
+#[actix_rt::test]
+async fn with_the_consumer_protocol_a_revoked_partition_s_queued_chunks_are_not_cloned() {
+    revoked_partitions_queued_chunks_stay_with_their_new_owner("consumer").await;
+}
+
+async fn revoked_partitions_queued_chunks_stay_with_their_new_owner(protocol: &str) {
     // Two workers at 200 ms a call: ten chunks a second, so the first member still holds most
     // of its chunks, queued, when the second joins.
     let sim = start_simulator(slow_simulator(200)).await;
@@ -75,9 +102,10 @@ async fn a_revoked_partition_s_queued_chunks_are_not_cloned_by_the_old_owner() {
     let chunks = minute_chunks("BTC_LTC", 200);
     publish(&settings, &chunks).await;
 
-    let mut a = ServiceProcess::start(&settings);
+    let env = [protocol_env(protocol)];
+    let mut a = ServiceProcess::start_with_env(&settings, &env);
     a.wait_for("both partitions", TEST_DEADLINE, holds_two_partitions);
-    let mut b = ServiceProcess::start(&settings);
+    let mut b = ServiceProcess::start_with_env(&settings, &env);
     b.wait_for("a partition", TEST_DEADLINE, holds_one_partition);
     a.wait_for("the revocation", TEST_DEADLINE, |l| {
         l.contains("partitions revoked: ")
@@ -86,7 +114,7 @@ async fn a_revoked_partition_s_queued_chunks_are_not_cloned_by_the_old_owner() {
     let duplicates = all_answered(&results, &chunks, &mut seen).await;
     let calls = sim.stats().calls;
     eprintln!(
-        "{} chunks: {calls} calls, {duplicates} results twice",
+        "{protocol} protocol: {} chunks: {calls} calls, {duplicates} results twice",
         chunks.len()
     );
     // Cloned twice at most: what was with the first member's workers at the revocation, and

@@ -258,3 +258,34 @@ pub fn check_answers(
     }
     by_key
 }
+
+/// Reads results until `fresh` chunks not answered before have their first answer; the results
+/// read meanwhile for chunks answered before (duplicates).
+pub async fn duplicates_until_fresh(
+    results: &TopicReader,
+    answered: &mut BTreeMap<String, usize>,
+    fresh: usize,
+) -> usize {
+    let (mut new, mut again) = (0, 0);
+    while new < fresh {
+        let record = tokio::time::timeout(TEST_DEADLINE, results.next())
+            .await
+            .unwrap_or_else(|_| panic!("no result within {TEST_DEADLINE:?}"))
+            .unwrap();
+        let count = answered.entry(record.key_str()).or_default();
+        *count += 1;
+        if *count == 1 {
+            new += 1;
+        } else {
+            again += 1;
+        }
+    }
+    again
+}
+
+/// `n mean max [each]` of a list of counts.
+pub fn summary(counts: &[usize]) -> String {
+    let mean = counts.iter().sum::<usize>() as f64 / counts.len() as f64;
+    let max = counts.iter().max().copied().unwrap_or(0);
+    format!("{:>2}  {mean:>5.1}  {max:>3}  {counts:?}", counts.len())
+}
