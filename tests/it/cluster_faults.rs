@@ -9,16 +9,9 @@
 //! simulator's ground truth and the todo topic is committed to its end (so no offset was
 //! committed ahead of its result), and bounds the duplicates by what can be in flight.
 
-use std::time::Duration;
-
-use rdkafka::admin::{AdminOptions, ResourceSpecifier};
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer as _};
-use rdkafka::metadata::Metadata;
-
 use cloner_worker::config::KafkaRole;
 
-use crate::helpers::cluster::ApacheCluster;
+use crate::helpers::cluster::{leader_of, metadata, replication_of, ApacheCluster};
 use crate::helpers::fault_run::*;
 use crate::helpers::process::*;
 use crate::helpers::*;
@@ -31,32 +24,6 @@ const CLUSTER_CHUNKS: i32 = 400;
 /// second: 2 workers at 40 ms a call answer about 50), per fault: a fault can make the member
 /// lose its place at most once.
 const DUPLICATES_PER_FAULT: usize = 8 + 50;
-
-/// The cluster's metadata (all topics), asked of `bootstrap`.
-fn metadata(bootstrap: &str) -> Metadata {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .expect("a metadata client");
-    consumer
-        .fetch_metadata(None, Duration::from_secs(30))
-        .expect("the cluster's metadata")
-}
-
-/// The leader of `topic`'s `partition`.
-fn leader_of(bootstrap: &str, topic: &str, partition: i32) -> i32 {
-    let metadata = metadata(bootstrap);
-    let t = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .unwrap_or_else(|| panic!("{topic} in the metadata"));
-    t.partitions()
-        .iter()
-        .find(|p| p.id() == partition)
-        .map(|p| p.leader())
-        .unwrap_or_else(|| panic!("{topic}-{partition} in the metadata"))
-}
 
 /// Java's `String.hashCode`, with which Kafka places a group on a partition of
 /// `__consumer_offsets` (`Utils.abs(groupId.hashCode()) % partitions`).
@@ -81,44 +48,6 @@ fn coordinator_of(bootstrap: &str, group: &str) -> i32 {
 
 fn group_of(run: &Run) -> String {
     run.settings.kafka.properties(KafkaRole::Consumer).unwrap()["group.id"].clone()
-}
-
-/// The replication of `topic` (replicas of each partition, all equal) and its
-/// `min.insync.replicas`, read back from the cluster.
-async fn replication_of(
-    run_settings: &cloner_worker::config::Settings,
-    topic: &str,
-) -> (usize, String) {
-    let bootstrap = run_settings.kafka.bootstrap_servers();
-    let metadata = metadata(&bootstrap);
-    let t = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .unwrap_or_else(|| panic!("{topic} in the metadata"));
-    let replicas: Vec<usize> = t.partitions().iter().map(|p| p.replicas().len()).collect();
-    assert!(
-        replicas.windows(2).all(|w| w[0] == w[1]),
-        "{topic}: every partition has as many replicas: {replicas:?}"
-    );
-    let admin = cloner_worker::kafka::client::admin(&run_settings.kafka).unwrap();
-    let configs = admin
-        .describe_configs(
-            [&ResourceSpecifier::Topic(topic)],
-            &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))),
-        )
-        .await
-        .expect("DescribeConfigs is answered");
-    let config = configs
-        .into_iter()
-        .next()
-        .expect("one resource")
-        .expect("the topic's configuration");
-    let min_insync = config
-        .get("min.insync.replicas")
-        .and_then(|e| e.value.clone())
-        .expect("min.insync.replicas is described");
-    (replicas[0], min_insync)
 }
 
 #[actix_rt::test]

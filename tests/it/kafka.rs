@@ -17,6 +17,7 @@ use cloner_worker::clone::requester::{self, chunk_key, Record, TopicReader};
 use cloner_worker::proto::{cloned_chunk, TodoChunk};
 use cloner_worker::service::dead_letter::header as dlq;
 
+use crate::helpers::cluster::{metadata, replication_of, ApacheCluster};
 use crate::helpers::kafka::*;
 use crate::helpers::process::*;
 use crate::helpers::*;
@@ -518,4 +519,66 @@ fn the_demo_clones_through_its_embedded_broker_and_prints_a_summary() {
         summary.contains("0 calls over the exchange's limit"),
         "{summary}"
     );
+}
+
+/// `topics create` through the real admin API prints the replication and `min.insync.replicas`
+/// it chose, and the cluster then reports exactly those: on the suite's cluster (3 nodes in
+/// scripts/test: replication 3, min.insync.replicas 2) and on a 1-node cluster of its own
+/// (replication 1, the broker's own min.insync.replicas, 1).
+#[actix_rt::test]
+async fn topics_create_prints_the_replication_the_cluster_then_reports() {
+    let Some(shared) = real_cluster() else {
+        eprintln!("skipped: the mock broker has no CreateTopics");
+        return;
+    };
+    let one = ApacheCluster::start(1);
+    for (bootstrap, brokers) in [
+        (shared.clone(), metadata(&shared).brokers().len()),
+        (one.bootstrap.clone(), 1),
+    ] {
+        let names = [
+            unique("created.todo"),
+            unique("created.finished"),
+            unique("created.dlq"),
+        ];
+        let env: Vec<(String, String)> = [
+            ("CLONER__KAFKA__BOOTSTRAP_SERVERS", bootstrap.as_str()),
+            ("CLONER__TOPICS__TODO", &names[0]),
+            ("CLONER__TOPICS__FINISHED", &names[1]),
+            ("CLONER__TOPICS__DEAD_LETTER", &names[2]),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let (ok, out, err) = run_cli(&["topics", "create"], &env);
+        assert!(ok, "{out}{err}");
+        let (replication, min_insync) = if brokers >= 3 {
+            (3, "2")
+        } else {
+            (brokers, "1")
+        };
+        let mut settings = cloner_worker::config::Settings::default();
+        settings.kafka.set("bootstrap.servers", bootstrap.clone());
+        for topic in &names {
+            let said = out
+                .lines()
+                .find(|l| l.starts_with(&format!("created {topic} ")))
+                .unwrap_or_else(|| panic!("{topic} created: {out}"));
+            let printed_min = if brokers >= 3 {
+                format!(", min.insync.replicas {min_insync}")
+            } else {
+                String::new()
+            };
+            assert_eq!(
+                said,
+                format!("created {topic} (2 partitions, replication {replication}{printed_min})"),
+                "{out}"
+            );
+            assert_eq!(
+                replication_of(&settings, topic).await,
+                (replication, min_insync.to_string()),
+                "{topic} on {brokers} broker(s), as read back from the cluster"
+            );
+        }
+    }
 }

@@ -22,7 +22,13 @@ async fn two_members_at_the_whole_limit_share_it_and_never_overdraw_it() {
     let sim = start_simulator(SimulatorConfig::default()).await;
     let limit = sim.config().rate_limit as f64;
     // Both at the exchange's limit, as a user who does not divide by hand configures them.
-    let settings = kafka_settings(settings(&sim, 4, limit), "shared-budget").await;
+    let mut base = settings(&sim, 4, limit);
+    // The simulator stamps arrivals in this test process, on a host that also runs the suite's
+    // three brokers and two services: 20 ms of scheduling delay is within reach there (7 calls
+    // in 0.992 s were seen once), so the allowance for it is wider than the default's. What is
+    // tested is the sharing of the budget, not how tight the timeline may be.
+    base.rate_limiter.jitter_ms = 60;
+    let settings = kafka_settings(base, "shared-budget").await;
     let results = TopicReader::new(&settings.kafka, &settings.topics.finished).unwrap();
     // Each member says what it spends after each change: all of it alone, half of it once the
     // other holds a partition.

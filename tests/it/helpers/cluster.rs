@@ -11,6 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use rdkafka::admin::{AdminOptions, ResourceSpecifier};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer as _};
+use rdkafka::metadata::Metadata;
+
+use cloner_worker::config::Settings;
+
 use super::kafka::unique;
 use super::process::signal;
 
@@ -123,6 +130,67 @@ impl ApacheCluster {
     pub fn restart_stopped(&self) -> String {
         self.kafka_up(&["--apache"])
     }
+}
+
+/// The cluster's metadata (all topics), asked of `bootstrap`.
+pub fn metadata(bootstrap: &str) -> Metadata {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("a metadata client");
+    consumer
+        .fetch_metadata(None, Duration::from_secs(30))
+        .expect("the cluster's metadata")
+}
+
+/// The leader of `topic`'s `partition`.
+pub fn leader_of(bootstrap: &str, topic: &str, partition: i32) -> i32 {
+    let metadata = metadata(bootstrap);
+    let t = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .unwrap_or_else(|| panic!("{topic} in the metadata"));
+    t.partitions()
+        .iter()
+        .find(|p| p.id() == partition)
+        .map(|p| p.leader())
+        .unwrap_or_else(|| panic!("{topic}-{partition} in the metadata"))
+}
+
+/// The replication of `topic` (replicas of each partition, all equal) and its
+/// `min.insync.replicas`, read back from the cluster.
+pub async fn replication_of(run_settings: &Settings, topic: &str) -> (usize, String) {
+    let bootstrap = run_settings.kafka.bootstrap_servers();
+    let metadata = metadata(&bootstrap);
+    let t = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .unwrap_or_else(|| panic!("{topic} in the metadata"));
+    let replicas: Vec<usize> = t.partitions().iter().map(|p| p.replicas().len()).collect();
+    assert!(
+        replicas.windows(2).all(|w| w[0] == w[1]),
+        "{topic}: every partition has as many replicas: {replicas:?}"
+    );
+    let admin = cloner_worker::kafka::client::admin(&run_settings.kafka).unwrap();
+    let configs = admin
+        .describe_configs(
+            [&ResourceSpecifier::Topic(topic)],
+            &AdminOptions::new().request_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("DescribeConfigs is answered");
+    let config = configs
+        .into_iter()
+        .next()
+        .expect("one resource")
+        .expect("the topic's configuration");
+    let min_insync = config
+        .get("min.insync.replicas")
+        .and_then(|e| e.value.clone())
+        .expect("min.insync.replicas is described");
+    (replicas[0], min_insync)
 }
 
 /// Whether `pid` is a live process (a zombie is not).
