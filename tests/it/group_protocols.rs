@@ -10,7 +10,10 @@
 //! read until `FRESH` chunks never answered before have been; the results meanwhile for chunks
 //! answered before are that event's duplicates.
 //!
-//! `cargo test --test it group_protocols -- --ignored --nocapture` (a few minutes).
+//! The members run at the default rate (6 calls/s, limiter on), so that the results' reader
+//! keeps up with them and each event's duplicates are read right after it.
+//!
+//! `cargo test --test it group_protocols -- --ignored --nocapture` (about six minutes).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -40,10 +43,12 @@ fn times(ds: &[Duration]) -> String {
 #[ignore = "a measurement of a few minutes, for the README; run with --ignored --nocapture"]
 async fn rebalance_times_and_duplicates_per_group_protocol() {
     let cluster = ApacheCluster::start(3);
-    let sim = start_simulator(slow_simulator(20)).await;
+    let sim = start_simulator(no_rate_limit()).await;
     let mut report = Vec::new();
     for protocol in ["classic", "consumer"] {
-        let base = unlimited_settings(&sim, 4);
+        // The default rate, so that the results' reader keeps up and each event's duplicates
+        // are read right after it, not lost in a backlog.
+        let base = settings(&sim, 4, 6.0);
         let settings =
             settings_on_cluster(&cluster.bootstrap, base, &format!("protocols.{protocol}")).await;
         let results = TopicReader::new(&settings.kafka, &settings.topics.finished).unwrap();
@@ -51,7 +56,7 @@ async fn rebalance_times_and_duplicates_per_group_protocol() {
         requester::publish_chunks(
             &producer,
             &settings.topics.todo,
-            &minute_chunks("BTC_LTC", 20_000),
+            &minute_chunks("BTC_LTC", 5_000),
         )
         .await
         .unwrap();
@@ -114,7 +119,7 @@ async fn rebalance_times_and_duplicates_per_group_protocol() {
         ));
     }
     println!(
-        "group protocols on 3 Apache Kafka nodes (4.1.0; classic session.timeout.ms 6000, consumer protocol the broker's group.consumer.session.timeout.ms default), {CYCLES} cycles, 4 workers, 20 ms a call:"
+        "group protocols on 3 Apache Kafka nodes (4.1.0; classic session.timeout.ms 6000, consumer protocol the broker's group.consumer.session.timeout.ms default), {CYCLES} cycles, 4 workers, default_rate 6/s:"
     );
     for line in report {
         println!("{line}");
