@@ -39,6 +39,10 @@
 //! - [`cluster_faults`] — `serve` on a real 3-node Apache Kafka cluster of its own while brokers
 //!   are SIGKILLed: a partition's leader, the group's coordinator, a broker restarted and then
 //!   another killed; nothing lost, nothing committed ahead of its result, duplicates bounded.
+//! - [`security`] — `serve` and `clone` on a SASL_SSL listener (SCRAM-SHA-512, a throw-away CA)
+//!   of an Apache Kafka node of its own: they work with the right user, password and CA; a wrong
+//!   password, an unknown CA or a plaintext client fail the start within seconds naming the key
+//!   to fix; no log line, at trace with librdkafka's debug on, holds a password.
 //! - [`container`] — compose.yaml, the Dockerfile and the healthchecks, checked without an
 //!   engine, and `serve` with nothing but the worker container's environment.
 //!
@@ -64,6 +68,7 @@ mod outage;
 mod rate_budget;
 mod rebalance;
 mod repl;
+mod security;
 mod simulator;
 mod upstream;
 mod wire;
