@@ -10,7 +10,8 @@
 //! - with the right user, password and CA, `serve` consumes chunks and produces their results
 //!   (the ground truth), and `clone` gets an hour through it; librdkafka's own debug lines say
 //!   it authenticated as the user, and its configuration dump shows the password redacted;
-//! - a wrong password, a CA that did not sign the broker's certificate, and a PLAINTEXT client
+//! - a wrong password, a SASL mechanism the listener does not enable, a CA that did not sign
+//!   the broker's certificate, a SASL_SSL client on the PLAINTEXT port and a PLAINTEXT client
 //!   on the SASL_SSL port each make `serve` and `clone` exit non-zero well within the metadata
 //!   timeout (the time each took is printed), with a message naming the key to fix;
 //! - no line any of those runs writes, at RUST_LOG=debug or trace with librdkafka's debug
@@ -383,6 +384,26 @@ async fn wrong_security_settings_fail_at_start_naming_the_key_and_log_no_secret(
                 "certificate is not trusted",
                 "kafka.ssl_ca_location",
                 "CLONER__KAFKA__SSL_CA_LOCATION",
+            ],
+        },
+        Wrong {
+            what: "a SASL mechanism the listener does not enable",
+            setting: ("CLONER__KAFKA__SASL_MECHANISMS", "SCRAM-SHA-256"),
+            named: &[
+                "does not accept SASL mechanism SCRAM-SHA-256",
+                "kafka.sasl_mechanisms",
+                "CLONER__KAFKA__SASL_MECHANISMS",
+            ],
+        },
+        Wrong {
+            what: "a SASL_SSL client on the PLAINTEXT port",
+            setting: (
+                "CLONER__KAFKA__BOOTSTRAP_SERVERS",
+                secure.cluster.bootstrap.as_str(),
+            ),
+            named: &[
+                "kafka.security_protocol = SASL_SSL",
+                "CLONER__KAFKA__SECURITY_PROTOCOL",
             ],
         },
         Wrong {
