@@ -8,8 +8,8 @@
 //! life afterwards (a broker `UP` in the statistics, a message, an acknowledged delivery) into
 //! one INFO line.
 //!
-//! A refusal of the security settings (a password changed on the broker while the service
-//! runs, a certificate renewed by another CA) is not an outage: it is logged at ERROR as
+//! A definite refusal of the security settings (a password changed on the broker while the
+//! service runs, a certificate renewed by another CA) is not an outage: it is logged at ERROR as
 //! [`SecurityFailure`] words it, with the key to fix, each time librdkafka reports it (at most
 //! every 30 s: librdkafka suppresses repeats).
 //!
@@ -23,7 +23,7 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientContext;
 
-use crate::kafka::security::{redact, ClientSecurity, SecurityFailure};
+use crate::kafka::security::{redact, SecurityFailure};
 
 /// Shared by the service's clients (consumer and producer): one watch, one line per outage.
 #[derive(Debug)]
@@ -50,15 +50,22 @@ impl BrokerWatch {
         }
     }
 
-    /// A refusal of the security settings, if `text` is one: logged, with the key to fix.
+    /// A definite refusal of the security settings, if `text` is one: logged, with the key
+    /// to fix. A protocol mix-up is not one here: for settings that have worked, a connection
+    /// closed during its first request is a broker going away, an outage.
     fn refused(&self, code: Option<RDKafkaErrorCode>, text: &str) -> bool {
-        match SecurityFailure::from_librdkafka(code, text, &self.properties) {
+        match self.refusal(code, text) {
             Some(failure) => {
                 log::error!("{failure}; librdkafka keeps trying");
                 true
             }
             None => false,
         }
+    }
+
+    fn refusal(&self, code: Option<RDKafkaErrorCode>, text: &str) -> Option<SecurityFailure> {
+        SecurityFailure::from_librdkafka(code, text, &self.properties)
+            .filter(SecurityFailure::is_definite)
     }
 
     /// Whether the brokers are known to be unreachable now.
@@ -90,13 +97,7 @@ impl BrokerWatch {
     pub fn error(&self, error: KafkaError, reason: &str) {
         let reason = &redact(reason, &self.properties);
         // The FAIL log line said it already (the error event repeats it).
-        if SecurityFailure::classify(
-            error.rdkafka_error_code(),
-            reason,
-            &ClientSecurity::of(&self.properties),
-        )
-        .is_some()
-        {
+        if self.refusal(error.rdkafka_error_code(), reason).is_some() {
             return;
         }
         match error.rdkafka_error_code() {
@@ -177,6 +178,17 @@ mod tests {
             "SASL authentication error: Authentication failed",
         );
         assert!(!watch.is_down());
+    }
+
+    #[test]
+    fn a_disconnect_during_the_first_request_is_still_an_outage() {
+        let watch = watch();
+        watch.log(
+            RDKafkaLogLevel::Info,
+            "FAIL",
+            "b:9092/1: Disconnected: connection closed by peer: receive 0 after POLLIN (after 2ms in state APIVERSION_QUERY)",
+        );
+        assert!(watch.is_down(), "a broker going away mid-connect");
     }
 
     #[test]
