@@ -78,6 +78,8 @@ impl SecureCluster {
                 ("KAFKA_EXTRA_LISTENERS", &listener),
                 ("KAFKA_EXTRA_PROPERTIES", extra.to_str().unwrap()),
                 ("KAFKA_FORMAT_ARGS", &scram),
+                // One node with a few topics; the suite's own cluster may run beside it.
+                ("KAFKA_HEAP_OPTS", "-Xms128m -Xmx512m"),
             ],
         );
         eprintln!(
