@@ -15,7 +15,7 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::{ClientConfig, FromClientConfig, FromClientConfigAndContext};
 use rdkafka::consumer::ConsumerContext;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientContext;
@@ -50,6 +50,16 @@ pub enum KafkaSetupError {
         "topic `{topic}` does not exist on {bootstrap}; create it with `cloner-worker topics create` (or the broker's own tools)"
     )]
     MissingTopic { topic: String, bootstrap: String },
+    /// The topic exists, or may: the cluster's ACLs hide it from this user.
+    #[error(
+        "user {user} may not use topic `{topic}` on {bootstrap} (TOPIC_AUTHORIZATION_FAILED): the cluster's ACLs must allow it the service's topics (serve: Describe and Read on the todo topic, Describe and Write on the results and dead-letter topics, Read on the group kafka.consumer.group_id; clone: Write on the todo topic, Read on the results topic); grant them (kafka-acls), or set kafka.sasl_username / kafka.sasl_password (CLONER__KAFKA__SASL_USERNAME / CLONER__KAFKA__SASL_PASSWORD) to a user who has them"
+    )]
+    NotAuthorized {
+        topic: String,
+        bootstrap: String,
+        /// `sasl.username`, or how the client is known without one.
+        user: String,
+    },
 }
 
 impl KafkaSetupError {
@@ -138,7 +148,7 @@ pub fn admin(kafka: &KafkaSettings) -> Result<AdminClient<DefaultClientContext>,
 /// Asks the cluster for its metadata with `role`'s properties (blocking, up to `timeout`) and
 /// checks that `topics` exist: fails with an error that says what to do when the cluster
 /// refuses the security settings (at once, see [`probe`]), cannot be reached, or a topic is
-/// missing. librdkafka itself would retry in silence forever. Call it before making the real
+/// missing or hidden by the ACLs. librdkafka itself would retry in silence forever. Call it before making the real
 /// clients, so that they never start a reconnect loop with settings known to be wrong. The
 /// metadata is returned, so a caller that needs the brokers or the topics asks once.
 pub fn check_topics(
@@ -147,21 +157,32 @@ pub fn check_topics(
     topics: &[&str],
     timeout: Duration,
 ) -> Result<Metadata, KafkaSetupError> {
-    let metadata = probe::reach(kafka, role, timeout)?;
+    let reached = probe::reach(kafka, role, timeout)?;
     let bootstrap = kafka.bootstrap_servers();
     for topic in topics {
-        let found = metadata
+        let found = reached
+            .metadata
             .topics()
             .iter()
             .any(|t| t.name() == *topic && t.error().is_none() && !t.partitions().is_empty());
-        if !found {
-            return Err(KafkaSetupError::MissingTopic {
+        if found {
+            continue;
+        }
+        // The listing leaves out what the ACLs hide; asked by name, the cluster says which.
+        if reached.topic_error(topic, timeout) == Some(RDKafkaErrorCode::TopicAuthorizationFailed) {
+            let user = kafka.properties(role)?.get("sasl.username").cloned();
+            return Err(KafkaSetupError::NotAuthorized {
                 topic: topic.to_string(),
                 bootstrap,
+                user: user.unwrap_or_else(|| "(no kafka.sasl_username)".into()),
             });
         }
+        return Err(KafkaSetupError::MissingTopic {
+            topic: topic.to_string(),
+            bootstrap,
+        });
     }
-    Ok(metadata)
+    Ok(reached.metadata)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use rdkafka::client::Client;
 use rdkafka::config::{ClientConfig, FromClientConfigAndContext, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer as _, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 use rdkafka::producer::{BaseProducer, Producer as _, ProducerContext};
 use rdkafka::ClientContext;
@@ -37,6 +37,32 @@ const SECOND_CHANCE: Duration = Duration::from_secs(2);
 /// How often the probe's log and error events are served while the metadata request waits.
 const SERVE_EVERY: Duration = Duration::from_millis(50);
 
+/// A cluster that answered the probe.
+pub struct Reached {
+    /// Every topic the client may describe, and the brokers.
+    pub metadata: Metadata,
+    probe: Arc<ProbeClient>,
+}
+
+impl Reached {
+    /// Why the cluster does not list `topic`, asked of it by name: e.g.
+    /// `TopicAuthorizationFailed` when the ACLs hide it from this user, `UnknownTopicOrPartition`
+    /// when it does not exist. `None` if it is listed after all, or the request fails.
+    pub fn topic_error(&self, topic: &str, timeout: Duration) -> Option<RDKafkaErrorCode> {
+        let metadata = self
+            .probe
+            .client()
+            .fetch_metadata(Some(topic), timeout)
+            .ok()?;
+        let error = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)?
+            .error()?;
+        Some(error.into())
+    }
+}
+
 /// The cluster's metadata, asked with `role`'s properties, within `timeout`; or why not: a
 /// [`KafkaSetupError::Security`] as soon as librdkafka reports a refusal of the settings,
 /// [`KafkaSetupError::Unreachable`] when nothing answered in time.
@@ -44,7 +70,7 @@ pub fn reach(
     kafka: &KafkaSettings,
     role: KafkaRole,
     timeout: Duration,
-) -> Result<Metadata, KafkaSetupError> {
+) -> Result<Reached, KafkaSetupError> {
     let properties = kafka.properties(role)?;
     let mut config = ClientConfig::new();
     for (name, value) in &properties {
@@ -53,6 +79,9 @@ pub fn reach(
     // A peer's close is a FAIL line at librdkafka's info level, which it would not even
     // produce under RUST_LOG=warn; the lines are still filtered by the logger when forwarded.
     config.set_log_level(RDKafkaLogLevel::Info);
+    // A producer's metadata request for one topic would have the broker create it, with the
+    // broker's defaults rather than what `topics create` decides.
+    config.set("allow.auto.create.topics", "false");
     let context = ProbeContext {
         properties: properties.clone(),
         refused: Mutex::new(None),
@@ -95,7 +124,7 @@ pub fn reach(
                     "kafka probe of {bootstrap}: answered after {:?}",
                     started.elapsed()
                 );
-                return Ok(metadata);
+                return Ok(Reached { metadata, probe });
             }
             Ok(Err(source)) => {
                 // The last events may say why.
@@ -174,7 +203,7 @@ impl ProbeContext {
         self.refused.lock().expect("not poisoned").clone()
     }
 
-    fn saw(&self, code: Option<rdkafka::error::RDKafkaErrorCode>, text: &str) -> bool {
+    fn saw(&self, code: Option<RDKafkaErrorCode>, text: &str) -> bool {
         let Some(failure) = SecurityFailure::from_librdkafka(code, text, &self.properties) else {
             return false;
         };
