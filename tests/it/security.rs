@@ -1,29 +1,37 @@
 //! `serve` and `clone` against a SASL_SSL listener: a 1-node Apache Kafka cluster of the test's
 //! own ([`ApacheCluster`], `scripts/kafka-up --apache`) with a throw-away CA, a broker
-//! certificate for 127.0.0.1 and localhost signed by it (PKCS12 keystore), and a SCRAM-SHA-512
-//! user created by the storage formatter (`KAFKA_FORMAT_ARGS --add-scram`). The SASL_SSL
+//! certificate for 127.0.0.1 and localhost signed by it (PKCS12 keystore), two SCRAM-SHA-512
+//! users created by the storage formatter (`KAFKA_FORMAT_ARGS --add-scram`), and ACLs
+//! (`StandardAuthorizer`): `alice` may use every topic and group, `bob` nothing. The SASL_SSL
 //! listener is added beside kafka-up's PLAINTEXT one (`KAFKA_EXTRA_LISTENERS`); the test itself
-//! creates the topics, publishes the chunks and reads the results through PLAINTEXT, so that
-//! what goes through SASL_SSL is the service and the clone only.
+//! creates the topics, publishes the chunks and reads the results through PLAINTEXT (the super
+//! user), so that what goes through SASL_SSL is the service and the clone only.
 //!
 //! What is proved:
-//! - with the right user, password and CA, `serve` consumes chunks and produces their results
-//!   (the ground truth), and `clone` gets an hour through it; librdkafka's own debug lines say
-//!   it authenticated as the user, and its configuration dump shows the password redacted;
-//! - a wrong password, a SASL mechanism the listener does not enable, a CA that did not sign
-//!   the broker's certificate, a SASL_SSL client on the PLAINTEXT port and a PLAINTEXT client
-//!   on the SASL_SSL port each make `serve` and `clone` exit non-zero well within the metadata
-//!   timeout (the time each took is printed), with a message naming the key to fix;
+//! - with the right user, password and CA, and the ACLs in force, `serve` consumes chunks and
+//!   produces their results (the ground truth), and `clone` gets an hour through it;
+//!   librdkafka's own debug lines say it authenticated as the user, and its configuration dump
+//!   shows the password redacted;
+//! - a wrong password, a user the ACLs allow nothing, a SASL mechanism the listener does not
+//!   enable, a CA that did not sign the broker's certificate, a SASL_SSL client on the
+//!   PLAINTEXT port and a PLAINTEXT client on the SASL_SSL port each make `serve` and `clone`
+//!   exit non-zero well within the metadata timeout (the time each took is printed), with a
+//!   message naming the key to fix;
 //! - no line any of those runs writes, at RUST_LOG=debug or trace with librdkafka's debug
-//!   contexts on (`debug=all` for the failures), holds the password tried or the right one.
+//!   contexts on (`debug=all` for the failures), holds a password: the one tried, the right
+//!   one, the other user's, the keystore's.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use rdkafka::config::ClientConfig;
+use rdkafka::producer::{BaseProducer, Producer as _};
+
 use cloner_worker::clone::requester::TopicReader;
-use cloner_worker::config::Settings;
+use cloner_worker::config::{KafkaRole, Settings};
 use cloner_worker::dev::simulator::market;
+use cloner_worker::kafka::client;
 
 use crate::helpers::cluster::ApacheCluster;
 use crate::helpers::kafka::*;
@@ -34,6 +42,9 @@ const USER: &str = "alice";
 /// Distinctive, so that a log line holding it cannot be a coincidence.
 const PASSWORD: &str = "alice-s3cret-7f2c91";
 const WRONG_PASSWORD: &str = "not-alices-9b31d4";
+/// A user the ACLs allow nothing.
+const OTHER_USER: &str = "bob";
+const OTHER_PASSWORD: &str = "bobs-s3cret-c0ffee";
 const KEYSTORE_PASSWORD: &str = "keystore-pw-58a2e";
 
 /// A failed start must be this much quicker than waiting out the start-up checks' metadata
@@ -64,13 +75,19 @@ impl SecureCluster {
                  listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;\n\
                  ssl.keystore.type=PKCS12\n\
                  ssl.keystore.location={}\n\
-                 ssl.keystore.password={KEYSTORE_PASSWORD}\n",
+                 ssl.keystore.password={KEYSTORE_PASSWORD}\n\
+                 # ACLs: PLAINTEXT and CONTROLLER clients are User:ANONYMOUS, the super user.\n\
+                 authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer\n\
+                 super.users=User:ANONYMOUS\n",
                 tls.join("broker.p12").display()
             ),
         )
         .unwrap();
         let listener = format!("SASL_SSL://127.0.0.1:{port}");
-        let scram = format!("--add-scram SCRAM-SHA-512=[name={USER},password={PASSWORD}]");
+        let scram = format!(
+            "--add-scram SCRAM-SHA-512=[name={USER},password={PASSWORD}] \
+             --add-scram SCRAM-SHA-512=[name={OTHER_USER},password={OTHER_PASSWORD}]"
+        );
         let started = Instant::now();
         let cluster = ApacheCluster::start_with_env(
             1,
@@ -87,10 +104,37 @@ impl SecureCluster {
             started.elapsed().as_secs_f64(),
             cluster.bootstrap
         );
+        grant_all(&cluster.bootstrap, &format!("User:{USER}"));
         SecureCluster {
             cluster,
             sasl_ssl: format!("127.0.0.1:{port}"),
             tls,
+        }
+    }
+
+    /// Waits until `settings`' topics are visible to the SASL user: the ACLs are in force on
+    /// the broker (they are replayed from the metadata log after CreateAcls answers).
+    fn wait_for_acls(&self, settings: &Settings) {
+        let mut kafka = settings.kafka.clone();
+        for (key, value) in self.client_env() {
+            let name = key
+                .trim_start_matches("CLONER__KAFKA__")
+                .to_ascii_lowercase();
+            kafka.set(&name.replace('_', "."), value);
+        }
+        let topics = [
+            settings.topics.todo.as_str(),
+            settings.topics.finished.as_str(),
+        ];
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match client::check_topics(&kafka, KafkaRole::Admin, &topics, Duration::from_secs(10)) {
+                Ok(_) => return,
+                Err(err) if Instant::now() > deadline => {
+                    panic!("{USER}'s ACLs not in force after 30 s: {err}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
         }
     }
 
@@ -133,6 +177,72 @@ impl Drop for SecureCluster {
         } else {
             let _ = std::fs::remove_dir_all(&self.tls);
         }
+    }
+}
+
+/// Allows `principal` everything on every topic and group, through the PLAINTEXT listener
+/// (User:ANONYMOUS, the super user). rdkafka 0.39 has no ACL admin API: this is librdkafka's
+/// CreateAcls through its C bindings.
+fn grant_all(bootstrap: &str, principal: &str) {
+    use rdkafka::bindings as rd;
+    use std::ffi::{CStr, CString};
+    let client: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .expect("an admin connection");
+    let rk = client.client().native_ptr();
+    let (any, principal) = (CString::new("*").unwrap(), CString::new(principal).unwrap());
+    let mut errstr = [0 as std::ffi::c_char; 512];
+    // SAFETY: every pointer passed is live for the call (the CStrings, the bindings until
+    // destroyed at the end, the client), the result event is read before it is destroyed, and
+    // each object is destroyed once.
+    unsafe {
+        let mut acls: Vec<*mut rd::rd_kafka_AclBinding_t> = [
+            rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TOPIC,
+            rd::rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_GROUP,
+        ]
+        .into_iter()
+        .map(|resource| {
+            let acl = rd::rd_kafka_AclBinding_new(
+                resource,
+                any.as_ptr(),
+                rd::rd_kafka_ResourcePatternType_t::RD_KAFKA_RESOURCE_PATTERN_LITERAL,
+                principal.as_ptr(),
+                any.as_ptr(),
+                rd::rd_kafka_AclOperation_t::RD_KAFKA_ACL_OPERATION_ALL,
+                rd::rd_kafka_AclPermissionType_t::RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW,
+                errstr.as_mut_ptr(),
+                errstr.len(),
+            );
+            assert!(!acl.is_null(), "{:?}", CStr::from_ptr(errstr.as_ptr()));
+            acl
+        })
+        .collect();
+        let queue = rd::rd_kafka_queue_new(rk);
+        rd::rd_kafka_CreateAcls(rk, acls.as_mut_ptr(), acls.len(), std::ptr::null(), queue);
+        let event = rd::rd_kafka_queue_poll(queue, 30_000);
+        assert!(!event.is_null(), "CreateAcls answered within 30 s");
+        assert_eq!(
+            rd::rd_kafka_event_error(event),
+            rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR,
+            "CreateAcls: {:?}",
+            CStr::from_ptr(rd::rd_kafka_event_error_string(event))
+        );
+        let result = rd::rd_kafka_event_CreateAcls_result(event);
+        let mut n = 0;
+        let results = rd::rd_kafka_CreateAcls_result_acls(result, &mut n);
+        assert_eq!(n, acls.len(), "one result per ACL");
+        for i in 0..n {
+            let error = rd::rd_kafka_acl_result_error(*results.add(i));
+            assert!(
+                error.is_null(),
+                "ACL {i}: {:?}",
+                CStr::from_ptr(rd::rd_kafka_error_string(error))
+            );
+        }
+        rd::rd_kafka_event_destroy(event);
+        rd::rd_kafka_queue_destroy(queue);
+        rd::rd_kafka_AclBinding_destroy_array(acls.as_mut_ptr(), acls.len());
     }
 }
 
@@ -262,7 +372,7 @@ fn text(output: &Output) -> String {
 
 /// No line of `log` holds a password (the right one or the one tried) or the keystore's.
 fn assert_no_secret(log: &str, what: &str) {
-    for secret in [PASSWORD, WRONG_PASSWORD, KEYSTORE_PASSWORD] {
+    for secret in [PASSWORD, WRONG_PASSWORD, OTHER_PASSWORD, KEYSTORE_PASSWORD] {
         if let Some(line) = log.lines().find(|l| l.contains(secret)) {
             panic!("{what} logged a secret: {line}");
         }
@@ -280,6 +390,7 @@ async fn serve_and_clone_work_over_sasl_ssl_and_log_no_secret() {
         "sasl",
     )
     .await;
+    secure.wait_for_acls(&settings);
     let results = TopicReader::new(&settings.kafka, &settings.topics.finished).unwrap();
     let chunks = minute_chunks("BTC_LTC", 20);
     publish(&settings, &chunks).await;
@@ -353,8 +464,8 @@ async fn serve_and_clone_work_over_sasl_ssl_and_log_no_secret() {
 /// A setting got wrong, and what the error must name.
 struct Wrong<'a> {
     what: &'a str,
-    /// The environment variable, and its wrong value.
-    setting: (&'a str, &'a str),
+    /// Environment variables, and their wrong values.
+    settings: &'a [(&'a str, &'a str)],
     named: &'a [&'a str],
 }
 
@@ -372,7 +483,7 @@ async fn wrong_security_settings_fail_at_start_naming_the_key_and_log_no_secret(
     let cases = [
         Wrong {
             what: "a wrong password",
-            setting: ("CLONER__KAFKA__SASL_PASSWORD", WRONG_PASSWORD),
+            settings: &[("CLONER__KAFKA__SASL_PASSWORD", WRONG_PASSWORD)],
             named: &[
                 "SASL authentication failed for user alice",
                 "kafka.sasl_password",
@@ -380,8 +491,16 @@ async fn wrong_security_settings_fail_at_start_naming_the_key_and_log_no_secret(
             ],
         },
         Wrong {
+            what: "a user the ACLs allow nothing",
+            settings: &[
+                ("CLONER__KAFKA__SASL_USERNAME", OTHER_USER),
+                ("CLONER__KAFKA__SASL_PASSWORD", OTHER_PASSWORD),
+            ],
+            named: &["user bob may not use topic", "ACLs", "kafka.sasl_username"],
+        },
+        Wrong {
             what: "a CA that did not sign the broker's certificate",
-            setting: ("CLONER__KAFKA__SSL_CA_LOCATION", other_ca.to_str().unwrap()),
+            settings: &[("CLONER__KAFKA__SSL_CA_LOCATION", other_ca.to_str().unwrap())],
             named: &[
                 "certificate is not trusted",
                 "kafka.ssl_ca_location",
@@ -390,7 +509,7 @@ async fn wrong_security_settings_fail_at_start_naming_the_key_and_log_no_secret(
         },
         Wrong {
             what: "a SASL mechanism the listener does not enable",
-            setting: ("CLONER__KAFKA__SASL_MECHANISMS", "SCRAM-SHA-256"),
+            settings: &[("CLONER__KAFKA__SASL_MECHANISMS", "SCRAM-SHA-256")],
             named: &[
                 "does not accept SASL mechanism SCRAM-SHA-256",
                 "kafka.sasl_mechanisms",
@@ -399,10 +518,10 @@ async fn wrong_security_settings_fail_at_start_naming_the_key_and_log_no_secret(
         },
         Wrong {
             what: "a SASL_SSL client on the PLAINTEXT port",
-            setting: (
+            settings: &[(
                 "CLONER__KAFKA__BOOTSTRAP_SERVERS",
                 secure.cluster.bootstrap.as_str(),
-            ),
+            )],
             named: &[
                 "kafka.security_protocol = SASL_SSL",
                 "CLONER__KAFKA__SECURITY_PROTOCOL",
@@ -410,7 +529,7 @@ async fn wrong_security_settings_fail_at_start_naming_the_key_and_log_no_secret(
         },
         Wrong {
             what: "a PLAINTEXT client on the SASL_SSL port",
-            setting: ("CLONER__KAFKA__SECURITY_PROTOCOL", "PLAINTEXT"),
+            settings: &[("CLONER__KAFKA__SECURITY_PROTOCOL", "PLAINTEXT")],
             named: &[
                 "kafka.security_protocol = PLAINTEXT",
                 "CLONER__KAFKA__SECURITY_PROTOCOL",
@@ -428,11 +547,8 @@ async fn wrong_security_settings_fail_at_start_naming_the_key_and_log_no_secret(
     let mut timings = Vec::new();
     for wrong in &cases {
         for (name, args) in &runs {
-            let overrides = [
-                wrong.setting,
-                ("RUST_LOG", "trace"),
-                ("CLONER__KAFKA__DEBUG", "all"),
-            ];
+            let mut overrides = wrong.settings.to_vec();
+            overrides.extend([("RUST_LOG", "trace"), ("CLONER__KAFKA__DEBUG", "all")]);
             let command = secure.command(&settings, args, &overrides);
             let what = format!("{name} with {}", wrong.what);
             let (output, took) = run_within(command, &what, TEST_DEADLINE).await;
