@@ -165,8 +165,9 @@ pub struct BinanceSettings {
     pub weight_limit_per_minute: u64,
 }
 
-/// librdkafka properties, passed through as-is (see `config/default.toml`).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// librdkafka properties, passed through as-is (see `config/default.toml`). Its `Debug` shows
+/// secrets (`sasl.password`, …) as `[redacted]`, so that no `{:?}` of the settings leaks one.
+#[derive(Clone, Deserialize, PartialEq)]
 pub struct KafkaSettings {
     /// For every client (consumer, producer, admin).
     #[serde(flatten)]
@@ -177,6 +178,29 @@ pub struct KafkaSettings {
     /// For the producer only; wins over `common`.
     #[serde(default)]
     pub producer: BTreeMap<String, KafkaValue>,
+}
+
+impl std::fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        fn shown(table: &BTreeMap<String, KafkaValue>) -> BTreeMap<&str, String> {
+            table
+                .iter()
+                .map(|(name, value)| {
+                    let value = if crate::kafka::security::is_secret(name) {
+                        "[redacted]".to_string()
+                    } else {
+                        value.to_string()
+                    };
+                    (name.as_str(), value)
+                })
+                .collect()
+        }
+        f.debug_struct("KafkaSettings")
+            .field("common", &shown(&self.common))
+            .field("consumer", &shown(&self.consumer))
+            .field("producer", &shown(&self.producer))
+            .finish()
+    }
 }
 
 /// A librdkafka property value as written in TOML or the environment; librdkafka takes strings.
@@ -493,6 +517,21 @@ const CLASSIC_GROUP_ONLY: [&str; 4] = [
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn secrets_are_redacted_in_debug() {
+        let mut s = super::Settings::default();
+        s.kafka.set("sasl.password", "hunter2-secret");
+        s.kafka.consumer.insert(
+            "ssl_key_password".into(),
+            super::KafkaValue::Str("key-secret".into()),
+        );
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2-secret"), "{shown}");
+        assert!(!shown.contains("key-secret"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert!(shown.contains("bootstrap_servers"), "{shown}");
+    }
+
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {

@@ -49,9 +49,8 @@ use std::time::Instant;
 use anyhow::Context as _;
 use futures_util::future::LocalBoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use rdkafka::producer::Producer as _;
 
-use crate::config::Settings;
+use crate::config::{KafkaRole, Settings};
 use crate::domain::pair::CurrencyPair;
 use crate::kafka::client;
 use crate::pool::app::Hooks;
@@ -125,13 +124,14 @@ pub async fn run(
         from: options.from,
         until: options.until - 1,
     };
-    let producer = requester::producer(settings)?;
+    // Before the producer: settings the cluster refuses fail here at once (see check_topics).
     let metadata = client::check_topics(
-        producer.client(),
-        &settings.kafka.bootstrap_servers(),
+        &settings.kafka,
+        KafkaRole::Producer,
         &[&settings.topics.todo, &settings.topics.finished],
         CHECK_TIMEOUT,
     )?;
+    let producer = requester::producer(settings)?;
     let todo_partitions = metadata
         .topics()
         .iter()

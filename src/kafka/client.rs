@@ -7,6 +7,7 @@
 //! librdkafka from that store.
 //!
 //! It must never hide a librdkafka error: each is returned with the property or broker at fault.
+//! Nor may it put a secret in one: a property's value is never quoted.
 
 use std::time::Duration;
 
@@ -14,23 +15,28 @@ use rdkafka::admin::AdminClient;
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::{ClientConfig, FromClientConfig, FromClientConfigAndContext};
 use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::metadata::Metadata;
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientContext;
 
 use crate::config::{ConfigError, KafkaRole, KafkaSettings, Settings};
+use crate::kafka::probe;
+use crate::kafka::security::SecurityFailure;
 
 /// Why a Kafka client could not be made or used.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaSetupError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("librdkafka refused the {role:?} configuration: {source}; check the [kafka] tables")]
-    Client {
-        role: KafkaRole,
-        #[source]
-        source: rdkafka::error::KafkaError,
-    },
+    /// librdkafka's words, without the value it was given: that may be a secret under a
+    /// misspelt name (see [`KafkaSetupError::client`]).
+    #[error("librdkafka refused the {role:?} configuration: {reason}; check the [kafka] tables")]
+    Client { role: KafkaRole, reason: String },
+    /// The cluster answered, and refused the security settings (credentials, CA, protocol):
+    /// the message names the key to fix.
+    #[error(transparent)]
+    Security(Box<SecurityFailure>),
     #[error(
         "cannot reach Kafka at {bootstrap} within {timeout:?}: {source}. Is the broker up? Set kafka.bootstrap_servers (CLONER__KAFKA__BOOTSTRAP_SERVERS) to it; scripts/kafka-up starts a local one"
     )]
@@ -44,6 +50,31 @@ pub enum KafkaSetupError {
         "topic `{topic}` does not exist on {bootstrap}; create it with `cloner-worker topics create` (or the broker's own tools)"
     )]
     MissingTopic { topic: String, bootstrap: String },
+    /// The topic exists, or may: the cluster's ACLs hide it from this user.
+    #[error(
+        "user {user} may not use topic `{topic}` on {bootstrap} (TOPIC_AUTHORIZATION_FAILED): the cluster's ACLs must allow it the service's topics (serve: Describe and Read on the todo topic, Describe and Write on the results and dead-letter topics, Read on the group kafka.consumer.group_id; clone: Write on the todo topic, Read on the results topic); grant them (kafka-acls), or set kafka.sasl_username / kafka.sasl_password (CLONER__KAFKA__SASL_USERNAME / CLONER__KAFKA__SASL_PASSWORD) to a user who has them"
+    )]
+    NotAuthorized {
+        topic: String,
+        bootstrap: String,
+        /// `sasl.username`, or how the client is known without one.
+        user: String,
+    },
+}
+
+impl KafkaSetupError {
+    /// librdkafka's refusal to make a `role` client. A property it does not know is reported
+    /// with its value, which under a misspelt name (`sasl_pasword`) is a secret: only the
+    /// description and the name are kept.
+    pub fn client(role: KafkaRole, source: KafkaError) -> KafkaSetupError {
+        let reason = match source {
+            KafkaError::ClientConfig(_, description, name, _value) => {
+                format!("{description} (property {name})")
+            }
+            other => other.to_string(),
+        };
+        KafkaSetupError::Client { role, reason }
+    }
 }
 
 /// The librdkafka configuration for `role`.
@@ -93,12 +124,8 @@ pub fn producer_with<C: ClientContext + 'static>(
         "message.timeout.ms",
         settings.consumer.delivery_timeout_ms.to_string(),
     );
-    FutureProducer::from_config_and_context(&config, context).map_err(|source| {
-        KafkaSetupError::Client {
-            role: KafkaRole::Producer,
-            source,
-        }
-    })
+    FutureProducer::from_config_and_context(&config, context)
+        .map_err(|source| KafkaSetupError::client(KafkaRole::Producer, source))
 }
 
 /// A consumer of type `T` (stream or base) with `context`.
@@ -108,56 +135,72 @@ where
     T: FromClientConfigAndContext<C>,
 {
     let config = client_config(kafka, KafkaRole::Consumer)?;
-    T::from_config_and_context(&config, context).map_err(|source| KafkaSetupError::Client {
-        role: KafkaRole::Consumer,
-        source,
-    })
+    T::from_config_and_context(&config, context)
+        .map_err(|source| KafkaSetupError::client(KafkaRole::Consumer, source))
 }
 
 pub fn admin(kafka: &KafkaSettings) -> Result<AdminClient<DefaultClientContext>, KafkaSetupError> {
     let config = client_config(kafka, KafkaRole::Admin)?;
-    AdminClient::from_config(&config).map_err(|source| KafkaSetupError::Client {
-        role: KafkaRole::Admin,
-        source,
-    })
+    AdminClient::from_config(&config)
+        .map_err(|source| KafkaSetupError::client(KafkaRole::Admin, source))
 }
 
-/// Asks the cluster for its metadata (blocking, up to `timeout`) and checks that `topics` exist:
-/// fails with an error that says what to do when the broker cannot be reached or a topic is
-/// missing. librdkafka itself would retry in silence forever. The metadata is returned, so a
-/// caller that needs the brokers or the topics asks once.
-pub fn check_topics<C: ClientContext>(
-    client: &rdkafka::client::Client<C>,
-    bootstrap: &str,
+/// Asks the cluster for its metadata with `role`'s properties (blocking, up to `timeout`) and
+/// checks that `topics` exist: fails with an error that says what to do when the cluster
+/// refuses the security settings (at once, see [`probe`]), cannot be reached, or a topic is
+/// missing or hidden by the ACLs. librdkafka itself would retry in silence forever. Call it before making the real
+/// clients, so that they never start a reconnect loop with settings known to be wrong. The
+/// metadata is returned, so a caller that needs the brokers or the topics asks once.
+pub fn check_topics(
+    kafka: &KafkaSettings,
+    role: KafkaRole,
     topics: &[&str],
     timeout: Duration,
 ) -> Result<Metadata, KafkaSetupError> {
-    let metadata =
-        client
-            .fetch_metadata(None, timeout)
-            .map_err(|source| KafkaSetupError::Unreachable {
-                bootstrap: bootstrap.to_string(),
-                timeout,
-                source,
-            })?;
+    let reached = probe::reach(kafka, role, timeout)?;
+    let bootstrap = kafka.bootstrap_servers();
     for topic in topics {
-        let found = metadata
+        let found = reached
+            .metadata
             .topics()
             .iter()
             .any(|t| t.name() == *topic && t.error().is_none() && !t.partitions().is_empty());
-        if !found {
-            return Err(KafkaSetupError::MissingTopic {
+        if found {
+            continue;
+        }
+        // The listing leaves out what the ACLs hide; asked by name, the cluster says which.
+        if reached.topic_error(topic, timeout) == Some(RDKafkaErrorCode::TopicAuthorizationFailed) {
+            let user = kafka.properties(role)?.get("sasl.username").cloned();
+            return Err(KafkaSetupError::NotAuthorized {
                 topic: topic.to_string(),
-                bootstrap: bootstrap.to_string(),
+                bootstrap,
+                user: user.unwrap_or_else(|| "(no kafka.sasl_username)".into()),
             });
         }
+        return Err(KafkaSetupError::MissingTopic {
+            topic: topic.to_string(),
+            bootstrap,
+        });
     }
-    Ok(metadata)
+    Ok(reached.metadata)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_misspelt_secret_is_not_quoted() {
+        let mut settings = Settings::default();
+        settings.kafka.set("sasl.pasword", "hunter2-secret");
+        let Err(err) = admin(&settings.kafka) else {
+            panic!("librdkafka refuses an unknown property");
+        };
+        // With its causes, as `main` prints it.
+        let message = format!("{:?}", anyhow::Error::from(err));
+        assert!(!message.contains("hunter2-secret"), "{message}");
+        assert!(message.contains("sasl.pasword"), "{message}");
+    }
 
     #[test]
     fn reliability_properties_win_over_configuration() {

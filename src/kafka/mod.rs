@@ -3,6 +3,9 @@
 //! - [`client`] — librdkafka clients built from [`crate::config::KafkaSettings`], with the
 //!   properties at-least-once depends on enforced, and the reachability check that turns a
 //!   silent librdkafka retry loop into an error that says what to do.
+//! - [`probe`] — the start-up probe under that check: a refused password, an untrusted broker
+//!   certificate or a plaintext client on a TLS port fails the start at once, not after the
+//!   timeout; [`security`] says which it is and the key to fix, secrets never included.
 //! - [`topics`] — `cloner-worker topics create|delete|list|brokers` through the admin API.
 //! - [`broker_watch`] — one ERROR line when the brokers go away, one INFO line when they are
 //!   back, instead of librdkafka's error per reconnect attempt.
@@ -13,4 +16,6 @@
 
 pub mod broker_watch;
 pub mod client;
+pub mod probe;
+pub mod security;
 pub mod topics;

@@ -14,7 +14,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::metadata::Metadata;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::config::Settings;
+use crate::config::{KafkaRole, Settings};
 use crate::kafka::client::{self, KafkaSetupError};
 
 /// How long one admin request may take.
@@ -127,9 +127,9 @@ fn request_error(settings: &Settings, operation: &'static str, err: KafkaError) 
 fn connect(
     settings: &Settings,
 ) -> Result<(AdminClient<DefaultClientContext>, String, Metadata), TopicsError> {
+    let metadata = client::check_topics(&settings.kafka, KafkaRole::Admin, &[], ADMIN_TIMEOUT)?;
     let admin = client::admin(&settings.kafka)?;
     let bootstrap = settings.kafka.bootstrap_servers();
-    let metadata = client::check_topics(admin.inner(), &bootstrap, &[], ADMIN_TIMEOUT)?;
     Ok((admin, bootstrap, metadata))
 }
 

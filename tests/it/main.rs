@@ -43,6 +43,10 @@
 //!   client are answered; the service's zstd results read back.
 //! - [`group_protocols`] — an ignored measurement: rebalance times and duplicates under the
 //!   classic and the KIP-848 consumer group protocols, on a real 3-node cluster.
+//! - [`security`] — `serve` and `clone` on a SASL_SSL listener (SCRAM-SHA-512, a throw-away CA)
+//!   of an Apache Kafka node of its own: they work with the right user, password and CA; a wrong
+//!   password, an unknown CA or a plaintext client fail the start within seconds naming the key
+//!   to fix; no log line, at trace with librdkafka's debug on, holds a password.
 //! - [`container`] — compose.yaml, the Dockerfile and the healthchecks, checked without an
 //!   engine, and `serve` with nothing but the worker container's environment.
 //!
@@ -70,6 +74,7 @@ mod outage;
 mod rate_budget;
 mod rebalance;
 mod repl;
+mod security;
 mod simulator;
 mod upstream;
 mod wire;

@@ -116,10 +116,23 @@ impl TodoChunkConsumer {
         metrics: Arc<Metrics>,
         check_timeout: Duration,
     ) -> Result<TodoChunkConsumer, KafkaSetupError> {
+        let topics = &settings.topics;
+        // Before any client of the service's own: settings the cluster refuses fail here at
+        // once, and no consumer starts a reconnect loop with them.
+        client::check_topics(
+            &settings.kafka,
+            crate::config::KafkaRole::Consumer,
+            &[&topics.todo, &topics.finished, &topics.dead_letter],
+            check_timeout,
+        )?;
         let tracker = SharedTracker::default();
         let withdrawals = SharedWithdrawals::default();
         let paused = Arc::new(Paused::default());
-        let watch = Arc::new(BrokerWatch::new(settings.kafka.bootstrap_servers()));
+        let watch = Arc::new(BrokerWatch::new(
+            settings
+                .kafka
+                .properties(crate::config::KafkaRole::Consumer)?,
+        ));
         let group = GroupContext::new(
             tracker.clone(),
             withdrawals.clone(),
@@ -131,20 +144,10 @@ impl TodoChunkConsumer {
                 .then(|| BudgetShare::new(&settings.topics.todo, limiter)),
         );
         let consumer: StreamConsumer<GroupContext> = client::consumer(&settings.kafka, group)?;
-        let topics = &settings.topics;
-        client::check_topics(
-            consumer.client(),
-            &settings.kafka.bootstrap_servers(),
-            &[&topics.todo, &topics.finished, &topics.dead_letter],
-            check_timeout,
-        )?;
         let producer = client::producer_with(settings, WatchedContext(watch.clone()))?;
-        consumer
-            .subscribe(&[&topics.todo])
-            .map_err(|source| KafkaSetupError::Client {
-                role: crate::config::KafkaRole::Consumer,
-                source,
-            })?;
+        consumer.subscribe(&[&topics.todo]).map_err(|source| {
+            KafkaSetupError::client(crate::config::KafkaRole::Consumer, source)
+        })?;
         Ok(TodoChunkConsumer {
             consumer: Some(Arc::new(consumer)),
             producer,

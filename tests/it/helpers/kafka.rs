@@ -177,9 +177,17 @@ pub async fn create_topics(settings: &Settings) {
 /// The environment that gives a `cloner-worker serve` child these settings' Kafka side, topics
 /// and upstream (the rest as given in `extra`).
 pub fn service_env(settings: &Settings) -> Vec<(String, String)> {
+    service_env_on(settings, &bootstrap())
+}
+
+/// [`service_env`] on `bootstrap` (a cluster of the test's own), not the shared broker.
+pub fn service_env_on(settings: &Settings, bootstrap: &str) -> Vec<(String, String)> {
     let consumer = settings.kafka.properties(KafkaRole::Consumer).unwrap();
     vec![
-        ("CLONER__KAFKA__BOOTSTRAP_SERVERS".into(), bootstrap()),
+        (
+            "CLONER__KAFKA__BOOTSTRAP_SERVERS".into(),
+            bootstrap.to_string(),
+        ),
         (
             "CLONER__KAFKA__CONSUMER__GROUP_ID".into(),
             consumer["group.id"].clone(),
