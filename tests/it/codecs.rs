@@ -186,10 +186,11 @@ async fn todo_chunks_compressed_with_every_codec_by_the_java_client_are_answered
         service.log.join("\n")
     );
     if let Some(codecs) = codecs_on_disk(&settings.topics.finished) {
-        assert_eq!(
-            codecs,
-            BTreeSet::from(["zstd".to_string()]),
-            "the results are zstd batches"
+        // librdkafka sends a batch as it is when compressing would not make it smaller (a
+        // batch of one small result), so `none` may stand beside zstd, and nothing else.
+        assert!(
+            codecs.contains("zstd") && codecs.iter().all(|c| c == "zstd" || c == "none"),
+            "the results are zstd batches (or too small to compress): {codecs:?}"
         );
     }
     sim.stop().await;

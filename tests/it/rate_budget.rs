@@ -24,10 +24,12 @@ async fn two_members_at_the_whole_limit_share_it_and_never_overdraw_it() {
     // Both at the exchange's limit, as a user who does not divide by hand configures them.
     let mut base = settings(&sim, 4, limit);
     // The simulator stamps arrivals in this test process, on a host that also runs the suite's
-    // three brokers and two services: 20 ms of scheduling delay is within reach there (7 calls
-    // in 0.992 s were seen once), so the allowance for it is wider than the default's. What is
-    // tested is the sharing of the budget, not how tight the timeline may be.
-    base.rate_limiter.jitter_ms = 60;
+    // three brokers, another test and two services: scheduling delays of tens of ms are within
+    // reach there (7 calls in 0.992 s with the default 20 ms, in 0.985 s with 60 ms, one
+    // violation each time), so the allowance for them is wider than the default's. What is
+    // tested is the sharing of the budget (a member at the whole rate beside one at half would
+    // overdraw by calls a second, not by one call in tens of ms), not how tight the timeline is.
+    base.rate_limiter.jitter_ms = 150;
     let settings = kafka_settings(base, "shared-budget").await;
     let results = TopicReader::new(&settings.kafka, &settings.topics.finished).unwrap();
     // Each member says what it spends after each change: all of it alone, half of it once the
@@ -45,7 +47,13 @@ async fn two_members_at_the_whole_limit_share_it_and_never_overdraw_it() {
     all_answered(&results, &chunks, &mut seen).await;
     let stats = sim.stats();
     assert!(stats.calls >= chunks.len() as u64, "{stats:?}");
-    assert_eq!(stats.violations, 0, "the budget was overdrawn: {stats:?}");
+    assert_eq!(
+        stats.violations,
+        0,
+        "the budget was overdrawn: {stats:?}; the members' logs:\n{}\n---\n{}",
+        a.log.join("\n"),
+        b.log.join("\n")
+    );
     let closest = stats.tightest_window_us.expect("more calls than the limit");
     assert!(
         closest >= 1_000_000,

@@ -174,13 +174,14 @@ pub async fn create_topics(settings: &Settings) {
     }
 }
 
-/// The environment that gives a `cloner-worker serve` child these settings' Kafka side, topics
+/// The environment that gives a `cloner-worker serve` child these settings' Kafka side (their
+/// bootstrap servers: the shared cluster's, or those of a cluster of the test's own), topics
 /// and upstream (the rest as given in `extra`).
 pub fn service_env(settings: &Settings) -> Vec<(String, String)> {
-    service_env_on(settings, &bootstrap())
+    service_env_on(settings, &settings.kafka.bootstrap_servers())
 }
 
-/// [`service_env`] on `bootstrap` (a cluster of the test's own), not the shared broker.
+/// [`service_env`] on `bootstrap` (a listener other than the settings' own).
 pub fn service_env_on(settings: &Settings, bootstrap: &str) -> Vec<(String, String)> {
     let consumer = settings.kafka.properties(KafkaRole::Consumer).unwrap();
     vec![
