@@ -2,7 +2,9 @@
 //! reconnect attempt; and a SIGTERM with every broker down ends the process within the grace
 //! period and the bounded close, instead of waiting for the broker for ever.
 //!
-//! On a broker process of the test's own ([`BrokerProcess`]), since its broker is taken down.
+//! On a mock broker process of the test's own ([`BrokerProcess`]): its broker is taken down
+//! and brought back at will, and it refuses produces with injected errors
+//! (`MSG_SIZE_TOO_LARGE`, `TOPIC_AUTHORIZATION_FAILED`), which only the mock can do.
 
 use std::time::{Duration, Instant};
 
