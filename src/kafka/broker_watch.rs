@@ -116,15 +116,7 @@ impl BrokerWatch {
             }
             return self.unreachable(message);
         }
-        let level = match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => log::Level::Error,
-            RDKafkaLogLevel::Warning => log::Level::Warn,
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => log::Level::Info,
-            RDKafkaLogLevel::Debug => log::Level::Debug,
-        };
+        let level = log_level(level);
         log::log!(target: "librdkafka", level, "librdkafka: {fac} {message}");
     }
 }
@@ -151,6 +143,19 @@ impl ClientContext for WatchedContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         self.0.error(error, reason);
+    }
+}
+
+/// The `log` level of a librdkafka log line.
+pub fn log_level(level: RDKafkaLogLevel) -> log::Level {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => log::Level::Error,
+        RDKafkaLogLevel::Warning => log::Level::Warn,
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => log::Level::Info,
+        RDKafkaLogLevel::Debug => log::Level::Debug,
     }
 }
 

@@ -225,15 +225,7 @@ impl ClientContext for ProbeContext {
             }
             return;
         }
-        let level = match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => log::Level::Error,
-            RDKafkaLogLevel::Warning => log::Level::Warn,
-            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => log::Level::Info,
-            RDKafkaLogLevel::Debug => log::Level::Debug,
-        };
+        let level = crate::kafka::broker_watch::log_level(level);
         log::log!(target: "librdkafka", level, "librdkafka (probe): {fac} {}", redact(message, &self.properties));
     }
 
