@@ -33,15 +33,6 @@ pub enum Brokers {
     Apache(ApacheCluster),
 }
 
-impl Brokers {
-    pub fn bootstrap(&self) -> &str {
-        match self {
-            Brokers::Mock(b) => &b.bootstrap,
-            Brokers::Apache(c) => &c.bootstrap,
-        }
-    }
-}
-
 /// A run under test: brokers of its own, the simulator, the service's settings, the chunks
 /// (published) and a reader of the results from the start.
 pub struct Run {
@@ -98,11 +89,9 @@ impl Run {
         }
     }
 
-    /// `serve` on this run's brokers, with `extra` environment.
+    /// `serve` on this run's brokers (its settings name them), with `extra` environment.
     pub fn serve(&self, extra: &[(&str, &str)]) -> ServiceProcess {
-        let mut env = vec![("CLONER__KAFKA__BOOTSTRAP_SERVERS", self.brokers.bootstrap())];
-        env.extend_from_slice(extra);
-        ServiceProcess::start_with_env(&self.settings, &env)
+        ServiceProcess::start_with_env(&self.settings, extra)
     }
 
     /// Sends a control command to the mock, which must accept it.
