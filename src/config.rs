@@ -157,8 +157,10 @@ pub struct PoloniexSettings {
 #[serde(deny_unknown_fields)]
 pub struct BinanceSettings {
     pub base_url: String,
-    /// startTime and endTime must be less than an hour apart.
-    pub max_window_secs: i64,
+    /// The longest window one call may ask for, if the API has a limit. Unset: none, as on
+    /// Binance since 2022-12-05 (docs/upstream.md, "Binance").
+    #[serde(default)]
+    pub max_window_secs: Option<i64>,
     /// The request weight of one `aggTrades` call.
     pub weight_per_call: u32,
     /// The address's request weight per minute (`REQUEST_WEIGHT` in `exchangeInfo`).
@@ -495,14 +497,30 @@ impl UpstreamSettings {
         }
     }
 
-    /// The venue's whole budget per second, in its unit: what `default_rate` is when unset.
+    /// The venue's whole budget per second, in its unit: what `default_rate` is when unset
+    /// (Poloniex: its calls per second; Binance: its weight per minute over 60).
     pub fn budget_per_second(&self) -> f64 {
-        crate::task::venue::from_settings(self).budget_per_second()
+        match self.venue {
+            VenueName::Poloniex => self.poloniex.calls_per_second,
+            VenueName::Binance => self.binance.weight_limit_per_minute as f64 / 60.0,
+        }
     }
 
-    /// What one call costs in the venue's budget unit: `default_rate` is in that unit.
+    /// What one call costs in the venue's budget unit: `default_rate` is in that unit
+    /// (Poloniex: 1 call; Binance: the request weight of one `aggTrades` call).
     pub fn call_cost(&self) -> u32 {
-        crate::task::venue::from_settings(self).call_cost()
+        match self.venue {
+            VenueName::Poloniex => 1,
+            VenueName::Binance => self.binance.weight_per_call,
+        }
+    }
+
+    /// The longest window one call may ask for, in seconds; `None` when the venue has no limit.
+    pub fn max_window_secs(&self) -> Option<i64> {
+        match self.venue {
+            VenueName::Poloniex => Some(self.poloniex.max_window_secs),
+            VenueName::Binance => self.binance.max_window_secs,
+        }
     }
 }
 

@@ -93,9 +93,10 @@ pub enum PlanError {
 /// 9999-12-31 23:59:59 UTC: the last second a date is written for.
 pub const LAST_SECOND: i64 = 253_402_300_799;
 
-/// The longest window planned where the venue allows it: a month (Poloniex's limit). Each
-/// venue may allow less ([`crate::task::venue::Venue::max_window_secs`]).
-pub const MAX_WINDOW_SECS: u32 = 30 * 86_400;
+/// The longest window planned where the venue allows it: a year, so that a quiet pair's year
+/// costs one call where the venue has no limit (Binance). Each venue may allow less
+/// ([`crate::task::venue::Venue::max_window_secs`]; Poloniex: a month).
+pub const MAX_WINDOW_SECS: u32 = 366 * 86_400;
 
 /// Windows asked for at once: each is asked for page by page, one request at a time, so these
 /// are the requests in flight. At least 8; twice the todo topic's `partitions`, so that every

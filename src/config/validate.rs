@@ -49,17 +49,11 @@ impl Settings {
             );
         }
         let max_window = match u.venue {
-            VenueName::Poloniex => (
-                "upstream.poloniex.max_window_secs",
-                u.poloniex.max_window_secs,
-            ),
-            VenueName::Binance => (
-                "upstream.binance.max_window_secs",
-                u.binance.max_window_secs,
-            ),
+            VenueName::Poloniex => "upstream.poloniex.max_window_secs",
+            VenueName::Binance => "upstream.binance.max_window_secs",
         };
-        if max_window.1 < 1 {
-            return invalid(max_window.0, "must be at least 1".into());
+        if u.max_window_secs().is_some_and(|secs| secs < 1) {
+            return invalid(max_window, "must be at least 1 (or unset: no limit)".into());
         }
         if u.venue == VenueName::Binance && u.binance.weight_per_call == 0 {
             return invalid(

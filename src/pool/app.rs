@@ -76,6 +76,7 @@ impl App {
 
         let deps = TaskDeps::new(
             &settings.upstream,
+            crate::task::venue::from_settings(&settings.upstream),
             settings.rate_limiter.ban_pause(),
             limiter.clone(),
             metrics.clone(),

@@ -28,7 +28,7 @@ use crate::task::backoff::Backoff;
 use crate::task::rate_limiter::{register, LimiterClosed, PauseCause, PauseFor, RateLimiter};
 use crate::task::rate_limiter::{Grant, SlowDown};
 use crate::task::upstream::{Refusal, Upstream, UpstreamError, Window};
-use crate::task::venue::{Spent, Step};
+use crate::task::venue::{Spent, Step, Venue};
 use crate::telemetry::metrics::{CallOutcome, Metrics};
 
 /// What every task of one arbiter shares.
@@ -53,13 +53,14 @@ pub struct TaskDeps {
 impl TaskDeps {
     pub fn new(
         settings: &UpstreamSettings,
+        venue: Arc<dyn Venue>,
         ban_pause: Duration,
         limiter: Addr<RateLimiter>,
         metrics: Arc<Metrics>,
         workers: usize,
     ) -> Rc<TaskDeps> {
         Rc::new(TaskDeps {
-            upstream: Upstream::new(settings),
+            upstream: Upstream::new(settings, venue),
             limiter,
             backoff: Backoff::new(
                 std::time::Duration::from_millis(settings.backoff_base_ms),

@@ -12,6 +12,7 @@
 //! The reusable parts ([`rate_limiter`], [`backoff`]) must never know what a chunk or an
 //! exchange is.
 
+pub mod answer;
 pub mod backoff;
 pub mod chunk_task;
 pub mod rate_limiter;

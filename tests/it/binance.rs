@@ -30,11 +30,21 @@ fn binance(config: SimulatorConfig) -> SimulatorConfig {
 }
 
 fn client(sim: &SimulatorHandle) -> Upstream {
+    client_with(sim, None)
+}
+
+/// A client of the simulated Binance whose longest window is `max_window_secs` (none: Binance's
+/// own rule since 2022-12-05).
+fn client_with(sim: &SimulatorHandle, max_window_secs: Option<i64>) -> Upstream {
     let mut settings = Settings::default().upstream;
     settings.venue = VenueName::Binance;
+    settings.binance.max_window_secs = max_window_secs;
     settings.base_url = Some(sim.base_url());
     settings.request_timeout_ms = 2000;
-    Upstream::new(&settings)
+    Upstream::new(
+        &settings,
+        cloner_worker::task::venue::from_settings(&settings),
+    )
 }
 
 fn symbol(s: &str) -> CurrencyPair {
@@ -142,8 +152,10 @@ async fn what_the_venue_refuses_is_classified() {
         .await
         .unwrap();
     let up = client(&sim);
-    // Longer than an hour: too big without a call.
-    let long = up.trade_history(&symbol("BTCUSDT"), DAY, DAY + 3600).await;
+    // Longer than a longest window configured (a mirror that has one): too big without a call.
+    let long = client_with(&sim, Some(3600))
+        .trade_history(&symbol("BTCUSDT"), DAY, DAY + 3600)
+        .await;
     assert!(
         matches!(long, Ok(Window::TooBig { kept: None, .. })),
         "{long:?}"

@@ -23,7 +23,10 @@ fn client(sim: &SimulatorHandle) -> Upstream {
     let mut settings = Settings::default().upstream;
     settings.base_url = Some(sim.base_url());
     settings.request_timeout_ms = 300;
-    Upstream::new(&settings)
+    Upstream::new(
+        &settings,
+        cloner_worker::task::venue::from_settings(&settings),
+    )
 }
 
 fn pair(p: &str) -> CurrencyPair {
@@ -182,9 +185,12 @@ async fn an_unreachable_upstream_is_transient_and_names_the_url() {
     sim.stop().await;
     let mut settings = Settings::default().upstream;
     settings.base_url = Some(url.clone());
-    let answer = Upstream::new(&settings)
-        .trade_history(&pair("BTC_ETH"), DAY, DAY + 1)
-        .await;
+    let answer = Upstream::new(
+        &settings,
+        cloner_worker::task::venue::from_settings(&settings),
+    )
+    .trade_history(&pair("BTC_ETH"), DAY, DAY + 1)
+    .await;
     assert!(
         matches!(&answer, Err(UpstreamError::Transient(m)) if m.contains(&url)),
         "{answer:?}"

@@ -2,7 +2,8 @@
 //! (docs/upstream.md, "Binance"): aggregate trades, a history served by time window today.
 //!
 //! Symbols are written together (`BTCUSDT`). A window is asked for in milliseconds,
-//! `[from × 1000, until × 1000 + 999]`, less than an hour long; an answer is a JSON list of at
+//! `[from × 1000, until × 1000 + 999]`, of any length (Binance dropped its one-hour limit on
+//! 2022-12-05; `upstream.binance.max_window_secs` sets one again); an answer is a JSON list of at
 //! most `limit` trades, **oldest first**, `{a, p, q, f, l, T, m, M}`. A full page therefore
 //! covers the window from its start to the second before its newest trade. When a full page
 //! holds only the window's first second, the next call continues by aggregate id
@@ -25,7 +26,7 @@ use crate::config::UpstreamSettings;
 use crate::domain::decimal;
 use crate::domain::pair::{CurrencyPair, PairRule};
 use crate::proto::{cloned_entry, ClonedEntry};
-use crate::task::upstream::{excerpt, Kept, PageOrder, UpstreamError, Window};
+use crate::task::answer::{excerpt, Kept, PageOrder, UpstreamError, Window};
 use crate::task::venue::{Cursor, Reply, Spent, Step, Venue};
 
 /// Aggregate trades come oldest first.
@@ -38,7 +39,9 @@ const USED_WEIGHT: &str = "x-mbx-used-weight-1m";
 #[derive(Debug, Clone)]
 pub struct Binance {
     page_limit: usize,
-    max_window_secs: i64,
+    /// Unset since Binance dropped its one-hour limit (2022-12-05); kept for a deployment or
+    /// a mirror that has one.
+    max_window_secs: Option<i64>,
     weight_per_call: u32,
     weight_limit_per_minute: u64,
 }
@@ -78,7 +81,7 @@ impl Venue for Binance {
     }
 
     fn max_window_secs(&self) -> i64 {
-        self.max_window_secs
+        self.max_window_secs.unwrap_or(i64::MAX)
     }
 
     fn page_limit(&self) -> usize {

@@ -4,7 +4,7 @@
 //! A [`Venue`] says how a pair is spelled, how long a window one call may ask for, what a call
 //! costs in the limiter's unit, how a request is built, and how an answer is read: a window's
 //! trades, a full page that covers part of the window ([`Window::TooBig`] with its covered
-//! part, per the venue's own [`crate::task::upstream::PageOrder`]), a page that covers no whole second yet and continues
+//! part, per the venue's own [`crate::task::answer::PageOrder`]), a page that covers no whole second yet and continues
 //! ([`Step::More`]), or an error that is worth another try or not. The HTTP itself is
 //! [`crate::task::upstream::Upstream`]'s.
 //!
@@ -18,12 +18,13 @@
 pub mod binance;
 pub mod poloniex;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{UpstreamSettings, VenueName};
 use crate::domain::pair::{CurrencyPair, PairRule};
 use crate::proto::ClonedEntry;
-use crate::task::upstream::{UpstreamError, Window};
+use crate::task::answer::{UpstreamError, Window};
 
 /// One HTTP answer, as a venue reads it.
 #[derive(Debug, Clone, Copy)]
@@ -76,7 +77,7 @@ pub struct Spent {
 }
 
 /// An exchange's public trade history, as the service calls it.
-pub trait Venue {
+pub trait Venue: Send + Sync {
     /// `poloniex`, `binance`: for logs and errors.
     fn name(&self) -> &'static str;
 
@@ -127,10 +128,11 @@ pub trait Venue {
     }
 }
 
-/// The venue `settings.venue` names.
-pub fn from_settings(settings: &UpstreamSettings) -> Box<dyn Venue> {
+/// The venue `settings.venue` names, built once at start and handed to what calls it (the
+/// pool's tasks, the clone's planner, the consumer's pair check).
+pub fn from_settings(settings: &UpstreamSettings) -> Arc<dyn Venue> {
     match settings.venue {
-        VenueName::Poloniex => Box::new(poloniex::Poloniex::new(settings)),
-        VenueName::Binance => Box::new(binance::Binance::new(settings)),
+        VenueName::Poloniex => Arc::new(poloniex::Poloniex::new(settings)),
+        VenueName::Binance => Arc::new(binance::Binance::new(settings)),
     }
 }

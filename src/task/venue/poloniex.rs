@@ -16,7 +16,7 @@ use crate::config::UpstreamSettings;
 use crate::domain::pair::{CurrencyPair, PairRule};
 use crate::domain::utc::parse_utc_datetime;
 use crate::proto::{cloned_entry, ClonedEntry};
-use crate::task::upstream::{excerpt, Kept, PageOrder, Refusal, UpstreamError, Window};
+use crate::task::answer::{excerpt, Kept, PageOrder, Refusal, UpstreamError, Window};
 use crate::task::venue::{Cursor, Reply, Step, Venue};
 
 /// `returnTradeHistory` answers newest first.
