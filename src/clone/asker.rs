@@ -75,7 +75,6 @@ pub struct Asker<'a> {
     pub waiter: Addr<ResultWaiter>,
     pub producer: FutureProducer,
     pub topic: &'a str,
-    pub pair: &'a str,
     pub run_id: i32,
     pub settings: &'a CloneSettings,
     /// Upstream calls per second the service is configured for; `None` if unlimited.
@@ -122,11 +121,11 @@ impl Asker<'_> {
         }
     }
 
-    /// Asks for `window` until it gets a final answer or runs out of tries. With no answer in
-    /// time it is published again only if nothing else was answered either.
-    pub async fn ask(&self, window: Window) -> anyhow::Result<Asked> {
+    /// Asks for `window` of `pair` until it gets a final answer or runs out of tries. With no
+    /// answer in time it is published again only if nothing else was answered either.
+    pub async fn ask(&self, pair: std::rc::Rc<str>, window: Window) -> anyhow::Result<Asked> {
         let chunk = TodoChunk {
-            currency_pair: self.pair.to_string(),
+            currency_pair: pair.to_string(),
             from_unix_ts: window.from,
             until_unix_ts: window.until,
             task_dbid: self.run_id,
@@ -175,7 +174,7 @@ impl Asker<'_> {
                                     errors += 1;
                                     asked.republished += 1;
                                     log::warn!(
-                                        "{window}: {} ({}); asking again ({errors} of {})",
+                                        "{pair} {window}: {} ({}); asking again ({errors} of {})",
                                         result_name(&result),
                                         result.possible_error_message,
                                         self.settings.max_error_retries
@@ -198,14 +197,14 @@ impl Asker<'_> {
                             // topic: the service is alive, only behind. Publishing again would
                             // add to its backlog; wait on.
                             if self.alive().await {
-                                log::debug!("{window}: no answer within {patience:.0?}, but the service is at work; waiting on");
+                                log::debug!("{pair} {window}: no answer within {patience:.0?}, but the service is at work; waiting on");
                                 continue 'waiting;
                             }
                             if unanswered < self.settings.max_republish {
                                 unanswered += 1;
                                 asked.republished += 1;
                                 log::warn!(
-                                    "{window}: no answer within {patience:.0?}, none to any other request, and the service's group committed nothing; publishing it again ({unanswered} of {})",
+                                    "{pair} {window}: no answer within {patience:.0?}, none to any other request, and the service's group committed nothing; publishing it again ({unanswered} of {})",
                                     self.settings.max_republish
                                 );
                                 break 'waiting;

@@ -47,6 +47,22 @@ pub struct Counts {
     pub retries: u64,
     /// Results received, of any kind: one upstream call each.
     pub answers: u64,
+    /// Pairs finished, and in all, in a run of many (0 in all: a run of one).
+    pub pairs_done: u64,
+    pub pairs_total: u64,
+}
+
+impl Counts {
+    /// Adds another pair's counts (not the pairs' tally).
+    pub fn add(&mut self, other: &Counts) {
+        self.windows_done += other.windows_done;
+        self.windows_total += other.windows_total;
+        self.trades += other.trades;
+        self.splits += other.splits;
+        self.pages_kept += other.pages_kept;
+        self.retries += other.retries;
+        self.answers += other.answers;
+    }
 }
 
 /// Log lines are at least this far apart.
@@ -114,8 +130,13 @@ impl Progress {
         } else {
             0.0
         };
+        let pairs = if c.pairs_total > 0 {
+            format!("{}/{} pairs · ", c.pairs_done, c.pairs_total)
+        } else {
+            String::new()
+        };
         format!(
-            "{} trades · {} pages kept · {} splits · {} retries · {rate:.1} answers/s",
+            "{pairs}{} trades · {} pages kept · {} splits · {} retries · {rate:.1} answers/s",
             c.trades, c.pages_kept, c.splits, c.retries
         )
     }

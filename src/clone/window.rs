@@ -143,6 +143,9 @@ pub struct Planner {
     had: VecDeque<Window>,
     /// Windows planned to be asked for so far.
     pub planned: u64,
+    /// The first window asked for is the whole range ([`Planner::probe`]), until it is
+    /// answered.
+    probing: bool,
 }
 
 /// The next part of the range.
@@ -179,6 +182,7 @@ impl Planner {
             learning: None,
             had: VecDeque::new(),
             planned: 0,
+            probing: false,
         })
     }
 
@@ -206,6 +210,7 @@ impl Planner {
             }),
             had: VecDeque::new(),
             planned: 0,
+            probing: false,
         })
     }
 
@@ -231,6 +236,34 @@ impl Planner {
         self.next_from = end + 1;
         self.planned += 1;
         Some(Planned::Ask(window))
+    }
+
+    /// Plans the first window as the whole range (to the venue's longest window, or the next
+    /// window had): on a venue whose full pages are the oldest trades, its first page is
+    /// kept whatever the density, and a range of less than a page is one call. Sized plans
+    /// only; the density the first page shows sizes the rest ([`Planner::rewind_to`]).
+    pub fn probe(&mut self) {
+        if self.learning.is_some() && self.planned == 0 {
+            self.secs = self.max_secs;
+            self.probing = true;
+        }
+    }
+
+    /// Whether the first window is the whole range.
+    pub fn is_probing(&self) -> bool {
+        self.probing
+    }
+
+    /// Plans again from `from`, inside the probe window that ended at `probe_until`, which
+    /// its first page answered up to `from − 1`: the rest is cut to the density learnt. `false`
+    /// (and nothing changes) if anything was planned after the probe.
+    pub fn rewind_to(&mut self, from: i64, probe_until: i64) -> bool {
+        let was_probing = std::mem::take(&mut self.probing);
+        if !was_probing || self.next_from != probe_until + 1 || from > probe_until {
+            return false;
+        }
+        self.next_from = from;
+        true
     }
 
     /// Plans nothing before `from`: what an earlier run wrote already.

@@ -88,6 +88,10 @@ impl Venue for Binance {
         self.page_limit
     }
 
+    fn page_order(&self) -> PageOrder {
+        PAGE_ORDER
+    }
+
     fn budget_per_second(&self) -> f64 {
         self.weight_limit_per_minute as f64 / 60.0
     }

@@ -24,7 +24,7 @@ use std::time::Duration;
 use crate::config::{UpstreamSettings, VenueName};
 use crate::domain::pair::{CurrencyPair, PairRule};
 use crate::proto::ClonedEntry;
-use crate::task::answer::{UpstreamError, Window};
+use crate::task::answer::{PageOrder, UpstreamError, Window};
 
 /// One HTTP answer, as a venue reads it.
 #[derive(Debug, Clone, Copy)]
@@ -90,6 +90,9 @@ pub trait Venue: Send + Sync {
 
     /// The most trades one call returns.
     fn page_limit(&self) -> usize;
+
+    /// Which trades of a window a full page holds: the oldest or the newest.
+    fn page_order(&self) -> PageOrder;
 
     /// What one call costs in the venue's budget unit (calls: 1; Binance: its request
     /// weight). The limiter spaces calls by it.

@@ -57,6 +57,10 @@ impl Venue for Poloniex {
         self.page_limit
     }
 
+    fn page_order(&self) -> PageOrder {
+        PAGE_ORDER
+    }
+
     fn budget_per_second(&self) -> f64 {
         self.calls_per_second
     }

@@ -1,0 +1,294 @@
+//! One pair's range within a clone run: its plan, its output and the check, what a stopped run
+//! left of it (windows read back from the spill), and what each answer does to them.
+//!
+//! The windows of many `PairRun`s may be in flight at once ([`crate::clone::driver`]); each
+//! run keeps to its own pair, and writes its trades in time order, each once, whatever order
+//! its answers come in. It must never hand out a window that overlaps one already planned, nor
+//! call itself complete with a gap (the output's check decides).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::clone::asker::{Answer, Asked};
+use crate::clone::output::Output;
+use crate::clone::partial::PartialFile;
+use crate::clone::progress::Counts;
+use crate::clone::report::CloneReport;
+use crate::clone::result_waiter::WaiterStats;
+use crate::clone::spill::Spilled;
+use crate::clone::window::{Planned, Planner, Window};
+use crate::clone::Sink;
+
+/// One pair's range, being cloned.
+pub struct PairRun {
+    /// As the venue spells it, shared with the requests in flight.
+    pub pair: Rc<str>,
+    /// The whole range, inclusive, as asked for.
+    range: Window,
+    planner: Planner,
+    output: Output<Box<dyn Write>>,
+    /// The file the output grows in, with its journal and spill, when it is a file.
+    partial: Option<PartialFile>,
+    /// Windows a stopped run answered and spilled, by first second: handed out by the planner
+    /// in their place, never asked for.
+    had: BTreeMap<i64, Vec<crate::proto::ClonedEntry>>,
+    pub counts: Counts,
+    /// Windows given up, with why.
+    failed: Vec<(Window, String)>,
+    /// Windows asked for and not answered yet.
+    pub in_flight: usize,
+    /// The first window, asked whole while nothing is known of the pair's density (on a venue
+    /// whose pages come oldest first): a quiet pair's range is then one call.
+    probe: Option<Window>,
+    /// What the probe's first page left, which the windows planned next tile.
+    probe_rest: Option<Window>,
+    /// Where the output goes while it grows (a file's `.partial`), for the report.
+    written_to: Sink,
+    /// The file's own name, which it gets once complete.
+    out: Option<std::path::PathBuf>,
+    started: Instant,
+}
+
+/// How a pair's output is kept: where it goes and what a stopped run left.
+pub struct Opened {
+    pub output: Output<Box<dyn Write>>,
+    pub partial: Option<PartialFile>,
+    /// The first second a stopped run did not write, if it wrote any.
+    pub resumed_from: Option<i64>,
+    /// Windows after it that the stopped run answered.
+    pub had: Vec<Spilled>,
+    /// Where the output grows: a file's `.partial`, stdout, nowhere.
+    pub written_to: Sink,
+    /// The file's own name, given when the range is complete.
+    pub out: Option<std::path::PathBuf>,
+}
+
+impl PairRun {
+    /// A run of `pair` over `range` (inclusive) planned by `planner`, writing to `opened`.
+    /// `probe`: ask the first window whole (see [`PairRun::probe`]).
+    pub fn new(
+        pair: &str,
+        range: Window,
+        mut planner: Planner,
+        opened: Opened,
+        probe: bool,
+    ) -> PairRun {
+        if let Some(from) = opened.resumed_from {
+            planner.skip_to(from);
+        }
+        planner.have(opened.had.iter().map(|h| h.window));
+        if probe {
+            planner.probe();
+        }
+        PairRun {
+            pair: Rc::from(pair),
+            range,
+            planner,
+            output: opened.output,
+            partial: opened.partial,
+            had: opened
+                .had
+                .into_iter()
+                .map(|h| (h.window.from, h.entries))
+                .collect(),
+            counts: Counts::default(),
+            failed: Vec::new(),
+            in_flight: 0,
+            probe: None,
+            probe_rest: None,
+            written_to: opened.written_to,
+            out: opened.out,
+            started: Instant::now(),
+        }
+    }
+
+    /// Whether a window may be asked for now: the plan has more, and either nothing of this
+    /// pair is in flight or its density is known (until then, every blind guess wastes a page).
+    pub fn wants(&self) -> bool {
+        self.planner.rest().is_some() && (self.in_flight == 0 || self.planner.can_plan_ahead())
+    }
+
+    /// Nothing in flight and nothing left to plan.
+    pub fn is_done(&self) -> bool {
+        self.in_flight == 0 && self.planner.rest().is_none()
+    }
+
+    /// The next window to ask for, in time order; windows a stopped run answered are written
+    /// in their place on the way. `None` once the plan is done.
+    pub fn next_ask(&mut self) -> anyhow::Result<Option<Window>> {
+        loop {
+            match self.planner.next_part() {
+                None => return Ok(None),
+                Some(Planned::Had(window)) => {
+                    let entries = self
+                        .had
+                        .remove(&window.from)
+                        .expect("the planner hands out only the windows it was given");
+                    self.counts.windows_total += 1;
+                    self.counts.windows_done += 1;
+                    self.counts.trades += entries.len() as u64;
+                    self.planner.learn(entries.len(), window.secs());
+                    self.output.expect(window);
+                    self.output.complete(window, entries)?;
+                }
+                Some(Planned::Ask(window)) => {
+                    self.counts.windows_total += 1;
+                    match self.probe_rest.take() {
+                        // The rest of the probe, already awaited, now cut as planned.
+                        Some(rest) if rest == window => {}
+                        Some(rest) => {
+                            let after = Window {
+                                from: window.until + 1,
+                                until: rest.until,
+                            };
+                            self.output.split(rest, (window, after))?;
+                            self.probe_rest = Some(after);
+                        }
+                        None => self.output.expect(window),
+                    }
+                    if self.planner.planned == 1 && self.planner.is_probing() {
+                        self.probe = Some(window);
+                    }
+                    self.in_flight += 1;
+                    return Ok(Some(window));
+                }
+            }
+        }
+    }
+
+    /// What `done` says of one of this pair's windows; the windows it leaves to ask for (the
+    /// rest of a kept page, or halves).
+    pub fn answered(&mut self, done: Asked) -> anyhow::Result<Vec<Window>> {
+        self.in_flight -= 1;
+        let c = &mut self.counts;
+        c.answers += u64::from(done.answers);
+        c.retries += u64::from(done.republished);
+        let mut next = Vec::new();
+        match done.answer {
+            Answer::Complete(entries) => {
+                c.windows_done += 1;
+                c.trades += entries.len() as u64;
+                self.planner.learn(entries.len(), done.window.secs());
+                if let Some(partial) = &mut self.partial {
+                    partial.keep(done.window, &entries)?;
+                }
+                self.output.complete(done.window, entries)?;
+            }
+            Answer::TooBig {
+                reason,
+                kept: Some((covered, entries)),
+            } => {
+                let (parts, rest) = done.window.without(covered);
+                log::debug!(
+                    "{} {} is too big ({reason}); kept {} trades of {covered}, asking for {rest}",
+                    self.pair,
+                    done.window,
+                    entries.len()
+                );
+                c.pages_kept += 1;
+                c.windows_total += 1;
+                c.windows_done += 1;
+                c.trades += entries.len() as u64;
+                self.planner.learn(entries.len(), covered.secs());
+                if let Some(partial) = &mut self.partial {
+                    partial.keep(covered, &entries)?;
+                }
+                self.output.split(done.window, parts)?;
+                self.output.complete(covered, entries)?;
+                // The probe's rest goes back to the planner, which cuts it to the density the
+                // first page showed; any other rest is asked for page by page.
+                let probed = self.probe.take() == Some(done.window)
+                    && rest.from == covered.until + 1
+                    && self.planner.rewind_to(rest.from, done.window.until);
+                if probed {
+                    self.probe_rest = Some(rest);
+                } else {
+                    self.in_flight += 1;
+                    next.push(rest);
+                }
+            }
+            Answer::TooBig { reason, kept: None } => match done.window.halve() {
+                Some(halves) => {
+                    log::debug!(
+                        "{} {} is too big ({reason}); asking for its halves",
+                        self.pair,
+                        done.window
+                    );
+                    c.splits += 1;
+                    c.windows_total += 1;
+                    self.output.split(done.window, halves)?;
+                    self.in_flight += 2;
+                    next.extend([halves.0, halves.1]);
+                }
+                None => {
+                    let why = format!(
+                        "one second holds more trades than one call returns ({reason}); raise upstream.page_limit if the API allows"
+                    );
+                    log::error!("{} {}: {why}", self.pair, done.window);
+                    c.windows_done += 1;
+                    self.output.fail(done.window)?;
+                    self.failed.push((done.window, why));
+                }
+            },
+            Answer::Failed(why) => {
+                log::error!("{} {} given up: {why}", self.pair, done.window);
+                c.windows_done += 1;
+                self.output.fail(done.window)?;
+                self.failed.push((done.window, why));
+            }
+        }
+        if let Some(partial) = &mut self.partial {
+            partial.checkpoint(&mut self.output, false)?;
+        }
+        Ok(next)
+    }
+
+    /// Windows still awaited by the output.
+    pub fn pending(&self) -> usize {
+        self.output.pending()
+    }
+
+    /// Writes what is answered, records where a later run continues, and reports; the file
+    /// gets its name if the range is complete.
+    pub fn finish(mut self, interrupted: bool, waiter: WaiterStats) -> anyhow::Result<CloneReport> {
+        if let Some(partial) = &mut self.partial {
+            partial.checkpoint(&mut self.output, true)?;
+        }
+        // What was not planned yet (an interrupted clone) is missing from the output too; the
+        // probe's rest is awaited already and stays pending, counted as skipped.
+        match (self.probe_rest.take(), self.planner.rest()) {
+            (Some(rest), Some(unplanned)) if unplanned.until > rest.until => {
+                self.output.expect(Window {
+                    from: rest.until + 1,
+                    until: unplanned.until,
+                })
+            }
+            (Some(_), _) | (None, None) => {}
+            (None, Some(unplanned)) => self.output.expect(unplanned),
+        }
+        let (writer, check) = self.output.finish()?;
+        drop(writer);
+        self.failed.sort();
+        let mut report = CloneReport {
+            pair: self.pair.to_string(),
+            range: self.range,
+            windows_planned: self.planner.planned,
+            counts: self.counts,
+            failed: self.failed,
+            interrupted,
+            check,
+            waiter,
+            written_to: self.written_to,
+            elapsed: self.started.elapsed(),
+        };
+        if let (Some(partial), Some(out)) = (self.partial, self.out) {
+            if report.is_complete() {
+                partial.complete(&out)?;
+                report.written_to = Sink::File(out);
+            }
+        }
+        Ok(report)
+    }
+}
