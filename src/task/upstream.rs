@@ -157,6 +157,34 @@ impl Upstream {
         }
     }
 
+    /// The pairs the venue lists as trading (its listing call, [`Venue::listing_url`]); no
+    /// retries and no rate limit: one call at the start of `clone --all`.
+    pub async fn list_pairs(&self) -> Result<Vec<String>, UpstreamError> {
+        let url = self.venue.listing_url(&self.base_url);
+        let mut response = self
+            .client
+            .get(&url)
+            .insert_header(("Accept", "application/json"))
+            .send()
+            .await
+            .map_err(|e| UpstreamError::Transient(format!("GET {url}: {e}")))?;
+        // Every market of a venue fits well under this (Binance's exchangeInfo: a few MB).
+        let body =
+            response.body().limit(64 << 20).await.map_err(|e| {
+                UpstreamError::Transient(format!("reading the body of GET {url}: {e}"))
+            })?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        if let Some(error) = classify_status(status, retry_after.as_deref(), &body) {
+            return Err(error);
+        }
+        self.venue.listed_pairs(&body)
+    }
+
     /// Classifies an HTTP answer: its status, then (or for a venue whose error bodies say
     /// more) its body, by the venue.
     async fn read_answer<S>(

@@ -32,6 +32,9 @@ use crate::task::venue::{Cursor, Reply, Spent, Step, Venue};
 /// Aggregate trades come oldest first.
 const PAGE_ORDER: PageOrder = PageOrder::OldestFirst;
 
+/// The request weight of `GET /api/v3/exchangeInfo` (Binance's general endpoints page).
+const EXCHANGE_INFO_WEIGHT: u32 = 20;
+
 /// The header that reports the address's weight used in the current minute.
 const USED_WEIGHT: &str = "x-mbx-used-weight-1m";
 
@@ -130,6 +133,43 @@ impl Venue for Binance {
         cursor: Option<Cursor>,
     ) -> Result<Step, UpstreamError> {
         classify_body(reply.body, self.page_limit, from, until, gathered, cursor)
+    }
+
+    /// `GET /api/v3/exchangeInfo`, weight 20 (Binance's general endpoints, "Exchange
+    /// information"): every symbol with its `status`.
+    fn listing_url(&self, base_url: &str) -> String {
+        format!("{base_url}/api/v3/exchangeInfo")
+    }
+
+    fn listing_cost(&self) -> u32 {
+        EXCHANGE_INFO_WEIGHT
+    }
+
+    /// The symbols whose `status` is `TRADING` (not `HALT` or `BREAK`).
+    fn listed_pairs(&self, body: &[u8]) -> Result<Vec<String>, UpstreamError> {
+        #[derive(Deserialize)]
+        struct Info {
+            symbols: Vec<Symbol>,
+        }
+        #[derive(Deserialize)]
+        struct Symbol {
+            symbol: String,
+            status: String,
+        }
+        let info: Info = serde_json::from_slice(body).map_err(|e| {
+            UpstreamError::Transient(format!(
+                "exchangeInfo is not a list of symbols ({e}): {}",
+                excerpt(body)
+            ))
+        })?;
+        let mut pairs: Vec<String> = info
+            .symbols
+            .into_iter()
+            .filter(|s| s.status == "TRADING")
+            .map(|s| s.symbol)
+            .collect();
+        pairs.sort();
+        Ok(pairs)
     }
 
     fn spent(&self, reply: &Reply) -> Option<Spent> {
@@ -416,5 +456,26 @@ mod tests {
         let spent = venue.spent(&reply).unwrap();
         assert_eq!((spent.used, spent.limit), (5998, 6000));
         assert!(spent.resets_in <= Duration::from_secs(60));
+    }
+
+    #[test]
+    fn the_listing_is_the_symbols_trading_now() {
+        let mut settings = crate::config::Settings::default().upstream;
+        settings.venue = crate::config::VenueName::Binance;
+        let venue = Binance::new(&settings);
+        assert_eq!(
+            venue.listing_url("https://api.binance.com"),
+            "https://api.binance.com/api/v3/exchangeInfo"
+        );
+        let body = br#"{"timezone":"UTC","symbols":[
+            {"symbol":"ETHUSDT","status":"TRADING","baseAsset":"ETH"},
+            {"symbol":"LUNAUSDT","status":"BREAK"},
+            {"symbol":"BTCUSDT","status":"TRADING"},
+            {"symbol":"XYZBTC","status":"HALT"}]}"#;
+        assert_eq!(venue.listed_pairs(body).unwrap(), ["BTCUSDT", "ETHUSDT"]);
+        assert!(matches!(
+            venue.listed_pairs(b"<html>"),
+            Err(UpstreamError::Transient(_))
+        ));
     }
 }

@@ -129,6 +129,15 @@ pub trait Venue: Send + Sync {
     fn spent(&self, _reply: &Reply) -> Option<Spent> {
         None
     }
+
+    /// The URL of the venue's own list of its pairs (`clone --all`).
+    fn listing_url(&self, base_url: &str) -> String;
+
+    /// What the listing call costs in the venue's budget unit.
+    fn listing_cost(&self) -> u32;
+
+    /// The pairs the listing says trade now, as the venue spells them, sorted.
+    fn listed_pairs(&self, body: &[u8]) -> Result<Vec<String>, UpstreamError>;
 }
 
 /// The venue `settings.venue` names, built once at start and handed to what calls it (the

@@ -90,6 +90,43 @@ impl Venue for Poloniex {
     ) -> Result<Step, UpstreamError> {
         classify_body(reply.body, self.page_limit, from, until).map(Step::Done)
     }
+
+    /// `GET /public?command=returnTicker`: every market, one call of the legacy API's six a
+    /// second.
+    fn listing_url(&self, base_url: &str) -> String {
+        format!("{base_url}/public?command=returnTicker")
+    }
+
+    fn listing_cost(&self) -> u32 {
+        1
+    }
+
+    /// The markets the ticker lists that are not frozen (`isFrozen` "0").
+    fn listed_pairs(&self, body: &[u8]) -> Result<Vec<String>, UpstreamError> {
+        #[derive(Deserialize)]
+        struct Ticker {
+            #[serde(rename = "isFrozen", default)]
+            is_frozen: serde_json::Value,
+        }
+        let tickers: std::collections::BTreeMap<String, Ticker> = serde_json::from_slice(body)
+            .map_err(|e| {
+                UpstreamError::Transient(format!(
+                    "returnTicker is not an object of markets ({e}): {}",
+                    excerpt(body)
+                ))
+            })?;
+        // "0" in the legacy API; a number is read the same way.
+        let frozen = |v: &serde_json::Value| match v {
+            serde_json::Value::String(s) => s != "0",
+            serde_json::Value::Number(n) => n.as_i64() != Some(0),
+            _ => false,
+        };
+        Ok(tickers
+            .into_iter()
+            .filter(|(_, t)| !frozen(&t.is_frozen))
+            .map(|(pair, _)| pair)
+            .collect())
+    }
 }
 
 /// A trade as the API sends it; strings are borrowed from the body where possible.
@@ -404,5 +441,18 @@ mod tests {
             venue.url("https://poloniex.com", &pair, 1, 2, None),
             "https://poloniex.com/public?command=returnTradeHistory&currencyPair=BTC_ETH&start=1&end=2"
         );
+    }
+
+    #[test]
+    fn the_listing_is_the_markets_not_frozen() {
+        let venue = Poloniex::new(&crate::config::Settings::default().upstream);
+        assert_eq!(
+            venue.listing_url("https://poloniex.com"),
+            "https://poloniex.com/public?command=returnTicker"
+        );
+        let body = br#"{"USDT_BTC":{"id":121,"last":"6500.1","isFrozen":"0"},
+            "BTC_DEAD":{"id":9,"last":"0.1","isFrozen":"1"},
+            "BTC_ETH":{"id":148,"last":"0.03","isFrozen":"0"}}"#;
+        assert_eq!(venue.listed_pairs(body).unwrap(), ["BTC_ETH", "USDT_BTC"]);
     }
 }
