@@ -105,6 +105,11 @@ pub struct UpstreamSettings {
     /// Overrides the venue's own `base_url` (a proxy, the simulator, a test).
     #[serde(default)]
     pub base_url: Option<String>,
+    /// The local address calls leave from (a host with several): exchanges count their limits
+    /// per address, so members on different addresses each have the whole budget. Unset: the
+    /// system's choice.
+    #[serde(default)]
+    pub local_address: Option<std::net::IpAddr>,
     pub page_limit: usize,
     pub request_timeout_ms: u64,
     pub max_body_bytes: usize,

@@ -45,7 +45,11 @@ impl Upstream {
     /// A client of `venue` as `settings` say (timeout, base URL, body limit).
     pub fn new(settings: &UpstreamSettings, venue: Arc<dyn Venue>) -> Upstream {
         let timeout = settings.request_timeout();
-        let connector = awc::Connector::new()
+        let mut connector = awc::Connector::new();
+        if let Some(addr) = settings.local_address {
+            connector = connector.local_address(addr);
+        }
+        let connector = connector
             .timeout(timeout)
             .rustls_0_23(Arc::new(tls_config()))
             // Enough connections for every worker of a big pool to have its own.
