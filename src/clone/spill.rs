@@ -148,6 +148,36 @@ impl Spill {
         Ok(())
     }
 
+    /// Rewrites the spill with only the windows that start at `from` or later, read back from
+    /// the file itself a record at a time (memory holds one): a dataset's day once written
+    /// needs its windows no more. A crash leaves the old file or the new one.
+    pub fn retain_from(&mut self, from: i64) -> std::io::Result<()> {
+        let mut reader = BufReader::new(File::open(&self.path)?);
+        let mut fresh = self.path.as_os_str().to_owned();
+        fresh.push(".new");
+        let fresh = PathBuf::from(fresh);
+        let mut writer = BufWriter::new(File::create(&fresh)?);
+        let mut bytes = 0;
+        while let Some((spilled, _)) = read_record(&mut reader)? {
+            if spilled.window.from >= from {
+                let record = encode_record(spilled.window, &spilled.entries);
+                writer.write_all(&record)?;
+                bytes += record.len() as u64;
+            }
+        }
+        let file = writer.into_inner().map_err(|e| e.into_error())?;
+        file.sync_data()?;
+        std::fs::rename(&fresh, &self.path)?;
+        self.file = file;
+        self.bytes = bytes;
+        Ok(())
+    }
+
+    /// Bytes in the file.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     /// The clone is complete: the spill goes.
     pub fn remove(self) -> std::io::Result<()> {
         drop(self.file);
@@ -336,6 +366,25 @@ mod tests {
         assert_eq!(got[0].entries, held);
         spill.remove().unwrap();
         assert!(!path.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn retain_from_keeps_the_later_windows_and_appends_after_them() {
+        let dir = std::env::temp_dir().join(format!("spill-retain-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("x.spill");
+        let mut spill = Spill::create(&path).unwrap();
+        spill.append(window(10, 19), &trades(10, 3)).unwrap();
+        spill.append(window(20, 29), &trades(20, 2)).unwrap();
+        spill.append(window(30, 39), &trades(30, 1)).unwrap();
+        spill.retain_from(20).unwrap();
+        spill.append(window(40, 49), &trades(40, 1)).unwrap();
+        drop(spill);
+        let (_, had) = Spill::reopen(&path, 0).unwrap();
+        let windows: Vec<Window> = had.iter().map(|s| s.window).collect();
+        assert_eq!(windows, [window(20, 29), window(30, 39), window(40, 49)]);
+        assert_eq!(had[0].entries, trades(20, 2));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
