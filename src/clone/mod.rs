@@ -138,10 +138,12 @@ pub async fn run(
             pair_run::Opened {
                 written_to: Sink::File(opened.file.path.clone()),
                 output: opened.output,
-                partial: Some(opened.file),
+                keeper: Some(Box::new(pair_run::FileKeeper {
+                    partial: opened.file,
+                    out: path.clone(),
+                })),
                 resumed_from: opened.resumed_from,
                 had: opened.had,
-                out: Some(path.clone()),
             }
         }
         Sink::Stdout | Sink::Discard => {
@@ -152,11 +154,10 @@ pub async fn run(
             let output = Output::new(writer, options.format).context("writing the output")?;
             pair_run::Opened {
                 output,
-                partial: None,
+                keeper: None,
                 resumed_from: None,
                 had: Vec::new(),
                 written_to: options.out.clone(),
-                out: None,
             }
         }
     };

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -20,6 +21,7 @@ use crate::clone::result_waiter::WaiterStats;
 use crate::clone::spill::Spilled;
 use crate::clone::window::{Planned, Planner, Window};
 use crate::clone::Sink;
+use crate::proto::ClonedEntry;
 
 /// One pair's range, being cloned.
 pub struct PairRun {
@@ -29,11 +31,12 @@ pub struct PairRun {
     range: Window,
     planner: Planner,
     output: Output<Box<dyn Write>>,
-    /// The file the output grows in, with its journal and spill, when it is a file.
-    partial: Option<PartialFile>,
+    /// What keeps the answers and the progress on disk (a file's journal and spill, a
+    /// dataset's days), if anything does.
+    keeper: Option<Box<dyn Keeper>>,
     /// Windows a stopped run answered and spilled, by first second: handed out by the planner
     /// in their place, never asked for.
-    had: BTreeMap<i64, Vec<crate::proto::ClonedEntry>>,
+    had: BTreeMap<i64, Vec<ClonedEntry>>,
     pub counts: Counts,
     /// Windows given up, with why.
     failed: Vec<(Window, String)>,
@@ -44,25 +47,60 @@ pub struct PairRun {
     probe: Option<Window>,
     /// What the probe's first page left, which the windows planned next tile.
     probe_rest: Option<Window>,
-    /// Where the output goes while it grows (a file's `.partial`), for the report.
+    /// Where the output grows (a file's `.partial`, a dataset), for the report.
     written_to: Sink,
-    /// The file's own name, which it gets once complete.
-    out: Option<std::path::PathBuf>,
     started: Instant,
+}
+
+/// What keeps a pair's answers and progress on disk, so that the same command continues after
+/// any stop: a file's journal and spill ([`FileKeeper`]), a dataset's days
+/// ([`crate::clone::dataset::sink`]).
+pub trait Keeper {
+    /// Keeps an answered window until the output's kept part holds it.
+    fn keep(&mut self, window: Window, entries: &[ClonedEntry]) -> anyhow::Result<()>;
+
+    /// Records how far the output is written (at most once a second unless `now`).
+    fn checkpoint(&mut self, output: &mut Output<Box<dyn Write>>, now: bool) -> anyhow::Result<()>;
+
+    /// The run ended, `complete` if the range is whole; where the output is now, if that
+    /// changed (a file's own name).
+    fn close(self: Box<Self>, complete: bool) -> anyhow::Result<Option<Sink>>;
+}
+
+/// A file's keeper: `FILE.partial`, its journal and spill, renamed `FILE` when complete.
+pub struct FileKeeper {
+    pub partial: PartialFile,
+    pub out: PathBuf,
+}
+
+impl Keeper for FileKeeper {
+    fn keep(&mut self, window: Window, entries: &[ClonedEntry]) -> anyhow::Result<()> {
+        self.partial.keep(window, entries)
+    }
+
+    fn checkpoint(&mut self, output: &mut Output<Box<dyn Write>>, now: bool) -> anyhow::Result<()> {
+        self.partial.checkpoint(output, now)
+    }
+
+    fn close(self: Box<Self>, complete: bool) -> anyhow::Result<Option<Sink>> {
+        if !complete {
+            return Ok(None);
+        }
+        self.partial.complete(&self.out)?;
+        Ok(Some(Sink::File(self.out)))
+    }
 }
 
 /// How a pair's output is kept: where it goes and what a stopped run left.
 pub struct Opened {
     pub output: Output<Box<dyn Write>>,
-    pub partial: Option<PartialFile>,
+    pub keeper: Option<Box<dyn Keeper>>,
     /// The first second a stopped run did not write, if it wrote any.
     pub resumed_from: Option<i64>,
     /// Windows after it that the stopped run answered.
     pub had: Vec<Spilled>,
-    /// Where the output grows: a file's `.partial`, stdout, nowhere.
+    /// Where the output grows: a file's `.partial`, a dataset, stdout, nowhere.
     pub written_to: Sink,
-    /// The file's own name, given when the range is complete.
-    pub out: Option<std::path::PathBuf>,
 }
 
 impl PairRun {
@@ -87,7 +125,7 @@ impl PairRun {
             range,
             planner,
             output: opened.output,
-            partial: opened.partial,
+            keeper: opened.keeper,
             had: opened
                 .had
                 .into_iter()
@@ -99,7 +137,6 @@ impl PairRun {
             probe: None,
             probe_rest: None,
             written_to: opened.written_to,
-            out: opened.out,
             started: Instant::now(),
         }
     }
@@ -171,8 +208,8 @@ impl PairRun {
                 c.windows_done += 1;
                 c.trades += entries.len() as u64;
                 self.planner.learn(entries.len(), done.window.secs());
-                if let Some(partial) = &mut self.partial {
-                    partial.keep(done.window, &entries)?;
+                if let Some(keeper) = &mut self.keeper {
+                    keeper.keep(done.window, &entries)?;
                 }
                 self.output.complete(done.window, entries)?;
             }
@@ -192,8 +229,8 @@ impl PairRun {
                 c.windows_done += 1;
                 c.trades += entries.len() as u64;
                 self.planner.learn(entries.len(), covered.secs());
-                if let Some(partial) = &mut self.partial {
-                    partial.keep(covered, &entries)?;
+                if let Some(keeper) = &mut self.keeper {
+                    keeper.keep(covered, &entries)?;
                 }
                 self.output.split(done.window, parts)?;
                 self.output.complete(covered, entries)?;
@@ -239,8 +276,8 @@ impl PairRun {
                 self.failed.push((done.window, why));
             }
         }
-        if let Some(partial) = &mut self.partial {
-            partial.checkpoint(&mut self.output, false)?;
+        if let Some(keeper) = &mut self.keeper {
+            keeper.checkpoint(&mut self.output, false)?;
         }
         Ok(next)
     }
@@ -253,8 +290,8 @@ impl PairRun {
     /// Writes what is answered, records where a later run continues, and reports; the file
     /// gets its name if the range is complete.
     pub fn finish(mut self, interrupted: bool, waiter: WaiterStats) -> anyhow::Result<CloneReport> {
-        if let Some(partial) = &mut self.partial {
-            partial.checkpoint(&mut self.output, true)?;
+        if let Some(keeper) = &mut self.keeper {
+            keeper.checkpoint(&mut self.output, true)?;
         }
         // What was not planned yet (an interrupted clone) is missing from the output too; the
         // probe's rest is awaited already and stays pending, counted as skipped.
@@ -283,10 +320,9 @@ impl PairRun {
             written_to: self.written_to,
             elapsed: self.started.elapsed(),
         };
-        if let (Some(partial), Some(out)) = (self.partial, self.out) {
-            if report.is_complete() {
-                partial.complete(&out)?;
-                report.written_to = Sink::File(out);
+        if let Some(keeper) = self.keeper {
+            if let Some(now) = keeper.close(report.is_complete())? {
+                report.written_to = now;
             }
         }
         Ok(report)
