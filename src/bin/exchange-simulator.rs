@@ -84,6 +84,10 @@ struct Args {
     /// Binance: request weight of one aggTrades call.
     #[arg(long, default_value_t = 4)]
     weight_per_call: u64,
+    /// Binance: the longest endTime − startTime of an aggTrades call, in seconds (-1127 at or
+    /// past it); unset = none, as on Binance today (3600 is its old one-hour rule).
+    #[arg(long)]
+    binance_max_window_secs: Option<i64>,
     /// Binance: comma-separated unix milliseconds that each hold --burst-trades more trades.
     #[arg(long, value_delimiter = ',')]
     burst_ms: Vec<i64>,
@@ -110,6 +114,10 @@ fn main() -> anyhow::Result<()> {
             "{name} must be a fraction between 0 and 1, got {rate}"
         );
     }
+    anyhow::ensure!(
+        args.binance_max_window_secs.is_none_or(|secs| secs > 0),
+        "--binance-max-window-secs must be positive"
+    );
     let defaults = SimulatorConfig::default();
     let config = SimulatorConfig {
         venue: args.venue,
@@ -131,6 +139,7 @@ fn main() -> anyhow::Result<()> {
         workers: args.workers,
         fail_seconds: args.fail_seconds,
         weight_per_call: args.weight_per_call,
+        binance_max_window_secs: args.binance_max_window_secs,
         weight_limit_per_minute: args.weight_limit_per_minute,
         burst_ms: args.burst_ms,
         burst_trades: args.burst_trades,

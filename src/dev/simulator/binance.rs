@@ -21,8 +21,6 @@ use super::server::{self, Shared};
 use super::weight::{self, Admission};
 use super::SimulatorConfig;
 
-/// `startTime` and `endTime` must be less than this apart.
-pub const MAX_WINDOW_MS: i64 = 3_600_000;
 /// Trades per answer when `limit` is not sent.
 pub const DEFAULT_LIMIT: usize = 500;
 /// Most trades per answer: a larger `limit` is cut down to it.
@@ -146,12 +144,16 @@ fn request(
     if from_id.is_some() && (start.is_some() || end.is_some()) {
         return Err(error(-1128, "Combination of optional parameters invalid."));
     }
-    if let (Some(start), Some(end)) = (start, end) {
-        if end - start >= MAX_WINDOW_MS {
+    // Binance dropped its one-hour rule on 2022-12-05; a venue that keeps one is configured.
+    if let (Some(max_secs), Some(start), Some(end)) = (config.binance_max_window_secs, start, end) {
+        if end.saturating_sub(start) >= max_secs.saturating_mul(1000) {
             state.stats.lock().unwrap().window_too_long += 1;
             return Err(error(
                 -1127,
-                "More than 1 hours between startTime and endTime.",
+                &format!(
+                    "More than {} hours between startTime and endTime.",
+                    hours(max_secs)
+                ),
             ));
         }
     }
@@ -173,14 +175,24 @@ fn request(
     let until_ms = end.map_or(now_ms, |end| end.min(now_ms));
     Ok(match (from_id, start) {
         (Some(from_id), _) => page(from_id, now_ms),
-        // From startTime on, oldest first, as far as endTime (or now).
+        // From startTime on, oldest first, as far as endTime (or now), however far that is.
         (None, Some(start)) => page(id_at(start), until_ms),
-        // The most recent trades as of endTime (or now), still oldest first.
+        // endTime alone: the `limit` trades at or before it; neither: the most recent. Both
+        // oldest first.
         (None, None) => page(
             id_at(until_ms.saturating_add(1)).saturating_sub(limit as i64),
             until_ms,
         ),
     })
+}
+
+/// Seconds as the hours of -1127's message: `3600` → `1`, `5400` → `1.5`.
+fn hours(secs: i64) -> String {
+    if secs % 3600 == 0 {
+        (secs / 3600).to_string()
+    } else {
+        format!("{}", secs as f64 / 3600.0)
+    }
 }
 
 /// A symbol as Binance accepts one: `^[A-Z0-9-_.]{1,20}$`.
@@ -364,15 +376,8 @@ mod tests {
     #[actix_rt::test]
     async fn errors_come_as_binance_sends_them() {
         let (sim, _) = start_at(binance(), DAY_MS + 2 * HOUR_MS).await;
-        let window =
-            |from: i64, until: i64| format!("symbol=ETHBTC&startTime={from}&endTime={until}");
         let cases = [
             ("symbol=NOPEUSDT".to_string(), -1121, "Invalid symbol."),
-            (
-                window(DAY_MS, DAY_MS + HOUR_MS),
-                -1127,
-                "More than 1 hours between startTime and endTime.",
-            ),
             (
                 format!("symbol=ETHBTC&fromId=3000000000&startTime={DAY_MS}"),
                 -1128,
@@ -421,17 +426,127 @@ mod tests {
             assert_eq!(got_code, code, "{query}: {got_msg}");
             assert!(got_msg.starts_with(msg), "{query}: {got_msg}");
         }
-        // Just under an hour apart is fine.
-        let answer = agg(&sim, &window(DAY_MS, DAY_MS + HOUR_MS - 1)).await;
-        assert_eq!(answer.status, 200, "{}", answer.body);
         let stats = sim.stats();
-        assert_eq!((stats.invalid_pair, stats.window_too_long), (1, 1));
-        assert_eq!(stats.trade_history_calls, 1);
+        assert_eq!((stats.invalid_pair, stats.window_too_long), (1, 0));
+        assert_eq!(stats.trade_history_calls, 0);
         // The Poloniex endpoint is not there.
         assert_eq!(
             get(&sim, "/public?command=returnTradeHistory").await.status,
             404
         );
+    }
+
+    #[actix_rt::test]
+    async fn a_configured_longest_window_refuses_as_long_or_longer_with_1127() {
+        let hourly = SimulatorConfig {
+            binance_max_window_secs: Some(3600),
+            ..binance()
+        };
+        let (sim, _) = start_at(hourly, DAY_MS + 2 * HOUR_MS).await;
+        let window =
+            |from: i64, until: i64| format!("symbol=ETHBTC&startTime={from}&endTime={until}");
+        let refused = agg(&sim, &window(DAY_MS, DAY_MS + HOUR_MS)).await;
+        assert_eq!(refused.status, 400, "{}", refused.body);
+        assert_eq!(
+            refused.error(),
+            (
+                -1127,
+                "More than 1 hours between startTime and endTime.".to_string()
+            )
+        );
+        // Just under is answered, and so is either time alone, however far from now.
+        for query in [
+            window(DAY_MS, DAY_MS + HOUR_MS - 1),
+            format!("symbol=ETHBTC&startTime={}", DAY_MS - 30 * 24 * HOUR_MS),
+            format!("symbol=ETHBTC&endTime={DAY_MS}"),
+        ] {
+            let answer = agg(&sim, &query).await;
+            assert_eq!(answer.status, 200, "{query}: {}", answer.body);
+        }
+        let stats = sim.stats();
+        assert_eq!((stats.window_too_long, stats.trade_history_calls), (1, 3));
+        // Another length is said in hours.
+        let longer = SimulatorConfig {
+            binance_max_window_secs: Some(5400),
+            ..binance()
+        };
+        let (sim, _) = start_at(longer, DAY_MS + 2 * HOUR_MS).await;
+        let (code, msg) = agg(&sim, &window(DAY_MS, DAY_MS + HOUR_MS * 3 / 2))
+            .await
+            .error();
+        assert_eq!(
+            (code, msg.as_str()),
+            (-1127, "More than 1.5 hours between startTime and endTime.")
+        );
+    }
+
+    #[actix_rt::test]
+    async fn start_time_alone_gives_the_limit_trades_from_then_however_long_they_span() {
+        let (sim, _) = start_at(binance(), DAY_MS + 30 * 24 * HOUR_MS).await;
+        // LTCBTC trades about 72 times an hour: 1000 trades span more than half a day.
+        let from = DAY_MS + 123;
+        let answer = agg(&sim, &format!("symbol=LTCBTC&startTime={from}&limit=1000")).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let got = answer.trades();
+        let truth =
+            agg_market::agg_trades_in_window(sim.config(), "LTCBTC", from, from + 48 * HOUR_MS);
+        assert!(truth.len() > MAX_LIMIT, "{}", truth.len());
+        assert_eq!(got, truth[..MAX_LIMIT]);
+        assert!(got.last().unwrap().time_ms > from + 6 * HOUR_MS);
+        // The default limit, from a time between two trades.
+        let between = got[9].time_ms + 1;
+        let default = agg(&sim, &format!("symbol=LTCBTC&startTime={between}"))
+            .await
+            .trades();
+        let after: Vec<_> = truth.iter().filter(|t| t.time_ms >= between).collect();
+        assert_eq!(default.len(), DEFAULT_LIMIT);
+        assert_eq!(default.iter().collect::<Vec<_>>(), after[..DEFAULT_LIMIT]);
+    }
+
+    #[actix_rt::test]
+    async fn end_time_alone_gives_the_limit_newest_trades_at_or_before_it_oldest_first() {
+        let (sim, _) = start_at(binance(), DAY_MS + 30 * 24 * HOUR_MS).await;
+        let day = agg_market::agg_trades_in_window(
+            sim.config(),
+            "LTCBTC",
+            DAY_MS,
+            DAY_MS + 24 * HOUR_MS - 1,
+        );
+        assert!(day.len() > MAX_LIMIT, "{}", day.len());
+        // endTime exactly on a trade: that trade is the last one, included.
+        let end = day[day.len() - 7].time_ms;
+        let answer = agg(&sim, &format!("symbol=LTCBTC&endTime={end}&limit=1000")).await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let upto: Vec<_> = day.iter().filter(|t| t.time_ms <= end).cloned().collect();
+        let got = answer.trades();
+        assert_eq!(got, upto[upto.len() - MAX_LIMIT..]);
+        assert_eq!(got.last().unwrap().time_ms, end);
+        // A millisecond earlier, it is not.
+        let before = agg(&sim, &format!("symbol=LTCBTC&endTime={}&limit=5", end - 1))
+            .await
+            .trades();
+        let earlier: Vec<_> = day.iter().filter(|t| t.time_ms < end).cloned().collect();
+        assert_eq!(before, earlier[earlier.len() - 5..]);
+    }
+
+    #[actix_rt::test]
+    async fn a_week_long_window_is_answered_oldest_first_up_to_limit() {
+        let (sim, _) = start_at(binance(), DAY_MS + 30 * 24 * HOUR_MS).await;
+        let (from, until) = (DAY_MS, DAY_MS + 7 * 24 * HOUR_MS - 1);
+        for symbol in ["BTCUSDT", "LTCBTC"] {
+            let answer = agg(
+                &sim,
+                &format!("symbol={symbol}&startTime={from}&endTime={until}&limit=1000"),
+            )
+            .await;
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            // The first day holds more than a page of either.
+            let first_day =
+                agg_market::agg_trades_in_window(sim.config(), symbol, from, from + 24 * HOUR_MS);
+            assert!(first_day.len() > MAX_LIMIT, "{symbol}: {}", first_day.len());
+            assert_eq!(answer.trades(), first_day[..MAX_LIMIT], "{symbol}");
+        }
+        assert_eq!(sim.stats().window_too_long, 0);
     }
 
     #[actix_rt::test]

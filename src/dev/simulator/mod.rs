@@ -78,6 +78,10 @@ pub struct SimulatorConfig {
     pub fail_seconds: Vec<i64>,
     /// Binance: the request weight of one `aggTrades` call (Binance documents 4).
     pub weight_per_call: u64,
+    /// Binance: the longest `endTime − startTime` of an `aggTrades` call, in seconds; as long
+    /// or longer is refused with -1127. `None` (the default): no limit, as on Binance since
+    /// 2022-12-05; `Some(3600)` is the hour Binance enforced before.
+    pub binance_max_window_secs: Option<i64>,
     /// Binance: the request weight allowed per calendar minute (Binance's `REQUEST_WEIGHT`
     /// limit, 6000); past it, 429. 0 = unlimited.
     pub weight_limit_per_minute: u64,
@@ -135,6 +139,7 @@ impl Default for SimulatorConfig {
             workers: 2,
             fail_seconds: Vec::new(),
             weight_per_call: 4,
+            binance_max_window_secs: None,
             weight_limit_per_minute: 6000,
             burst_ms: Vec::new(),
             burst_trades: 2500,

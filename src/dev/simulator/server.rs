@@ -60,8 +60,8 @@ pub struct Stats {
     pub oversized: u64,
     /// Calls for a pair (Binance: a symbol) not listed.
     pub invalid_pair: u64,
-    /// Calls answered with the one-month error (Binance: `startTime` and `endTime` an hour or
-    /// more apart, -1127).
+    /// Calls answered with the one-month error (Binance: -1127, `startTime` and `endTime` at
+    /// least `binance_max_window_secs` apart).
     pub window_too_long: u64,
     /// Calls refused because their window holds one of `fail_seconds`.
     pub failed_windows: u64,
