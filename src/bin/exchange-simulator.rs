@@ -42,6 +42,10 @@ struct Args {
     /// Multiplies every pair's trade rate.
     #[arg(long, default_value_t = 1.0)]
     intensity: f64,
+    /// Comma-separated PAIR=X: multiplies that pair's mean trade rate by X (≥ 0) on top of
+    /// --intensity; either of its names (USDT_BTC or BTCUSDT).
+    #[arg(long, value_delimiter = ',', value_parser = pair_factor)]
+    activity: Vec<(String, f64)>,
     #[arg(long, default_value_t = 1000)]
     page_limit: usize,
     /// Longest window answered, in seconds.
@@ -99,6 +103,18 @@ struct Args {
     foreign_weight_per_minute: u64,
 }
 
+/// `PAIR=X`, X a finite number ≥ 0.
+fn pair_factor(arg: &str) -> Result<(String, f64), String> {
+    let (pair, factor) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("expected PAIR=X, got {arg:?}"))?;
+    let factor: f64 = factor.parse().map_err(|e| format!("{arg:?}: {e}"))?;
+    if pair.is_empty() || !factor.is_finite() || factor < 0.0 {
+        return Err(format!("{arg:?}: expected a pair and a number ≥ 0"));
+    }
+    Ok((pair.to_string(), factor))
+}
+
 fn main() -> anyhow::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
@@ -124,6 +140,7 @@ fn main() -> anyhow::Result<()> {
         seed: args.seed,
         pairs: args.pairs.unwrap_or(defaults.pairs),
         intensity: args.intensity,
+        activity: args.activity.into_iter().collect(),
         page_limit: args.page_limit,
         max_window_secs: args.max_window_secs,
         rate_limit: args.rate_limit,

@@ -399,6 +399,52 @@ mod tests {
     }
 
     #[test]
+    fn activity_scales_a_symbols_trades_as_its_pairs_and_the_ground_truth_follows() {
+        let busy = SimulatorConfig {
+            activity: [("USDT_BTC".to_string(), 8.0), ("ETHBTC".to_string(), 0.0)].into(),
+            ..cfg()
+        };
+        let (from, until) = (DAY_MS + 5 * HOUR_MS, DAY_MS + 6 * HOUR_MS - 1);
+        let poloniex = SimulatorConfig {
+            activity: busy.activity.clone(),
+            ..SimulatorConfig::default()
+        };
+        let (s0, s1) = (from / 1000, until / 1000);
+        let count = count_in_window(&busy, "BTCUSDT", from, until);
+        assert_eq!(
+            count,
+            market::count_in_window(&poloniex, "USDT_BTC", s0, s1),
+            "the same per-second counts"
+        );
+        let plain = count_in_window(&cfg(), "BTCUSDT", from, until);
+        assert!(
+            count > 6 * plain && count < 10 * plain,
+            "{count} vs {plain}"
+        );
+        let all = agg_trades_in_window(&busy, "BTCUSDT", from, until);
+        assert_eq!(all.len() as u64, count);
+        assert_eq!(
+            agg_trades_from_id(&busy, "BTCUSDT", all[0].id, 1000),
+            all[..1000]
+        );
+        assert_eq!(
+            id_at(&busy, "BTCUSDT", until + 1),
+            Some(all[0].id + count as i64)
+        );
+        // Activity 0: only the burst's trades.
+        let burst = busy.burst_ms[0];
+        assert_eq!(
+            count_in_window(&busy, "ETHBTC", DAY_MS, DAY_MS + 24 * HOUR_MS),
+            busy.burst_trades
+        );
+        assert!(
+            agg_trades_in_window(&busy, "ETHBTC", DAY_MS, DAY_MS + 24 * HOUR_MS)
+                .iter()
+                .all(|t| t.time_ms == burst)
+        );
+    }
+
+    #[test]
     fn a_burst_millisecond_holds_more_than_a_page() {
         let c = cfg();
         let burst = c.burst_ms[0];

@@ -1,7 +1,8 @@
 //! The simulated market: every trade of every pair as a pure function of (seed, pair, time).
 //!
 //! Each pair has a trade rate that swings over the day and over a few hours (busy and calm
-//! periods). `C(s)`, the number of a pair's trades before second `s`, is the floor of a smooth,
+//! periods), its mean from the table below times the configuration's `intensity` and the
+//! pair's `activity`. `C(s)`, the number of a pair's trades before second `s`, is the floor of a smooth,
 //! strictly increasing function, so it costs O(1) at any second; the trades dated `s` are those
 //! numbered `C(s) .. C(s+1)`, and a pair's trade ids are `base_id + number`: consecutive in time
 //! order, whatever windows are asked. A trade's other fields are hashed from its number.
@@ -72,7 +73,7 @@ impl Model {
             .find(|(name, _, _)| *name == pair)
             .map(|&(_, l, p)| (l, p))
             .unwrap_or(OTHER_PAIR);
-        let lambda = lambda * cfg.intensity;
+        let lambda = lambda * cfg.intensity * cfg.activity_of(pair);
         let key = splitmix64(cfg.seed ^ fnv1a(pair.as_bytes()));
         let swings = std::array::from_fn(|i| {
             let (period, share) = SWINGS[i];
@@ -376,6 +377,58 @@ mod tests {
         assert_eq!(count_in_window(&cfg(), "BTC_NOPE", DAY, DAY + 100), 0);
         assert!(trades_in_window(&cfg(), "BTC_ETH", 0, EPOCH - 1).is_empty());
         assert_eq!(count_in_window(&cfg(), "BTC_ETH", DAY + 1, DAY), 0);
+    }
+
+    #[test]
+    fn activity_scales_one_pairs_rate_under_either_name_and_the_ground_truth_follows() {
+        let week = (DAY, DAY + 7 * 86_400 - 1);
+        let count = |c: &SimulatorConfig, pair: &str| count_in_window(c, pair, week.0, week.1);
+        // Twenty pairs, from a few trades a day to a busy one.
+        let mut pairs: Vec<String> = (0..17).map(|i| format!("BTC_C{i:02}")).collect();
+        pairs.extend(["USDT_BTC", "BTC_ETH", "BTC_LTC"].map(String::from));
+        let activity = [
+            ("BTC_C00", 0.004),
+            ("BTC_C01", 0.0),
+            ("BTCUSDT", 10.0),
+            ("BTC_ETH", 0.5),
+        ];
+        let plain = SimulatorConfig {
+            pairs: pairs.clone(),
+            ..cfg()
+        };
+        let mixed = SimulatorConfig {
+            pairs,
+            activity: activity.map(|(k, v)| (k.to_string(), v)).into(),
+            ..cfg()
+        };
+        // The mean rate, within the swings' leftover over a week.
+        for (pair, factor) in [("USDT_BTC", 10.0), ("BTC_ETH", 0.5)] {
+            let ratio = count(&mixed, pair) as f64 / count(&plain, pair) as f64;
+            assert!((ratio / factor - 1.0).abs() < 0.01, "{pair}: {ratio}");
+        }
+        // 0.004 × 0.01 trades a second: about 24 a week, 3.5 a day.
+        let calm_week = count(&mixed, "BTC_C00");
+        assert!((20..=28).contains(&calm_week), "{calm_week} a week");
+        let calm_day = count_in_window(&mixed, "BTC_C00", DAY, DAY + 86_399);
+        assert!((1..=10).contains(&calm_day), "{calm_day} a day");
+        assert_eq!(count(&mixed, "BTC_C01"), 0);
+        assert!(trades_in_window(&mixed, "BTC_C01", week.0, week.1).is_empty());
+        // Pairs not named trade as before, trade for trade.
+        assert_eq!(
+            trades_in_window(&mixed, "BTC_LTC", DAY, DAY + 86_399),
+            trades_in_window(&plain, "BTC_LTC", DAY, DAY + 86_399)
+        );
+        // Every ground truth agrees with the counts.
+        let busy = trades_in_window(&mixed, "USDT_BTC", DAY, DAY + 3599);
+        assert_eq!(
+            busy.len() as u64,
+            count_in_window(&mixed, "USDT_BTC", DAY, DAY + 3599)
+        );
+        assert!(busy.len() > 10_000, "{}", busy.len());
+        assert_eq!(
+            newest_trades(&mixed, "USDT_BTC", DAY, DAY + 3599, 1000)[0],
+            *busy.last().unwrap()
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod weight;
 pub use clock::{Clock, ManualClock};
 pub use server::{start, start_on, start_with_clock, SimulatorHandle, Stats};
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,10 @@ pub struct SimulatorConfig {
     pub pairs: Vec<String>,
     /// Multiplies every pair's trade rate.
     pub intensity: f64,
+    /// Multiplies one pair's mean trade rate (on top of `intensity`), keyed by either of its
+    /// names (`USDT_BTC` or `BTCUSDT`): a benchmark's mix of calm and busy pairs. A pair not
+    /// named trades at its own rate; 0 (or less) never trades.
+    pub activity: BTreeMap<String, f64>,
     /// Poloniex: most trades one answer holds (the newest of the window).
     pub page_limit: usize,
     /// Poloniex: longest window answered; longer ones get the one-month error.
@@ -115,6 +120,24 @@ impl fmt::Display for Venue {
     }
 }
 
+impl SimulatorConfig {
+    /// `pair`'s multiplier in `activity`, under either of its names; 1 if not named.
+    pub fn activity_of(&self, pair: &str) -> f64 {
+        named(&self.activity, pair).map_or(1.0, |&a| a.max(0.0))
+    }
+}
+
+/// `map`'s entry for `pair` under either of its names: as written, else any key with the same
+/// Binance symbol (`USDT_BTC` and `BTCUSDT` are one pair).
+fn named<'a, T>(map: &'a BTreeMap<String, T>, pair: &str) -> Option<&'a T> {
+    map.get(pair).or_else(|| {
+        let symbol = agg_market::symbol_of(pair);
+        map.iter()
+            .find(|(key, _)| agg_market::symbol_of(key) == symbol)
+            .map(|(_, value)| value)
+    })
+}
+
 impl Default for SimulatorConfig {
     fn default() -> Self {
         SimulatorConfig {
@@ -124,6 +147,7 @@ impl Default for SimulatorConfig {
                 .map(String::from)
                 .to_vec(),
             intensity: 1.0,
+            activity: BTreeMap::new(),
             page_limit: 1000,
             max_window_secs: 30 * 86_400,
             rate_limit: 6,
