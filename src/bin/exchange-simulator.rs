@@ -1,6 +1,6 @@
 //! `exchange-simulator`: the deterministic exchange API of `cloner_worker::dev::simulator`
-//! (Poloniex's `returnTradeHistory`, or Binance's `aggTrades` with `--venue binance`), as a
-//! process of its own. Prints one line, `exchange-simulator (VENUE) listening on http://ADDR`
+//! (Poloniex's `returnTradeHistory` and `returnTicker`, or Binance's `aggTrades` and
+//! `exchangeInfo` with `--venue binance`), as a process of its own. Prints one line, `exchange-simulator (VENUE) listening on http://ADDR`
 //! (the URL last), once it accepts calls (and writes the port to `--port-file` if given); stops
 //! on SIGINT/SIGTERM.
 
@@ -39,6 +39,10 @@ struct Args {
     /// BTCUSDT) and takes a name without `_` as a symbol.
     #[arg(long, value_delimiter = ',')]
     pairs: Option<Vec<String>>,
+    /// Comma-separated PAIR=UNIX_S: pairs listed but no longer trading from that unix second
+    /// on (their history ends there; BREAK in exchangeInfo, isFrozen in returnTicker).
+    #[arg(long, value_delimiter = ',', value_parser = pair_second)]
+    delisted: Vec<(String, i64)>,
     /// Multiplies every pair's trade rate.
     #[arg(long, default_value_t = 1.0)]
     intensity: f64,
@@ -115,6 +119,18 @@ fn pair_factor(arg: &str) -> Result<(String, f64), String> {
     Ok((pair.to_string(), factor))
 }
 
+/// `PAIR=UNIX_S`.
+fn pair_second(arg: &str) -> Result<(String, i64), String> {
+    let (pair, second) = arg
+        .split_once('=')
+        .ok_or_else(|| format!("expected PAIR=UNIX_S, got {arg:?}"))?;
+    let second = second.parse().map_err(|e| format!("{arg:?}: {e}"))?;
+    if pair.is_empty() {
+        return Err(format!("{arg:?}: expected a pair"));
+    }
+    Ok((pair.to_string(), second))
+}
+
 fn main() -> anyhow::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let args = Args::parse();
@@ -139,6 +155,7 @@ fn main() -> anyhow::Result<()> {
         venue: args.venue,
         seed: args.seed,
         pairs: args.pairs.unwrap_or(defaults.pairs),
+        delisted: args.delisted.into_iter().collect(),
         intensity: args.intensity,
         activity: args.activity.into_iter().collect(),
         page_limit: args.page_limit,

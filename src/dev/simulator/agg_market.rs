@@ -75,9 +75,13 @@ pub fn symbol_of(pair: &str) -> String {
     }
 }
 
-/// Whether the simulator lists `symbol`: some configured pair is it, under either name.
+/// Whether the simulator lists `symbol`: some configured pair, trading or delisted, is it,
+/// under either name.
 pub fn is_listed(cfg: &SimulatorConfig, symbol: &str) -> bool {
-    cfg.pairs.iter().any(|pair| symbol_of(pair) == symbol)
+    cfg.pairs
+        .iter()
+        .chain(cfg.delisted.keys())
+        .any(|pair| symbol_of(pair) == symbol)
 }
 
 /// The first id of `symbol`'s range.
@@ -153,7 +157,13 @@ fn market_pair(cfg: &SimulatorConfig, symbol: &str) -> String {
     let stands_for = |pair: &&str| pair.contains('_') && symbol_of(pair) == symbol;
     let builtin: Option<&str> = market::builtin_pairs().find(stands_for);
     builtin
-        .or_else(|| cfg.pairs.iter().map(String::as_str).find(stands_for))
+        .or_else(|| {
+            cfg.pairs
+                .iter()
+                .chain(cfg.delisted.keys())
+                .map(String::as_str)
+                .find(stands_for)
+        })
         .unwrap_or(symbol)
         .to_string()
 }
@@ -178,11 +188,15 @@ impl Model {
             return None;
         }
         let counts = Counts::new(cfg, &market_pair(cfg, symbol));
+        // A delisted symbol's history ends where its pair's does, bursts included.
+        let stop_ms = cfg
+            .delisted_at(symbol)
+            .map_or(i64::MAX, |s| s.saturating_mul(MS_PER_SECOND));
         let mut bursts: Vec<i64> = cfg
             .burst_ms
             .iter()
             .copied()
-            .filter(|&ms| ms >= EPOCH * MS_PER_SECOND)
+            .filter(|&ms| ms >= EPOCH * MS_PER_SECOND && ms < stop_ms)
             .collect();
         bursts.sort_unstable();
         bursts.dedup();

@@ -1,13 +1,15 @@
-//! The Binance venue's endpoint, `GET /api/v3/aggTrades`, with Binance's rules: its parameters
-//! and their errors (HTTP 400 with `{"code":…,"msg":…}`), the request weight of every call
-//! counted per calendar minute and reported in `X-MBX-USED-WEIGHT-1M`, 429 past the budget and
-//! 418 once banned, both with `Retry-After`. docs/simulator.md cites the Binance page behind
-//! each rule, and says which are the simulator's own choice where Binance's pages are silent.
+//! The Binance venue's endpoints, `GET /api/v3/aggTrades` and `GET /api/v3/exchangeInfo`, with
+//! Binance's rules: their parameters and errors (HTTP 400 with `{"code":…,"msg":…}`), the
+//! request weight of every call (4 and 20) counted per calendar minute and reported in
+//! `X-MBX-USED-WEIGHT-1M`, 429 past the budget and 418 once banned, both with `Retry-After`.
+//! docs/simulator.md cites the Binance page behind each rule, and says which are the
+//! simulator's own choice where Binance's pages are silent.
 //!
 //! Per call, in order: the weight check ([`super::weight`]), a random refusal (`refuse_rate`),
 //! the injected faults, then the answer. "Now" is the simulator's clock when the call arrives:
-//! trades after it do not exist yet, whatever is asked. It must never block a server thread,
-//! and never answer without the weight header.
+//! trades after it do not exist yet, whatever is asked, and a delisted symbol is `BREAK` from
+//! its stop on. It must never block a server thread, and never answer without the weight
+//! header.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -26,7 +28,11 @@ pub const DEFAULT_LIMIT: usize = 500;
 /// Most trades per answer: a larger `limit` is cut down to it.
 pub const MAX_LIMIT: usize = 1000;
 
+/// The request weight of one `exchangeInfo` call, as Binance documents it.
+pub const EXCHANGE_INFO_WEIGHT: u64 = 20;
+
 const SYMBOL_RANGE: &str = "^[A-Z0-9-_.]{1,20}$";
+const SYMBOLS_RANGE: &str = r#"^\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\]$"#;
 const NUMBER_RANGE: &str = "^[0-9]{1,20}$";
 
 /// `GET /api/v3/aggTrades`.
@@ -34,15 +40,63 @@ pub(super) async fn agg_trades(
     state: web::Data<Shared>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
-    server::arrival(&state);
+    let weight = state.config.weight_per_call;
+    weighed(&state, weight, |state, now_ms| {
+        match request(state, &query, now_ms) {
+            Ok(trades) => {
+                state.stats.lock().unwrap().trade_history_calls += 1;
+                HttpResponse::Ok()
+                    .content_type("application/json")
+                    .body(serde_json::to_string(&trades).expect("trades serialize"))
+            }
+            Err(error) => error.response(),
+        }
+    })
+    .await
+}
+
+/// `GET /api/v3/exchangeInfo`.
+pub(super) async fn exchange_info(
+    state: web::Data<Shared>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    weighed(
+        &state,
+        EXCHANGE_INFO_WEIGHT,
+        |state, now_ms| match listing(state, &query, now_ms) {
+            Ok(body) => {
+                state.stats.lock().unwrap().listing_calls += 1;
+                HttpResponse::Ok().json(body)
+            }
+            Err(error) => error.response(),
+        },
+    )
+    .await
+}
+
+/// A call of `weight` through the weight check, the random refusals and the faults to `serve`,
+/// with the weight header on whatever comes back.
+async fn weighed(
+    state: &Shared,
+    weight: u64,
+    serve: impl FnOnce(&Shared, i64) -> HttpResponse,
+) -> HttpResponse {
+    server::arrival(state);
     let now_ms = state.clock.now_ms();
-    let admission = state.weight.lock().unwrap().admit(now_ms, &state.config);
+    let admission = state
+        .weight
+        .lock()
+        .unwrap()
+        .admit(now_ms, weight, &state.config);
     {
         let mut stats = state.stats.lock().unwrap();
-        stats.weight_used += admission.counted(state.config.weight_per_call);
+        stats.weight_used += admission.counted(weight);
         stats.peak_weight_per_minute = stats.peak_weight_per_minute.max(admission.used());
     }
-    let mut response = answer(&state, &query, admission, now_ms).await;
+    let mut response = match refusal(state, admission, now_ms).await {
+        Some(refused) => refused,
+        None => serve(state, now_ms),
+    };
     response.headers_mut().insert(
         HeaderName::from_static("x-mbx-used-weight-1m"),
         HeaderValue::from(admission.used()),
@@ -50,12 +104,8 @@ pub(super) async fn agg_trades(
     response
 }
 
-async fn answer(
-    state: &Shared,
-    query: &HashMap<String, String>,
-    admission: Admission,
-    now_ms: i64,
-) -> HttpResponse {
+/// The 418, 429 or injected fault a call gets instead of its answer, if any.
+async fn refusal(state: &Shared, admission: Admission, now_ms: i64) -> Option<HttpResponse> {
     let config = &state.config;
     match admission {
         Admission::Banned {
@@ -73,9 +123,11 @@ async fn answer(
                 "Way too much request weight used; IP banned until {until_ms}. Please use \
                  WebSocket Streams for live updates to avoid bans."
             );
-            return HttpResponse::build(StatusCode::IM_A_TEAPOT)
-                .insert_header(("Retry-After", retry_after_secs.to_string()))
-                .json(error_body(-1003, &msg));
+            return Some(
+                HttpResponse::build(StatusCode::IM_A_TEAPOT)
+                    .insert_header(("Retry-After", retry_after_secs.to_string()))
+                    .json(error_body(-1003, &msg)),
+            );
         }
         Admission::Refused {
             retry_after_secs, ..
@@ -83,7 +135,7 @@ async fn answer(
             let mut stats = state.stats.lock().unwrap();
             stats.violations += 1;
             stats.rate_limited += 1;
-            return too_much_weight(config, retry_after_secs);
+            return Some(too_much_weight(config, retry_after_secs));
         }
         Admission::Admitted { .. } => {}
     }
@@ -92,20 +144,9 @@ async fn answer(
         let mut stats = state.stats.lock().unwrap();
         stats.rate_limited += 1;
         stats.refused_at_random += 1;
-        return too_much_weight(config, weight::secs_to_minute_end(now_ms));
+        return Some(too_much_weight(config, weight::secs_to_minute_end(now_ms)));
     }
-    if let Some(response) = server::inject_fault(state, call).await {
-        return response;
-    }
-    match request(state, query, now_ms) {
-        Ok(trades) => {
-            state.stats.lock().unwrap().trade_history_calls += 1;
-            HttpResponse::Ok()
-                .content_type("application/json")
-                .body(serde_json::to_string(&trades).expect("trades serialize"))
-        }
-        Err(error) => error.response(),
-    }
+    server::inject_fault(state, call).await
 }
 
 /// The trades a call past the weight check and the faults asks for, or Binance's error.
@@ -184,6 +225,179 @@ fn request(
             until_ms,
         ),
     })
+}
+
+/// The `exchangeInfo` a call past the weight check and the faults asks for, or Binance's error.
+fn listing(
+    state: &Shared,
+    query: &HashMap<String, String>,
+    now_ms: i64,
+) -> Result<serde_json::Value, ApiError> {
+    let config = &state.config;
+    let param = |name: &str| query.get(name).map(String::as_str);
+    let (symbol, symbols, status) = (param("symbol"), param("symbols"), param("symbolStatus"));
+    if (symbol.is_some() && symbols.is_some())
+        || (status.is_some() && (symbol.or(symbols)).is_some())
+    {
+        return Err(error(-1128, "Combination of optional parameters invalid."));
+    }
+    for (name, value) in [
+        ("symbol", symbol),
+        ("symbols", symbols),
+        ("symbolStatus", status),
+    ] {
+        if value == Some("") {
+            return Err(error(-1105, &format!("Parameter '{name}' was empty.")));
+        }
+    }
+    let asked: Option<Vec<String>> = match (symbol, symbols) {
+        (Some(symbol), _) if !legal_symbol(symbol) => {
+            return Err(error(
+                -1100,
+                &format!(
+                    "Illegal characters found in parameter 'symbol'; legal range is '{SYMBOL_RANGE}'."
+                ),
+            ))
+        }
+        (Some(symbol), _) => Some(vec![symbol.to_string()]),
+        (None, Some(list)) => Some(symbol_list(list).ok_or_else(|| {
+            error(
+                -1100,
+                &format!(
+                    "Illegal characters found in parameter 'symbols'; legal range is '{SYMBOLS_RANGE}'."
+                ),
+            )
+        })?),
+        (None, None) => None,
+    };
+    if let Some(status) = status {
+        if !["TRADING", "HALT", "BREAK"].contains(&status) {
+            return Err(error(
+                -1130,
+                "Data sent for parameter 'symbolStatus' is not valid.",
+            ));
+        }
+    }
+    if let Some(asked) = &asked {
+        if !asked.iter().all(|s| agg_market::is_listed(config, s)) {
+            state.stats.lock().unwrap().invalid_pair += 1;
+            return Err(error(-1121, "Invalid symbol."));
+        }
+    }
+    let now = now_ms.div_euclid(1000);
+    let symbols: Vec<serde_json::Value> = config
+        .listed_pairs()
+        .into_iter()
+        .map(|pair| {
+            let symbol = agg_market::symbol_of(pair);
+            let trading = if config.trading_at(pair, now) {
+                "TRADING"
+            } else {
+                "BREAK"
+            };
+            (symbol, trading)
+        })
+        .filter(|(symbol, trading)| {
+            asked.as_ref().is_none_or(|asked| asked.contains(symbol))
+                && status.is_none_or(|status| status == *trading)
+        })
+        .map(|(symbol, trading)| symbol_info(&symbol, trading))
+        .collect();
+    let mut rate_limits = Vec::new();
+    // No REQUEST_WEIGHT entry when the simulator is told to have no limit.
+    if config.weight_limit_per_minute > 0 {
+        rate_limits.push(rate_limit(
+            "REQUEST_WEIGHT",
+            "MINUTE",
+            1,
+            config.weight_limit_per_minute,
+        ));
+    }
+    // Listed as Binance lists them, not enforced: the simulator takes no orders, and counts
+    // requests by weight only.
+    rate_limits.push(rate_limit("ORDERS", "SECOND", 10, 100));
+    rate_limits.push(rate_limit("ORDERS", "DAY", 1, 200_000));
+    rate_limits.push(rate_limit("RAW_REQUESTS", "MINUTE", 5, 61_000));
+    Ok(serde_json::json!({
+        "timezone": "UTC",
+        "serverTime": now_ms,
+        "rateLimits": rate_limits,
+        "exchangeFilters": [],
+        "symbols": symbols,
+    }))
+}
+
+fn rate_limit(kind: &str, interval: &str, num: u32, limit: u64) -> serde_json::Value {
+    serde_json::json!({
+        "rateLimitType": kind,
+        "interval": interval,
+        "intervalNum": num,
+        "limit": limit,
+    })
+}
+
+/// One symbol of `exchangeInfo`, with the fields Binance sends; no filters (the simulator
+/// takes no orders).
+fn symbol_info(symbol: &str, status: &str) -> serde_json::Value {
+    let (base, quote) = assets_of(symbol);
+    serde_json::json!({
+        "symbol": symbol,
+        "status": status,
+        "baseAsset": base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+        "icebergAllowed": true,
+        "ocoAllowed": true,
+        "otoAllowed": true,
+        "quoteOrderQtyMarketAllowed": true,
+        "allowTrailingStop": true,
+        "cancelReplaceAllowed": true,
+        "isSpotTradingAllowed": true,
+        "isMarginTradingAllowed": false,
+        "filters": [],
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+    })
+}
+
+/// Quote assets a bare symbol may end with, longest first so that `FDUSD` is not read `USD`.
+const QUOTE_ASSETS: &[&str] = &[
+    "FDUSD", "USDT", "USDC", "TUSD", "BUSD", "BTC", "ETH", "BNB", "EUR", "TRY", "BRL", "JPY",
+];
+
+/// A symbol's (base, quote) assets: by the quote assets Binance uses, else its last three
+/// characters are the quote.
+pub fn assets_of(symbol: &str) -> (String, String) {
+    let split = QUOTE_ASSETS
+        .iter()
+        .find(|quote| symbol.len() > quote.len() && symbol.ends_with(*quote))
+        .map_or(symbol.len().saturating_sub(3), |quote| {
+            symbol.len() - quote.len()
+        });
+    let (base, quote) = symbol.split_at(split);
+    (base.to_string(), quote.to_string())
+}
+
+/// `symbols` as Binance takes it, `["BTCUSDT","BNBBTC"]` (no spaces), or `None`.
+fn symbol_list(list: &str) -> Option<Vec<String>> {
+    let inner = list.strip_prefix('[')?.strip_suffix(']')?;
+    if inner.is_empty() {
+        return Some(Vec::new());
+    }
+    inner
+        .split(',')
+        .map(|quoted| {
+            let symbol = quoted.strip_prefix('"')?.strip_suffix('"')?;
+            legal_symbol(symbol).then(|| symbol.to_string())
+        })
+        .collect()
 }
 
 /// Seconds as the hours of -1127's message: `3600` → `1`, `5400` → `1.5`.
@@ -710,6 +924,204 @@ mod tests {
             ..Stats::default()
         };
         assert_eq!(stats, expected);
+    }
+
+    fn info(answer: &Answer) -> serde_json::Value {
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        serde_json::from_str(&answer.body).expect("JSON")
+    }
+
+    fn listed(info: &serde_json::Value) -> Vec<(String, String)> {
+        info["symbols"]
+            .as_array()
+            .expect("symbols")
+            .iter()
+            .map(|s| {
+                let field = |name: &str| s[name].as_str().expect(name).to_string();
+                (field("symbol"), field("status"))
+            })
+            .collect()
+    }
+
+    #[actix_rt::test]
+    async fn exchange_info_lists_the_pairs_and_weighs_20_in_the_same_budget() {
+        let stop_s = (DAY_MS + HOUR_MS) / 1000;
+        let config = SimulatorConfig {
+            pairs: ["USDT_BTC", "BTC_ETH", "DOGEUSDT"]
+                .map(String::from)
+                .to_vec(),
+            delisted: [("LUNAUSDT".to_string(), stop_s)].into(),
+            weight_limit_per_minute: 45,
+            ..binance()
+        };
+        let (sim, clock) = start_at(config, DAY_MS + HOUR_MS - 1000).await;
+        let answer = get(&sim, "/api/v3/exchangeInfo").await;
+        assert_eq!(answer.weight, Some(20));
+        let all = info(&answer);
+        assert_eq!(all["timezone"], "UTC");
+        assert_eq!(all["serverTime"], DAY_MS + HOUR_MS - 1000);
+        assert_eq!(all["exchangeFilters"], serde_json::json!([]));
+        assert_eq!(
+            all["rateLimits"][0],
+            serde_json::json!({"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE",
+                "intervalNum": 1, "limit": 45})
+        );
+        let trading = |s: &str| (s.to_string(), "TRADING".to_string());
+        // Still trading a second before its stop.
+        assert_eq!(
+            listed(&all),
+            [
+                trading("BTCUSDT"),
+                trading("ETHBTC"),
+                trading("DOGEUSDT"),
+                trading("LUNAUSDT")
+            ]
+        );
+        let btc = &all["symbols"][0];
+        assert_eq!(
+            (btc["baseAsset"].as_str(), btc["quoteAsset"].as_str()),
+            (Some("BTC"), Some("USDT"))
+        );
+        for field in [
+            "baseAssetPrecision",
+            "quotePrecision",
+            "quoteAssetPrecision",
+        ] {
+            assert_eq!(btc[field], 8, "{field}");
+        }
+        // aggTrades after it: 24 of 45; another exchangeInfo takes the minute past it.
+        let trades = agg(&sim, "symbol=BTCUSDT&limit=1").await;
+        assert_eq!((trades.status, trades.weight), (200, Some(24)));
+        let next = agg(&sim, "symbol=BTCUSDT&limit=1").await;
+        assert_eq!(next.weight, Some(28));
+        let refused = get(&sim, "/api/v3/exchangeInfo").await;
+        assert_eq!((refused.status, refused.weight), (429, Some(48)));
+        // The next minute, from the stop on: BREAK.
+        clock.set_ms(DAY_MS + HOUR_MS);
+        let later = info(&get(&sim, "/api/v3/exchangeInfo?symbol=LUNAUSDT").await);
+        assert_eq!(
+            listed(&later),
+            [("LUNAUSDT".to_string(), "BREAK".to_string())]
+        );
+        let stats = sim.stats();
+        assert_eq!((stats.listing_calls, stats.trade_history_calls), (2, 2));
+        assert_eq!(
+            (stats.weight_used, stats.violations),
+            (20 + 4 + 4 + 20 + 20, 1)
+        );
+    }
+
+    #[actix_rt::test]
+    async fn exchange_info_takes_symbol_symbols_or_symbol_status() {
+        let stop_s = DAY_MS / 1000;
+        let config = SimulatorConfig {
+            delisted: [("USDT_ETH".to_string(), stop_s)].into(),
+            ..binance()
+        };
+        let (sim, _) = start_at(config, DAY_MS + HOUR_MS).await;
+        let ask = |query: &str| {
+            let sim = &sim;
+            let query = query.to_string();
+            async move { get(sim, &format!("/api/v3/exchangeInfo?{query}")).await }
+        };
+        let names = |info: &serde_json::Value| -> Vec<String> {
+            listed(info).into_iter().map(|(s, _)| s).collect()
+        };
+        let one = info(&ask("symbol=ETHBTC").await);
+        assert_eq!(names(&one), ["ETHBTC"]);
+        // URL-encoded, as Binance's example sends it.
+        let some = info(&ask("symbols=%5B%22XMRBTC%22,%22BTCUSDT%22%5D").await);
+        // In the listing's order (the configuration's), not the question's.
+        assert_eq!(names(&some), ["XMRBTC", "BTCUSDT"]);
+        let breaking = info(&ask("symbolStatus=BREAK").await);
+        assert_eq!(
+            listed(&breaking),
+            [("ETHUSDT".to_string(), "BREAK".to_string())]
+        );
+        let trading = info(&ask("symbolStatus=TRADING").await);
+        assert_eq!(names(&trading), ["ETHBTC", "XMRBTC", "LTCBTC", "BTCUSDT"]);
+        assert_eq!(
+            names(&info(&ask("symbolStatus=HALT").await)),
+            Vec::<String>::new()
+        );
+        let cases = [
+            ("symbol=NOPEUSDT", -1121, "Invalid symbol."),
+            (
+                "symbols=%5B%22BTCUSDT%22,%22NOPEUSDT%22%5D",
+                -1121,
+                "Invalid symbol.",
+            ),
+            (
+                "symbol=ETHBTC&symbolStatus=TRADING",
+                -1128,
+                "Combination of optional parameters invalid.",
+            ),
+            (
+                "symbols=%5B%22ETHBTC%22%5D&symbolStatus=BREAK",
+                -1128,
+                "Combination of optional parameters invalid.",
+            ),
+            (
+                "symbol=ETHBTC&symbols=%5B%22ETHBTC%22%5D",
+                -1128,
+                "Combination of optional parameters invalid.",
+            ),
+            (
+                "symbols=BTCUSDT",
+                -1100,
+                "Illegal characters found in parameter 'symbols'",
+            ),
+            (
+                "symbols=%5B%22BTCUSDT%22,%20%22ETHBTC%22%5D",
+                -1100,
+                "Illegal characters found in parameter 'symbols'",
+            ),
+            (
+                "symbol=ethbtc",
+                -1100,
+                "Illegal characters found in parameter 'symbol'",
+            ),
+            (
+                "symbolStatus=OPEN",
+                -1130,
+                "Data sent for parameter 'symbolStatus' is not valid.",
+            ),
+            ("symbol=", -1105, "Parameter 'symbol' was empty."),
+        ];
+        for (query, code, msg) in cases {
+            let answer = ask(query).await;
+            assert_eq!(answer.status, 400, "{query}: {}", answer.body);
+            assert_eq!(answer.weight, Some(20 * sim.stats().calls), "{query}");
+            let (got_code, got_msg) = answer.error();
+            assert_eq!(got_code, code, "{query}: {got_msg}");
+            assert!(got_msg.starts_with(msg), "{query}: {got_msg}");
+        }
+        let stats = sim.stats();
+        assert_eq!((stats.listing_calls, stats.invalid_pair), (5, 2));
+        // A delisted symbol's trades end at its stop, and it is answered.
+        let last = agg(
+            &sim,
+            &format!("symbol=ETHUSDT&endTime={}", DAY_MS + HOUR_MS),
+        )
+        .await
+        .trades();
+        assert!(!last.is_empty());
+        assert!(last.iter().all(|t| t.time_ms < DAY_MS));
+        let after = agg(&sim, &format!("symbol=ETHUSDT&startTime={DAY_MS}")).await;
+        assert_eq!(after.trades(), []);
+    }
+
+    #[test]
+    fn assets_split_on_the_quote_asset() {
+        for (symbol, base, quote) in [
+            ("BTCUSDT", "BTC", "USDT"),
+            ("ETHBTC", "ETH", "BTC"),
+            ("BTCFDUSD", "BTC", "FDUSD"),
+            ("XMRBTC", "XMR", "BTC"),
+            ("ABCXYZ", "ABC", "XYZ"),
+        ] {
+            assert_eq!(assets_of(symbol), (base.into(), quote.into()), "{symbol}");
+        }
     }
 
     #[actix_rt::test]

@@ -1,17 +1,19 @@
 //! The exchange simulator: a deterministic stand-in for an exchange's public trade history,
 //! served on a loopback port for tests, benchmarks and the demo (`docs/simulator.md`). It
-//! serves one venue at a time ([`Venue`]): Poloniex's legacy `returnTradeHistory` (the default)
-//! or Binance's `GET /api/v3/aggTrades`.
+//! serves one venue at a time ([`Venue`]): Poloniex's legacy `returnTradeHistory` and
+//! `returnTicker` (the default) or Binance's `GET /api/v3/aggTrades` and `exchangeInfo`.
 //!
-//! - [`market`]: the trades themselves, a pure function of (seed, pair, window).
+//! - [`market`]: the trades themselves, a pure function of (seed, pair, window), and a pair's
+//!   ticker.
 //! - [`agg_market`]: Binance's aggregate trades, built on [`market`]'s per-second counts.
 //! - [`server`]: the HTTP side: the venue's endpoint, the call counting both venues share,
-//!   fault injection, and `/stats`; Poloniex's `returnTradeHistory` with the API's answers and
-//!   errors and its rate limit (429 with `Retry-After`, a ban after too many) with a violation
-//!   counter.
-//! - [`binance`]: `aggTrades` with Binance's parameters, errors and weight header.
+//!   fault injection, and `/stats`; Poloniex's `returnTradeHistory` and `returnTicker` with the
+//!   API's answers and errors and its rate limit (429 with `Retry-After`, a ban after too many)
+//!   with a violation counter.
+//! - [`binance`]: `aggTrades` and `exchangeInfo` with Binance's parameters, errors and weight
+//!   header.
 //! - [`weight`]: Binance's request-weight budget per calendar minute (429, then 418).
-//! - [`clock`]: the time the Binance venue goes by, the wall clock or a test's.
+//! - [`clock`]: the time of day the venues go by, the wall clock or a test's.
 //!
 //! It must never be what production talks to, and it never reaches beyond loopback unless told.
 
@@ -43,6 +45,10 @@ pub struct SimulatorConfig {
     /// Binance lists each under its own name: `USDT_BTC` (Poloniex's QUOTE_BASE) is `BTCUSDT`,
     /// and a name without `_` is taken as a Binance symbol as it is.
     pub pairs: Vec<String>,
+    /// Pairs that stopped trading, each with the unix second from which it trades no more:
+    /// listed beside `pairs` (naming one there too is fine), their history ends there, and from
+    /// then on Binance's `exchangeInfo` says `BREAK` and Poloniex's `returnTicker` `isFrozen`.
+    pub delisted: BTreeMap<String, i64>,
     /// Multiplies every pair's trade rate.
     pub intensity: f64,
     /// Multiplies one pair's mean trade rate (on top of `intensity`), keyed by either of its
@@ -121,6 +127,29 @@ impl fmt::Display for Venue {
 }
 
 impl SimulatorConfig {
+    /// The pairs listed, as configured: `pairs`, then the `delisted` ones `pairs` does not
+    /// name; each once (`USDT_BTC` and `BTCUSDT` are one pair).
+    pub fn listed_pairs(&self) -> Vec<&str> {
+        let mut listed: Vec<&str> = Vec::new();
+        for pair in self.pairs.iter().chain(self.delisted.keys()) {
+            let symbol = agg_market::symbol_of(pair);
+            if !listed.iter().any(|p| agg_market::symbol_of(p) == symbol) {
+                listed.push(pair);
+            }
+        }
+        listed
+    }
+
+    /// The unix second from which `pair` (either name) no longer trades, if it is delisted.
+    pub fn delisted_at(&self, pair: &str) -> Option<i64> {
+        named(&self.delisted, pair).copied()
+    }
+
+    /// Whether `pair` still trades at unix second `now`.
+    pub fn trading_at(&self, pair: &str, now: i64) -> bool {
+        self.delisted_at(pair).is_none_or(|stop| now < stop)
+    }
+
     /// `pair`'s multiplier in `activity`, under either of its names; 1 if not named.
     pub fn activity_of(&self, pair: &str) -> f64 {
         named(&self.activity, pair).map_or(1.0, |&a| a.max(0.0))
@@ -146,6 +175,7 @@ impl Default for SimulatorConfig {
             pairs: ["BTC_ETH", "BTC_XMR", "BTC_LTC", "USDT_BTC", "USDT_ETH"]
                 .map(String::from)
                 .to_vec(),
+            delisted: BTreeMap::new(),
             intensity: 1.0,
             activity: BTreeMap::new(),
             page_limit: 1000,

@@ -1,7 +1,8 @@
-//! The simulator's HTTP side (actix-web): the venue's endpoint (Poloniex: `GET
-//! /public?command=returnTradeHistory…`, here; Binance: `GET /api/v3/aggTrades`, in
-//! [`super::binance`]), `GET /stats`, `POST /stats/reset`, `GET /health`; and what both venues
-//! share: counting calls as they arrive, the random refusals and the injected faults.
+//! The simulator's HTTP side (actix-web): the venue's endpoints (Poloniex: `GET
+//! /public?command=returnTradeHistory…` and `command=returnTicker`, here; Binance: `GET
+//! /api/v3/aggTrades` and `/api/v3/exchangeInfo`, in [`super::binance`]), `GET /stats`, `POST
+//! /stats/reset`, `GET /health`; and what both venues share: counting calls as they arrive, the
+//! random refusals and the injected faults.
 //!
 //! Poloniex, per call, in order: the rate check (429 with `Retry-After` past `rate_limit` calls
 //! in any one second, counted as a violation; 418 once `ban_after` violations start a ban, for
@@ -30,6 +31,10 @@ pub struct Stats {
     pub calls: u64,
     /// Calls answered with trades: past the rate check, the faults and every API error.
     pub trade_history_calls: u64,
+    /// Calls answered with the venue's listing (Binance: `exchangeInfo`; Poloniex:
+    /// `returnTicker`).
+    #[serde(default)]
+    pub listing_calls: u64,
     /// Calls past the limit (Poloniex: calls in a second; Binance: weight in a minute),
     /// answered 429, or 418 once they start a ban.
     pub violations: u64,
@@ -129,8 +134,8 @@ pub async fn start(config: SimulatorConfig) -> std::io::Result<SimulatorHandle> 
     start_on(config, SocketAddr::from(([127, 0, 0, 1], 0)))
 }
 
-/// As [`start`], with the Binance venue going by `clock` (a test's [`super::ManualClock`]
-/// crosses minutes and waits out bans without sleeping).
+/// As [`start`], going by `clock` (a test's [`super::ManualClock`] crosses Binance's minutes
+/// and waits out its bans without sleeping, and says when "now" is for both venues' listings).
 pub async fn start_with_clock(
     config: SimulatorConfig,
     clock: Clock,
@@ -167,7 +172,12 @@ fn serve(
         let app = App::new().app_data(state.clone());
         let app = match venue {
             Venue::Poloniex => app.route("/public", web::get().to(public)),
-            Venue::Binance => app.route("/api/v3/aggTrades", web::get().to(binance::agg_trades)),
+            Venue::Binance => app
+                .route("/api/v3/aggTrades", web::get().to(binance::agg_trades))
+                .route(
+                    "/api/v3/exchangeInfo",
+                    web::get().to(binance::exchange_info),
+                ),
         };
         app.route("/stats", web::get().to(stats))
             .route("/stats/reset", web::post().to(reset))
@@ -335,7 +345,11 @@ async fn public(
     if let Some(response) = inject_fault(&state, call).await {
         return response;
     }
-    trade_history(&state, &query)
+    match query.get("command").map(String::as_str) {
+        Some("returnTradeHistory") => trade_history(&state, &query),
+        Some("returnTicker") => ticker(&state),
+        _ => api_error("Invalid command."),
+    }
 }
 
 /// Whether call number `call` is refused although under the limit (`refuse_rate`), drawn
@@ -396,9 +410,6 @@ pub(super) async fn inject_fault(state: &Shared, call: u64) -> Option<HttpRespon
 
 fn trade_history(state: &Shared, query: &HashMap<String, String>) -> HttpResponse {
     let config = &state.config;
-    if query.get("command").map(String::as_str) != Some("returnTradeHistory") {
-        return api_error("Invalid command.");
-    }
     let Some(pair) = query.get("currencyPair").map(String::as_str) else {
         return api_error("Please specify a currencyPair.");
     };
@@ -430,6 +441,34 @@ fn trade_history(state: &Shared, query: &HashMap<String, String>) -> HttpRespons
     HttpResponse::Ok()
         .content_type("application/json")
         .body(to_json(&trades))
+}
+
+/// `returnTicker`: every listed pair, keyed by its name, as of the simulator's clock.
+fn ticker(state: &Shared) -> HttpResponse {
+    let config = &state.config;
+    let now = state.clock.now_ms().div_euclid(1000);
+    let mut pairs = serde_json::Map::new();
+    for (id, pair) in config.listed_pairs().into_iter().enumerate() {
+        let t = market::ticker(config, pair, now).expect("a listed pair");
+        // Every value a string but the id, as Poloniex sent them.
+        pairs.insert(
+            pair.to_string(),
+            serde_json::json!({
+                "id": id + 1,
+                "last": t.last,
+                "lowestAsk": t.lowest_ask,
+                "highestBid": t.highest_bid,
+                "percentChange": t.percent_change,
+                "baseVolume": t.base_volume,
+                "quoteVolume": t.quote_volume,
+                "isFrozen": if config.trading_at(pair, now) { "0" } else { "1" },
+                "high24hr": t.high_24hr,
+                "low24hr": t.low_24hr,
+            }),
+        );
+    }
+    state.stats.lock().unwrap().listing_calls += 1;
+    HttpResponse::Ok().json(pairs)
 }
 
 /// The API's trade objects, written by hand: a 1000-trade page is the hot path of benchmarks.
@@ -473,4 +512,97 @@ fn oversized_body(trade: &str) -> String {
     }
     out.push(']');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::dev::simulator::{start_with_clock, ManualClock};
+
+    const DAY: i64 = 1_540_166_400; // 2018-10-22
+
+    async fn get(sim: &SimulatorHandle, query: &str) -> (u16, serde_json::Value) {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .finish();
+        let mut response = client
+            .get(format!("{}/public?{query}", sim.base_url()))
+            .send()
+            .await
+            .expect("answer");
+        let body = response.body().await.expect("body");
+        let value = serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)));
+        (response.status().as_u16(), value)
+    }
+
+    #[actix_rt::test]
+    async fn return_ticker_lists_every_pair_with_string_values_and_counts_as_a_call() {
+        let now = DAY + 86_400;
+        let config = SimulatorConfig {
+            delisted: [("BTC_DEAD".to_string(), DAY)].into(),
+            rate_limit: 1,
+            ..SimulatorConfig::default()
+        };
+        let sim = start_with_clock(config, ManualClock::new(now * 1000).into())
+            .await
+            .expect("simulator starts");
+        let started = Instant::now();
+        let (status, body) = get(&sim, "command=returnTicker").await;
+        assert_eq!(status, 200, "{body}");
+        let pairs = body.as_object().expect("an object keyed by pair");
+        let mut names: Vec<&str> = pairs.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            ["BTC_DEAD", "BTC_ETH", "BTC_LTC", "BTC_XMR", "USDT_BTC", "USDT_ETH"]
+        );
+        let mut ids = Vec::new();
+        for (pair, entry) in pairs {
+            let entry = entry.as_object().unwrap();
+            let keys = [
+                "id",
+                "last",
+                "lowestAsk",
+                "highestBid",
+                "percentChange",
+                "baseVolume",
+                "quoteVolume",
+                "isFrozen",
+                "high24hr",
+                "low24hr",
+            ];
+            assert_eq!(entry.len(), keys.len(), "{pair}: {entry:?}");
+            for key in &keys[1..] {
+                assert!(entry[*key].is_string(), "{pair}.{key}: {entry:?}");
+            }
+            ids.push(entry["id"].as_u64().expect("a numeric id"));
+            let truth = market::ticker(sim.config(), pair, now).unwrap();
+            assert_eq!(entry["last"], truth.last.as_str(), "{pair}");
+            assert_eq!(entry["quoteVolume"], truth.quote_volume.as_str(), "{pair}");
+            let frozen = if pair == "BTC_DEAD" { "1" } else { "0" };
+            assert_eq!(entry["isFrozen"], frozen, "{pair}");
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), pairs.len(), "one id per pair");
+        // The last price is the last trade's.
+        let day = market::trades_in_window(sim.config(), "BTC_ETH", now - 86_399, now);
+        assert_eq!(pairs["BTC_ETH"]["last"], day.last().unwrap().rate.as_str());
+        // One of the 1 call a second this simulator allows: the next call within the second is
+        // refused, and both are in the rate's record whenever they came.
+        let (status, _) = get(
+            &sim,
+            &format!("command=returnTradeHistory&currencyPair=BTC_ETH&start={DAY}&end={now}"),
+        )
+        .await;
+        if started.elapsed() < Duration::from_millis(900) {
+            assert_eq!(status, 429);
+        }
+        let stats = sim.stats();
+        assert_eq!((stats.calls, stats.listing_calls), (2, 1));
+        assert!(stats.tightest_window_us.is_some(), "{stats:?}");
+    }
 }
