@@ -24,7 +24,8 @@ struct Args {
     /// Which exchange's API to serve.
     #[arg(long, value_enum, default_value_t = Venue::Poloniex)]
     venue: Venue,
-    /// Address to listen on. Keep it on loopback: this is not a real exchange.
+    /// Address to listen on (any of 127/8 is loopback). Keep it on loopback: this is not a real
+    /// exchange.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
     /// Port; 0 takes a free one.
@@ -102,9 +103,15 @@ struct Args {
     /// Binance: the trades one --burst-ms millisecond adds.
     #[arg(long, default_value_t = 2500)]
     burst_trades: u64,
-    /// Binance: weight another client on the same address spends at the start of every minute.
+    /// Binance: weight another client on the same address spends at the start of every minute
+    /// (on every address).
     #[arg(long, default_value_t = 0)]
     foreign_weight_per_minute: u64,
+    /// Count the limits and bans per client address, as the exchanges do (`false`: all clients
+    /// share one budget). Clients bound to 127.0.0.2, 127.0.0.3, … reach a loopback simulator
+    /// as addresses of their own.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    per_address: bool,
 }
 
 /// `PAIR=X`, X a finite number ≥ 0.
@@ -178,6 +185,7 @@ fn main() -> anyhow::Result<()> {
         burst_ms: args.burst_ms,
         burst_trades: args.burst_trades,
         foreign_weight_per_minute: args.foreign_weight_per_minute,
+        per_address: args.per_address,
     };
     actix_rt::System::new().block_on(async move {
         let addr = SocketAddr::new(args.host, args.port);

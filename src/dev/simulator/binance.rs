@@ -5,7 +5,8 @@
 //! docs/simulator.md cites the Binance page behind each rule, and says which are the
 //! simulator's own choice where Binance's pages are silent.
 //!
-//! Per call, in order: the weight check ([`super::weight`]), a random refusal (`refuse_rate`),
+//! Per call, in order: the weight check of the caller's address ([`super::weight`]), a random
+//! refusal (`refuse_rate`),
 //! the injected faults, then the answer. "Now" is the simulator's clock when the call arrives:
 //! trades after it do not exist yet, whatever is asked, and a delisted symbol is `BREAK` from
 //! its stop on. It must never block a server thread, and never answer without the weight
@@ -16,10 +17,10 @@ use std::sync::atomic::Ordering;
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::agg_market::{self, AggTrade};
-use super::server::{self, Shared};
+use super::server::{self, Caller, Shared};
 use super::weight::{self, Admission};
 use super::SimulatorConfig;
 
@@ -37,11 +38,12 @@ const NUMBER_RANGE: &str = "^[0-9]{1,20}$";
 
 /// `GET /api/v3/aggTrades`.
 pub(super) async fn agg_trades(
+    http: HttpRequest,
     state: web::Data<Shared>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
     let weight = state.config.weight_per_call;
-    weighed(&state, weight, |state, now_ms| {
+    weighed(&http, &state, weight, |state, now_ms| {
         match request(state, &query, now_ms) {
             Ok(trades) => {
                 state.stats.lock().unwrap().trade_history_calls += 1;
@@ -57,10 +59,12 @@ pub(super) async fn agg_trades(
 
 /// `GET /api/v3/exchangeInfo`.
 pub(super) async fn exchange_info(
+    http: HttpRequest,
     state: web::Data<Shared>,
     query: web::Query<HashMap<String, String>>,
 ) -> HttpResponse {
     weighed(
+        &http,
         &state,
         EXCHANGE_INFO_WEIGHT,
         |state, now_ms| match listing(state, &query, now_ms) {
@@ -74,26 +78,33 @@ pub(super) async fn exchange_info(
     .await
 }
 
-/// A call of `weight` through the weight check, the random refusals and the faults to `serve`,
-/// with the weight header on whatever comes back.
+/// A call of `weight` through its caller's weight check, the random refusals and the faults to
+/// `serve`, with the weight header on whatever comes back.
 async fn weighed(
+    http: &HttpRequest,
     state: &Shared,
     weight: u64,
     serve: impl FnOnce(&Shared, i64) -> HttpResponse,
 ) -> HttpResponse {
-    server::arrival(state);
+    let caller = state.caller(http);
+    server::arrival(state, caller);
     let now_ms = state.clock.now_ms();
     let admission = state
-        .weight
+        .budgets
         .lock()
         .unwrap()
+        .entry(caller.budget)
+        .or_default()
+        .weight
         .admit(now_ms, weight, &state.config);
-    {
-        let mut stats = state.stats.lock().unwrap();
-        stats.weight_used += admission.counted(weight);
-        stats.peak_weight_per_minute = stats.peak_weight_per_minute.max(admission.used());
-    }
-    let mut response = match refusal(state, admission, now_ms).await {
+    let (counted, used) = (admission.counted(weight), admission.used());
+    state.count(caller.address, |stats, line| {
+        stats.weight_used += counted;
+        line.weight_used += counted;
+        stats.peak_weight_per_minute = stats.peak_weight_per_minute.max(used);
+        line.peak_weight_per_minute = line.peak_weight_per_minute.max(used);
+    });
+    let mut response = match refusal(state, caller, admission, now_ms).await {
         Some(refused) => refused,
         None => serve(state, now_ms),
     };
@@ -105,7 +116,12 @@ async fn weighed(
 }
 
 /// The 418, 429 or injected fault a call gets instead of its answer, if any.
-async fn refusal(state: &Shared, admission: Admission, now_ms: i64) -> Option<HttpResponse> {
+async fn refusal(
+    state: &Shared,
+    caller: Caller,
+    admission: Admission,
+    now_ms: i64,
+) -> Option<HttpResponse> {
     let config = &state.config;
     match admission {
         Admission::Banned {
@@ -114,11 +130,14 @@ async fn refusal(state: &Shared, admission: Admission, now_ms: i64) -> Option<Ht
             started,
             ..
         } => {
-            let mut stats = state.stats.lock().unwrap();
-            stats.banned_calls += 1;
-            if started {
-                stats.violations += 1;
-            }
+            state.count(caller.address, |stats, line| {
+                stats.banned_calls += 1;
+                line.banned_calls += 1;
+                if started {
+                    stats.violations += 1;
+                    line.violations += 1;
+                }
+            });
             let msg = format!(
                 "Way too much request weight used; IP banned until {until_ms}. Please use \
                  WebSocket Streams for live updates to avoid bans."
@@ -132,18 +151,23 @@ async fn refusal(state: &Shared, admission: Admission, now_ms: i64) -> Option<Ht
         Admission::Refused {
             retry_after_secs, ..
         } => {
-            let mut stats = state.stats.lock().unwrap();
-            stats.violations += 1;
-            stats.rate_limited += 1;
+            state.count(caller.address, |stats, line| {
+                stats.violations += 1;
+                line.violations += 1;
+                stats.rate_limited += 1;
+                line.rate_limited += 1;
+            });
             return Some(too_much_weight(config, retry_after_secs));
         }
         Admission::Admitted { .. } => {}
     }
     let call = state.call_number.fetch_add(1, Ordering::Relaxed);
     if server::refused_at_random(config, call) {
-        let mut stats = state.stats.lock().unwrap();
-        stats.rate_limited += 1;
-        stats.refused_at_random += 1;
+        state.count(caller.address, |stats, line| {
+            stats.rate_limited += 1;
+            line.rate_limited += 1;
+            stats.refused_at_random += 1;
+        });
         return Some(too_much_weight(config, weight::secs_to_minute_end(now_ms)));
     }
     server::inject_fault(state, call).await
@@ -479,7 +503,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::dev::simulator::{start_with_clock, ManualClock, SimulatorHandle, Stats, Venue};
+    use std::net::IpAddr;
+
+    use crate::dev::simulator::{
+        start_with_clock, AddressStats, ManualClock, SimulatorHandle, Stats, Venue,
+    };
 
     /// 2018-10-22 00:00:00 UTC, in ms: the start of a minute.
     const DAY_MS: i64 = 1_540_166_400_000;
@@ -523,7 +551,17 @@ mod tests {
     }
 
     async fn get(sim: &SimulatorHandle, path_and_query: &str) -> Answer {
+        get_from(sim, None, path_and_query).await
+    }
+
+    /// A call from local address `from` (any of 127/8 reaches a loopback server on Linux).
+    async fn get_from(sim: &SimulatorHandle, from: Option<IpAddr>, path_and_query: &str) -> Answer {
+        let mut connector = awc::Connector::new();
+        if let Some(ip) = from {
+            connector = connector.local_address(ip);
+        }
         let client = awc::Client::builder()
+            .connector(connector)
             .timeout(Duration::from_secs(10))
             .finish();
         let mut response = client
@@ -910,7 +948,18 @@ mod tests {
         let after = agg(&sim, query).await;
         assert_eq!((after.status, after.weight), (200, Some(4)));
         let stats = sim.stats();
+        let line = AddressStats {
+            calls: 8,
+            violations: 3,
+            rate_limited: 2,
+            banned_calls: 2,
+            weight_used: 28,
+            peak_weight_per_minute: 24,
+            peak_calls_per_second: stats.peak_calls_per_second,
+            tightest_window_us: None,
+        };
         let expected = Stats {
+            addresses: [(IpAddr::from([127, 0, 0, 1]), line)].into(),
             calls: 8,
             trade_history_calls: 4,
             violations: 3,
@@ -1122,6 +1171,82 @@ mod tests {
         ] {
             assert_eq!(assets_of(symbol), (base.into(), quote.into()), "{symbol}");
         }
+    }
+
+    #[actix_rt::test]
+    async fn each_client_address_has_a_whole_budget_and_a_ban_of_its_own() {
+        let config = SimulatorConfig {
+            weight_per_call: 4,
+            weight_limit_per_minute: 9,
+            foreign_weight_per_minute: 1,
+            ban_after: 1,
+            ban_secs: 120,
+            ..binance()
+        };
+        let (sim, _) = start_at(config.clone(), DAY_MS + HOUR_MS).await;
+        let (a, b) = (IpAddr::from([127, 0, 0, 2]), IpAddr::from([127, 0, 0, 3]));
+        let query = "/api/v3/aggTrades?symbol=ETHBTC&limit=1";
+        let mut seen = Vec::new();
+        for from in [a, a, a, a, b, b] {
+            let answer = get_from(&sim, Some(from), query).await;
+            seen.push((answer.status, answer.weight));
+        }
+        // Another client on each address spends 1: 5, 9, then 429 and the ban for the first
+        // address; the second has its own 9, and no ban.
+        let expected = [
+            (200, Some(5)),
+            (200, Some(9)),
+            (429, Some(13)),
+            (418, Some(17)),
+            (200, Some(5)),
+            (200, Some(9)),
+        ];
+        assert_eq!(seen, expected);
+        let stats = sim.stats();
+        let first = AddressStats {
+            calls: 4,
+            violations: 2,
+            rate_limited: 1,
+            banned_calls: 1,
+            weight_used: 16,
+            peak_weight_per_minute: 17,
+            peak_calls_per_second: stats.addresses[&a].peak_calls_per_second,
+            tightest_window_us: None,
+        };
+        let second = AddressStats {
+            calls: 2,
+            weight_used: 8,
+            peak_weight_per_minute: 9,
+            peak_calls_per_second: stats.addresses[&b].peak_calls_per_second,
+            ..AddressStats::default()
+        };
+        assert_eq!(stats.addresses, [(a, first), (b, second)].into());
+        assert_eq!(
+            (stats.calls, stats.violations, stats.weight_used),
+            (6, 2, 24)
+        );
+        assert_eq!(stats.peak_weight_per_minute, 17);
+        // /stats serves the same, the breakdown keyed by address.
+        let served: Stats = serde_json::from_str(&get(&sim, "/stats").await.body).unwrap();
+        assert_eq!(served, stats);
+
+        // One budget for all: the second address's first call finds it spent.
+        let shared = SimulatorConfig {
+            per_address: false,
+            ban_after: 0,
+            ..config
+        };
+        let (sim, _) = start_at(shared, DAY_MS + HOUR_MS).await;
+        let mut seen = Vec::new();
+        for from in [a, a, b] {
+            let answer = get_from(&sim, Some(from), query).await;
+            seen.push((answer.status, answer.weight));
+        }
+        assert_eq!(seen, [(200, Some(5)), (200, Some(9)), (429, Some(13))]);
+        let stats = sim.stats();
+        assert_eq!(stats.addresses[&b].rate_limited, 1);
+        assert_eq!(stats.addresses[&b].peak_weight_per_minute, 13);
+        assert_eq!(stats.addresses[&a].weight_used, 8);
     }
 
     #[actix_rt::test]

@@ -6,13 +6,15 @@
 //! - [`market`]: the trades themselves, a pure function of (seed, pair, window), and a pair's
 //!   ticker.
 //! - [`agg_market`]: Binance's aggregate trades, built on [`market`]'s per-second counts.
-//! - [`server`]: the HTTP side: the venue's endpoint, the call counting both venues share,
-//!   fault injection, and `/stats`; Poloniex's `returnTradeHistory` and `returnTicker` with the
+//! - [`server`]: the HTTP side: the venue's endpoints, the call counting both venues share
+//!   (per client address, as the exchanges count), fault injection, and `/stats` (totals and
+//!   a line per address); Poloniex's `returnTradeHistory` and `returnTicker` with the
 //!   API's answers and errors and its rate limit (429 with `Retry-After`, a ban after too many)
 //!   with a violation counter.
 //! - [`binance`]: `aggTrades` and `exchangeInfo` with Binance's parameters, errors and weight
 //!   header.
-//! - [`weight`]: Binance's request-weight budget per calendar minute (429, then 418).
+//! - [`weight`]: Binance's request-weight budget per calendar minute (429, then 418), one per
+//!   client address.
 //! - [`clock`]: the time of day the venues go by, the wall clock or a test's.
 //!
 //! It must never be what production talks to, and it never reaches beyond loopback unless told.
@@ -25,7 +27,7 @@ pub mod server;
 pub mod weight;
 
 pub use clock::{Clock, ManualClock};
-pub use server::{start, start_on, start_with_clock, SimulatorHandle, Stats};
+pub use server::{start, start_on, start_with_clock, AddressStats, SimulatorHandle, Stats};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -103,7 +105,11 @@ pub struct SimulatorConfig {
     pub burst_trades: u64,
     /// Binance: weight another client on the same address spends at the start of every minute:
     /// the budget left to the client under test, and what `X-MBX-USED-WEIGHT-1M` counts too.
+    /// Spent in every budget (each address's, with `per_address`).
     pub foreign_weight_per_minute: u64,
+    /// Count the limits (Poloniex's calls per second, Binance's weight per minute) and bans per
+    /// client address, as the exchanges do; off, every client shares one budget.
+    pub per_address: bool,
 }
 
 /// The exchange whose API the simulator serves.
@@ -198,6 +204,7 @@ impl Default for SimulatorConfig {
             burst_ms: Vec::new(),
             burst_trades: 2500,
             foreign_weight_per_minute: 0,
+            per_address: true,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The Binance venue's request-weight budget: weight counted per calendar minute, as Binance
 //! counts it, a 429 past the budget, and a ban (418) once the address has been refused too often.
+//! The server keeps one per client address, as Binance counts per IP.
 //!
 //! Binance's rules (docs/simulator.md cites the pages): every call adds its route's weight to
 //! the current minute (a call at 00:01:23.456 counts towards the 00:01:00 minute; the count is
@@ -50,7 +51,7 @@ impl Admission {
     }
 }
 
-/// One address's budget (the simulator serves one client address's worth).
+/// One budget: a client address's (with `per_address` off, every client's).
 #[derive(Debug, Default)]
 pub struct WeightBudget {
     /// The minute `used` belongs to, in minutes since the unix epoch.
