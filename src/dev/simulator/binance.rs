@@ -6,11 +6,10 @@
 //! simulator's own choice where Binance's pages are silent.
 //!
 //! Per call, in order: the weight check of the caller's address ([`super::weight`]), a random
-//! refusal (`refuse_rate`),
-//! the injected faults, then the answer. "Now" is the simulator's clock when the call arrives:
-//! trades after it do not exist yet, whatever is asked, and a delisted symbol is `BREAK` from
-//! its stop on. It must never block a server thread, and never answer without the weight
-//! header.
+//! refusal (`refuse_rate`), the injected faults, then the answer. "Now" is the simulator's
+//! clock when the call arrives: trades after it do not exist yet, whatever is asked, and a
+//! delisted symbol is `BREAK` from its stop on. It must never block a server thread, and never
+//! answer without the weight header.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;

@@ -13,8 +13,7 @@
 //! injected faults, then the real answer. It must never block a server thread: latency and
 //! hangs are timers.
 
-use std::collections::BTreeMap;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -138,7 +137,7 @@ pub(super) struct Caller {
 pub(super) struct Shared {
     pub(super) config: SimulatorConfig,
     pub(super) stats: Mutex<Stats>,
-    /// The budgets, by [`Caller::budget`]. Locked before `stats` when both are.
+    /// The budgets, by [`Caller::budget`]; never held while `stats` is.
     pub(super) budgets: Mutex<HashMap<IpAddr, Budget>>,
     /// Numbers calls, for deterministic fault draws.
     pub(super) call_number: AtomicU64,
