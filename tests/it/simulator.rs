@@ -92,7 +92,7 @@ async fn errors_come_as_the_api_sends_them() {
             "command=returnTradeHistory&currencyPair=BTC_ETH&start=x&end=1".to_string(),
             "Please specify start and end",
         ),
-        ("command=returnTicker".to_string(), "Invalid command."),
+        ("command=returnOrderBook".to_string(), "Invalid command."),
         (
             "command=returnTradeHistory&start=1&end=2".to_string(),
             "Please specify a currencyPair.",

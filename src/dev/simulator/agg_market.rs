@@ -75,9 +75,13 @@ pub fn symbol_of(pair: &str) -> String {
     }
 }
 
-/// Whether the simulator lists `symbol`: some configured pair is it, under either name.
+/// Whether the simulator lists `symbol`: some configured pair, trading or delisted, is it,
+/// under either name.
 pub fn is_listed(cfg: &SimulatorConfig, symbol: &str) -> bool {
-    cfg.pairs.iter().any(|pair| symbol_of(pair) == symbol)
+    cfg.pairs
+        .iter()
+        .chain(cfg.delisted.keys())
+        .any(|pair| symbol_of(pair) == symbol)
 }
 
 /// The first id of `symbol`'s range.
@@ -153,7 +157,13 @@ fn market_pair(cfg: &SimulatorConfig, symbol: &str) -> String {
     let stands_for = |pair: &&str| pair.contains('_') && symbol_of(pair) == symbol;
     let builtin: Option<&str> = market::builtin_pairs().find(stands_for);
     builtin
-        .or_else(|| cfg.pairs.iter().map(String::as_str).find(stands_for))
+        .or_else(|| {
+            cfg.pairs
+                .iter()
+                .chain(cfg.delisted.keys())
+                .map(String::as_str)
+                .find(stands_for)
+        })
         .unwrap_or(symbol)
         .to_string()
 }
@@ -178,11 +188,15 @@ impl Model {
             return None;
         }
         let counts = Counts::new(cfg, &market_pair(cfg, symbol));
+        // A delisted symbol's history ends where its pair's does, bursts included.
+        let stop_ms = cfg
+            .delisted_at(symbol)
+            .map_or(i64::MAX, |s| s.saturating_mul(MS_PER_SECOND));
         let mut bursts: Vec<i64> = cfg
             .burst_ms
             .iter()
             .copied()
-            .filter(|&ms| ms >= EPOCH * MS_PER_SECOND)
+            .filter(|&ms| ms >= EPOCH * MS_PER_SECOND && ms < stop_ms)
             .collect();
         bursts.sort_unstable();
         bursts.dedup();
@@ -396,6 +410,52 @@ mod tests {
                 "{symbol}"
             );
         }
+    }
+
+    #[test]
+    fn activity_scales_a_symbols_trades_as_its_pairs_and_the_ground_truth_follows() {
+        let busy = SimulatorConfig {
+            activity: [("USDT_BTC".to_string(), 8.0), ("ETHBTC".to_string(), 0.0)].into(),
+            ..cfg()
+        };
+        let (from, until) = (DAY_MS + 5 * HOUR_MS, DAY_MS + 6 * HOUR_MS - 1);
+        let poloniex = SimulatorConfig {
+            activity: busy.activity.clone(),
+            ..SimulatorConfig::default()
+        };
+        let (s0, s1) = (from / 1000, until / 1000);
+        let count = count_in_window(&busy, "BTCUSDT", from, until);
+        assert_eq!(
+            count,
+            market::count_in_window(&poloniex, "USDT_BTC", s0, s1),
+            "the same per-second counts"
+        );
+        let plain = count_in_window(&cfg(), "BTCUSDT", from, until);
+        assert!(
+            count > 6 * plain && count < 10 * plain,
+            "{count} vs {plain}"
+        );
+        let all = agg_trades_in_window(&busy, "BTCUSDT", from, until);
+        assert_eq!(all.len() as u64, count);
+        assert_eq!(
+            agg_trades_from_id(&busy, "BTCUSDT", all[0].id, 1000),
+            all[..1000]
+        );
+        assert_eq!(
+            id_at(&busy, "BTCUSDT", until + 1),
+            Some(all[0].id + count as i64)
+        );
+        // Activity 0: only the burst's trades.
+        let burst = busy.burst_ms[0];
+        assert_eq!(
+            count_in_window(&busy, "ETHBTC", DAY_MS, DAY_MS + 24 * HOUR_MS),
+            busy.burst_trades
+        );
+        assert!(
+            agg_trades_in_window(&busy, "ETHBTC", DAY_MS, DAY_MS + 24 * HOUR_MS)
+                .iter()
+                .all(|t| t.time_ms == burst)
+        );
     }
 
     #[test]

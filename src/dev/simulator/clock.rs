@@ -1,9 +1,11 @@
-//! Where the Binance venue reads the time: the wall clock, or a hand-driven one a test sets.
+//! Where the simulator reads the time of day: the wall clock, or a hand-driven one a test sets.
 //!
 //! Binance counts request weight per calendar minute and serves no trade from the future, so
 //! that venue's answers depend on the time; a test that must cross a minute, wait out a ban or
-//! ask for "the most recent trades" sets the time instead of sleeping for it. The Poloniex
-//! venue measures its one-second windows with `Instant`s and never reads this clock.
+//! ask for "the most recent trades" sets the time instead of sleeping for it. Both venues'
+//! listings (`exchangeInfo`, `returnTicker`) go by it too: the last 24 hours, and whether a
+//! delisted pair has stopped yet. The Poloniex venue measures its one-second windows with
+//! `Instant`s and never reads this clock for them.
 //!
 //! It must never go backwards by itself: only a test moves a manual clock.
 

@@ -1,7 +1,8 @@
 //! The simulated market: every trade of every pair as a pure function of (seed, pair, time).
 //!
 //! Each pair has a trade rate that swings over the day and over a few hours (busy and calm
-//! periods). `C(s)`, the number of a pair's trades before second `s`, is the floor of a smooth,
+//! periods), its mean from the table below times the configuration's `intensity` and the
+//! pair's `activity`. `C(s)`, the number of a pair's trades before second `s`, is the floor of a smooth,
 //! strictly increasing function, so it costs O(1) at any second; the trades dated `s` are those
 //! numbered `C(s) .. C(s+1)`, and a pair's trade ids are `base_id + number`: consecutive in time
 //! order, whatever windows are asked. A trade's other fields are hashed from its number.
@@ -58,6 +59,8 @@ struct Model {
     /// F at the epoch, so that C(EPOCH) = 0.
     offset: f64,
     price: u64,
+    /// Delisted: no trades from this unix second on.
+    stop: Option<i64>,
 }
 
 impl Model {
@@ -72,7 +75,7 @@ impl Model {
             .find(|(name, _, _)| *name == pair)
             .map(|&(_, l, p)| (l, p))
             .unwrap_or(OTHER_PAIR);
-        let lambda = lambda * cfg.intensity;
+        let lambda = lambda * cfg.intensity * cfg.activity_of(pair);
         let key = splitmix64(cfg.seed ^ fnv1a(pair.as_bytes()));
         let swings = std::array::from_fn(|i| {
             let (period, share) = SWINGS[i];
@@ -88,6 +91,7 @@ impl Model {
             swings,
             offset: 0.0,
             price,
+            stop: cfg.delisted_at(pair),
         };
         model.offset = model.f(0.0);
         model
@@ -104,6 +108,8 @@ impl Model {
 
     /// Trades strictly before second `s`.
     fn before(&self, s: i64) -> i64 {
+        // A delisted pair's count stands still from its last second on.
+        let s = self.stop.map_or(s, |stop| s.min(stop));
         if s <= EPOCH {
             return 0;
         }
@@ -167,9 +173,9 @@ pub(crate) fn builtin_pairs() -> impl Iterator<Item = &'static str> {
     PAIRS.iter().map(|&(name, _, _)| name)
 }
 
-/// Whether the simulator knows `pair`.
+/// Whether the simulator knows `pair`: configured, trading or delisted.
 pub fn is_listed(cfg: &SimulatorConfig, pair: &str) -> bool {
-    cfg.pairs.iter().any(|p| p == pair)
+    cfg.pairs.iter().any(|p| p == pair) || cfg.delisted.contains_key(pair)
 }
 
 /// Trades of `pair` dated within `[from, until]`; O(1). Zero for an unknown pair.
@@ -212,7 +218,75 @@ pub fn trades_in_window(cfg: &SimulatorConfig, pair: &str, from: i64, until: i64
     trades
 }
 
-/// `12345678901` → `"123.45678901"`: units of 1e-8 as a decimal string, exactly.
+/// At most this many of a pair's last 24 hours' trades, the newest, make its ticker: a busy
+/// pair's day holds tens of thousands, and a ticker of twenty pairs must stay cheap.
+pub const TICKER_TRADES: i64 = 5_000;
+
+/// A pair's figures in Poloniex's `returnTicker`, decimal strings with 8 decimals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticker {
+    /// The price of the last trade at or before "now" (the pair's base price before any).
+    pub last: String,
+    pub lowest_ask: String,
+    pub highest_bid: String,
+    /// `last` against the oldest trade counted, as a fraction (`"-0.01234567"`).
+    pub percent_change: String,
+    /// Σ `total` (rate × amount) of the trades counted.
+    pub base_volume: String,
+    /// Σ `amount` of the trades counted.
+    pub quote_volume: String,
+    pub high_24hr: String,
+    pub low_24hr: String,
+}
+
+/// `pair`'s ticker as of unix second `now`, over its trades dated in `(now − 24 h, now]` (at
+/// most the newest [`TICKER_TRADES`]); `None` for a pair not listed.
+pub fn ticker(cfg: &SimulatorConfig, pair: &str, now: i64) -> Option<Ticker> {
+    let m = Model::new(cfg, pair)?;
+    let end = m.before(now.saturating_add(1));
+    let first = m
+        .before(now.saturating_sub(86_399))
+        .max(end - TICKER_TRADES);
+    let draw = |n: i64| Draw::of(m.key, m.price, n);
+    let last = if end > 0 {
+        draw(end - 1).price
+    } else {
+        m.price
+    };
+    let open = if first < end { draw(first).price } else { last };
+    let (mut high, mut low, mut base, mut quote) = (last, last, 0u128, 0u128);
+    for n in first..end {
+        let d = draw(n);
+        high = high.max(d.price);
+        low = low.min(d.price);
+        quote += d.amount as u128;
+        // As a trade's `total`: truncated per trade.
+        base += d.price as u128 * d.amount as u128 / 100_000_000;
+    }
+    // A narrow book around the last price (the simulator keeps no order book).
+    let spread = (last / 2_000).max(1);
+    let change = (last as i128 - open as i128) * 100_000_000 / open as i128;
+    Some(Ticker {
+        last: decimal(last),
+        lowest_ask: decimal(last + spread),
+        highest_bid: decimal(last.saturating_sub(spread).max(1)),
+        percent_change: format!(
+            "{}{}",
+            if change < 0 { "-" } else { "" },
+            decimal(change.unsigned_abs() as u64)
+        ),
+        base_volume: decimal_wide(base),
+        quote_volume: decimal_wide(quote),
+        high_24hr: decimal(high),
+        low_24hr: decimal(low),
+    })
+}
+
+/// As [`decimal`], for a sum.
+fn decimal_wide(units: u128) -> String {
+    format!("{}.{:08}", units / 100_000_000, units % 100_000_000)
+}
+
 /// Trade number `n`'s price and amount (units of 1e-8) and side, hashed from (`key`, `n`)
 /// around the pair's base `price`: the same draw for every venue that serves the market.
 pub(crate) struct Draw {
@@ -254,6 +328,7 @@ pub(crate) fn last_at_or_below(
     below
 }
 
+/// `12345678901` → `"123.45678901"`: units of 1e-8 as a decimal string, exactly.
 pub fn decimal(units: u64) -> String {
     format!("{}.{:08}", units / 100_000_000, units % 100_000_000)
 }
@@ -376,6 +451,126 @@ mod tests {
         assert_eq!(count_in_window(&cfg(), "BTC_NOPE", DAY, DAY + 100), 0);
         assert!(trades_in_window(&cfg(), "BTC_ETH", 0, EPOCH - 1).is_empty());
         assert_eq!(count_in_window(&cfg(), "BTC_ETH", DAY + 1, DAY), 0);
+    }
+
+    #[test]
+    fn activity_scales_one_pairs_rate_under_either_name_and_the_ground_truth_follows() {
+        let week = (DAY, DAY + 7 * 86_400 - 1);
+        let count = |c: &SimulatorConfig, pair: &str| count_in_window(c, pair, week.0, week.1);
+        // Twenty pairs, from a few trades a day to a busy one.
+        let mut pairs: Vec<String> = (0..17).map(|i| format!("BTC_C{i:02}")).collect();
+        pairs.extend(["USDT_BTC", "BTC_ETH", "BTC_LTC"].map(String::from));
+        let activity = [
+            ("BTC_C00", 0.004),
+            ("BTC_C01", 0.0),
+            ("BTCUSDT", 10.0),
+            ("BTC_ETH", 0.5),
+        ];
+        let plain = SimulatorConfig {
+            pairs: pairs.clone(),
+            ..cfg()
+        };
+        let mixed = SimulatorConfig {
+            pairs,
+            activity: activity.map(|(k, v)| (k.to_string(), v)).into(),
+            ..cfg()
+        };
+        // The mean rate, within the swings' leftover over a week.
+        for (pair, factor) in [("USDT_BTC", 10.0), ("BTC_ETH", 0.5)] {
+            let ratio = count(&mixed, pair) as f64 / count(&plain, pair) as f64;
+            assert!((ratio / factor - 1.0).abs() < 0.01, "{pair}: {ratio}");
+        }
+        // 0.004 × 0.01 trades a second: about 24 a week, 3.5 a day.
+        let calm_week = count(&mixed, "BTC_C00");
+        assert!((20..=28).contains(&calm_week), "{calm_week} a week");
+        let calm_day = count_in_window(&mixed, "BTC_C00", DAY, DAY + 86_399);
+        assert!((1..=10).contains(&calm_day), "{calm_day} a day");
+        assert_eq!(count(&mixed, "BTC_C01"), 0);
+        assert!(trades_in_window(&mixed, "BTC_C01", week.0, week.1).is_empty());
+        // Pairs not named trade as before, trade for trade.
+        assert_eq!(
+            trades_in_window(&mixed, "BTC_LTC", DAY, DAY + 86_399),
+            trades_in_window(&plain, "BTC_LTC", DAY, DAY + 86_399)
+        );
+        // Every ground truth agrees with the counts.
+        let busy = trades_in_window(&mixed, "USDT_BTC", DAY, DAY + 3599);
+        assert_eq!(
+            busy.len() as u64,
+            count_in_window(&mixed, "USDT_BTC", DAY, DAY + 3599)
+        );
+        assert!(busy.len() > 10_000, "{}", busy.len());
+        assert_eq!(
+            newest_trades(&mixed, "USDT_BTC", DAY, DAY + 3599, 1000)[0],
+            *busy.last().unwrap()
+        );
+    }
+
+    #[test]
+    fn a_ticker_is_the_last_24_hours_trades() {
+        let c = cfg();
+        let now = DAY + 86_400 + 1234;
+        let t = ticker(&c, "BTC_XMR", now).expect("listed");
+        let day = trades_in_window(&c, "BTC_XMR", now - 86_399, now);
+        assert!(!day.is_empty() && day.len() < TICKER_TRADES as usize);
+        let last = day.last().unwrap();
+        assert_eq!(t.last, last.rate);
+        let units = |s: &str| {
+            let (int, frac) = s.split_once('.').unwrap();
+            int.parse::<u128>().unwrap() * 100_000_000 + frac.parse::<u128>().unwrap()
+        };
+        let sum = |f: fn(&SimTrade) -> &String| day.iter().map(|t| units(f(t))).sum::<u128>();
+        assert_eq!(units(&t.quote_volume), sum(|t| &t.amount));
+        assert_eq!(units(&t.base_volume), sum(|t| &t.total));
+        let rates: Vec<u128> = day.iter().map(|t| units(&t.rate)).collect();
+        assert_eq!(units(&t.high_24hr), *rates.iter().max().unwrap());
+        assert_eq!(units(&t.low_24hr), *rates.iter().min().unwrap());
+        assert!(units(&t.highest_bid) < units(&t.last) && units(&t.last) < units(&t.lowest_ask));
+        let (open, close) = (rates[0] as f64, rates[rates.len() - 1] as f64);
+        let change: f64 = t.percent_change.parse().unwrap();
+        assert!((change - (close - open) / open).abs() < 1e-7, "{change}");
+        assert_eq!(ticker(&c, "BTC_NOPE", now), None);
+        // A busy day counts only its newest trades.
+        let busy = cfg();
+        let t = ticker(&busy, "USDT_BTC", now).unwrap();
+        let newest = newest_trades(&busy, "USDT_BTC", now - 86_399, now, TICKER_TRADES as usize);
+        assert_eq!(newest.len(), TICKER_TRADES as usize);
+        assert!(count_in_window(&busy, "USDT_BTC", now - 86_399, now) > TICKER_TRADES as u64);
+        let volume: u128 = newest.iter().map(|t| units(&t.amount)).sum();
+        assert_eq!(units(&t.quote_volume), volume);
+    }
+
+    #[test]
+    fn a_delisted_pairs_history_ends_at_its_stop_and_it_is_still_listed() {
+        let stop = DAY + 12 * 3600;
+        let c = SimulatorConfig {
+            delisted: [
+                ("BTC_ETH".to_string(), stop),
+                ("BTC_DEAD".to_string(), stop),
+            ]
+            .into(),
+            ..cfg()
+        };
+        assert!(is_listed(&c, "BTC_ETH") && is_listed(&c, "BTC_DEAD"));
+        assert_eq!(
+            c.listed_pairs().iter().filter(|p| **p == "BTC_ETH").count(),
+            1
+        );
+        let day = trades_in_window(&c, "BTC_ETH", DAY, DAY + 86_399);
+        assert!(!day.is_empty());
+        assert!(day.iter().all(|t| t.date < stop));
+        assert_eq!(day, trades_in_window(&cfg(), "BTC_ETH", DAY, stop - 1));
+        assert_eq!(count_in_window(&c, "BTC_ETH", stop, stop + 30 * 86_400), 0);
+        assert!(newest_trades(&c, "BTC_ETH", stop, stop + 86_400, 10).is_empty());
+        assert!(count_in_window(&c, "BTC_DEAD", DAY, stop - 1) > 0);
+        // A day after, its ticker has no trades left: the last price, no volume.
+        let t = ticker(&c, "BTC_ETH", stop + 86_400).unwrap();
+        assert_eq!(t.last, day.last().unwrap().rate);
+        assert_eq!(
+            (t.quote_volume.as_str(), t.percent_change.as_str()),
+            ("0.00000000", "0.00000000")
+        );
+        assert!(!c.trading_at("BTC_ETH", stop) && c.trading_at("BTC_ETH", stop - 1));
+        assert!(!c.trading_at("ETHBTC", stop), "either name");
     }
 
     #[test]

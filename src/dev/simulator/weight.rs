@@ -1,5 +1,6 @@
 //! The Binance venue's request-weight budget: weight counted per calendar minute, as Binance
 //! counts it, a 429 past the budget, and a ban (418) once the address has been refused too often.
+//! The server keeps one per client address, as Binance counts per IP.
 //!
 //! Binance's rules (docs/simulator.md cites the pages): every call adds its route's weight to
 //! the current minute (a call at 00:01:23.456 counts towards the 00:01:00 minute; the count is
@@ -50,7 +51,7 @@ impl Admission {
     }
 }
 
-/// One address's budget (the simulator serves one client address's worth).
+/// One budget: a client address's (with `per_address` off, every client's).
 #[derive(Debug, Default)]
 pub struct WeightBudget {
     /// The minute `used` belongs to, in minutes since the unix epoch.
@@ -63,8 +64,8 @@ pub struct WeightBudget {
 }
 
 impl WeightBudget {
-    /// Counts a call of `config.weight_per_call` arriving at `now_ms` and says how it is answered.
-    pub fn admit(&mut self, now_ms: i64, config: &SimulatorConfig) -> Admission {
+    /// Counts a call of `weight` (its route's) arriving at `now_ms` and says how it is answered.
+    pub fn admit(&mut self, now_ms: i64, weight: u64, config: &SimulatorConfig) -> Admission {
         let minute = now_ms.div_euclid(MINUTE_MS);
         if minute != self.minute {
             self.minute = minute;
@@ -79,7 +80,7 @@ impl WeightBudget {
                 started: false,
             };
         }
-        self.used += config.weight_per_call;
+        self.used += weight;
         let limit = config.weight_limit_per_minute;
         if limit == 0 || self.used <= limit {
             return Admission::Admitted { used: self.used };
@@ -134,16 +135,16 @@ mod tests {
     fn weight_adds_up_within_a_calendar_minute_and_restarts_with_the_next() {
         let (c, mut budget) = (config(10, 0), WeightBudget::default());
         assert_eq!(
-            budget.admit(T0 + 59_000, &c),
+            budget.admit(T0 + 59_000, 4, &c),
             Admission::Admitted { used: 4 }
         );
         assert_eq!(
-            budget.admit(T0 + 59_998, &c),
+            budget.admit(T0 + 59_998, 4, &c),
             Admission::Admitted { used: 8 }
         );
         // 12 > 10, two milliseconds before the minute ends: retry in (at least) a second.
         assert_eq!(
-            budget.admit(T0 + 59_998, &c),
+            budget.admit(T0 + 59_998, 4, &c),
             Admission::Refused {
                 used: 12,
                 retry_after_secs: 1
@@ -151,7 +152,7 @@ mod tests {
         );
         // A calendar minute, not a sliding one: a millisecond later the count starts again.
         assert_eq!(
-            budget.admit(T0 + 60_000, &c),
+            budget.admit(T0 + 60_000, 4, &c),
             Admission::Admitted { used: 4 }
         );
     }
@@ -163,13 +164,13 @@ mod tests {
             ..config(10, 0)
         };
         let mut budget = WeightBudget::default();
-        assert_eq!(budget.admit(T0, &c), Admission::Admitted { used: 9 });
+        assert_eq!(budget.admit(T0, 4, &c), Admission::Admitted { used: 9 });
         assert!(matches!(
-            budget.admit(T0 + 1, &c),
+            budget.admit(T0 + 1, 4, &c),
             Admission::Refused { used: 13, .. }
         ));
         assert_eq!(
-            budget.admit(T0 + 60_000, &c),
+            budget.admit(T0 + 60_000, 4, &c),
             Admission::Admitted { used: 9 }
         );
     }
@@ -177,11 +178,11 @@ mod tests {
     #[test]
     fn refused_calls_count_their_weight_and_retry_after_is_the_rest_of_the_minute() {
         let (c, mut budget) = (config(8, 0), WeightBudget::default());
-        budget.admit(T0 + 1_000, &c);
-        budget.admit(T0 + 1_000, &c);
+        budget.admit(T0 + 1_000, 4, &c);
+        budget.admit(T0 + 1_000, 4, &c);
         for (i, used) in [(0, 12), (1, 16), (2, 20)] {
             assert_eq!(
-                budget.admit(T0 + 20_500 + i, &c),
+                budget.admit(T0 + 20_500 + i, 4, &c),
                 Admission::Refused {
                     used,
                     retry_after_secs: 40
@@ -193,10 +194,13 @@ mod tests {
     #[test]
     fn the_call_after_ban_after_refusals_starts_a_ban_that_turns_every_call_away() {
         let (c, mut budget) = (config(4, 2), WeightBudget::default());
-        assert!(matches!(budget.admit(T0, &c), Admission::Admitted { .. }));
-        assert!(matches!(budget.admit(T0, &c), Admission::Refused { .. }));
-        assert!(matches!(budget.admit(T0, &c), Admission::Refused { .. }));
-        let ban = budget.admit(T0 + 500, &c);
+        assert!(matches!(
+            budget.admit(T0, 4, &c),
+            Admission::Admitted { .. }
+        ));
+        assert!(matches!(budget.admit(T0, 4, &c), Admission::Refused { .. }));
+        assert!(matches!(budget.admit(T0, 4, &c), Admission::Refused { .. }));
+        let ban = budget.admit(T0 + 500, 4, &c);
         assert_eq!(
             ban,
             Admission::Banned {
@@ -208,7 +212,7 @@ mod tests {
         );
         assert_eq!(ban.counted(4), 4, "the call that starts a ban was counted");
         // Next minute: the weight is back to zero, but the ban goes on and adds nothing.
-        let banned = budget.admit(T0 + 61_000, &c);
+        let banned = budget.admit(T0 + 61_000, 4, &c);
         assert_eq!(
             banned,
             Admission::Banned {
@@ -221,12 +225,23 @@ mod tests {
         assert_eq!(banned.counted(4), 0);
         // Over: admitted again; the next call past the budget is banned at once.
         assert_eq!(
-            budget.admit(T0 + 120_500, &c),
+            budget.admit(T0 + 120_500, 4, &c),
             Admission::Admitted { used: 4 }
         );
         assert!(matches!(
-            budget.admit(T0 + 120_501, &c),
+            budget.admit(T0 + 120_501, 4, &c),
             Admission::Banned { started: true, .. }
+        ));
+    }
+
+    #[test]
+    fn each_call_adds_its_own_routes_weight() {
+        let (c, mut budget) = (config(30, 0), WeightBudget::default());
+        assert_eq!(budget.admit(T0, 20, &c), Admission::Admitted { used: 20 });
+        assert_eq!(budget.admit(T0, 4, &c), Admission::Admitted { used: 24 });
+        assert!(matches!(
+            budget.admit(T0, 20, &c),
+            Admission::Refused { used: 44, .. }
         ));
     }
 
@@ -234,12 +249,12 @@ mod tests {
     fn no_limit_and_no_ban_when_turned_off() {
         let (c, mut budget) = (config(0, 0), WeightBudget::default());
         for i in 1..=10_000 {
-            assert_eq!(budget.admit(T0, &c), Admission::Admitted { used: 4 * i });
+            assert_eq!(budget.admit(T0, 4, &c), Admission::Admitted { used: 4 * i });
         }
         let (c, mut budget) = (config(4, 0), WeightBudget::default());
-        budget.admit(T0, &c);
+        budget.admit(T0, 4, &c);
         for _ in 0..100 {
-            assert!(matches!(budget.admit(T0, &c), Admission::Refused { .. }));
+            assert!(matches!(budget.admit(T0, 4, &c), Admission::Refused { .. }));
         }
     }
 }
