@@ -20,11 +20,20 @@ use crate::clone::asker::{Asked, Asker};
 use crate::clone::pair_run::PairRun;
 use crate::clone::progress::{Counts, Progress};
 
+/// What [`Pairs::open_next`] has.
+pub enum Next {
+    /// A pair's range to clone, opened (its output, what a stopped run left).
+    Run(PairRun),
+    /// Nothing until a pair open now finishes (the next range is of an open pair).
+    NotNow,
+    /// Every pair is opened.
+    Done,
+}
+
 /// Where the driver gets pairs and leaves them.
 pub trait Pairs {
-    /// The next pair to clone, opened (its output, what a stopped run left); `None` when all
-    /// are. An error ends the run.
-    fn open_next(&mut self) -> anyhow::Result<Option<PairRun>>;
+    /// The next pair to clone. An error ends the run.
+    fn open_next(&mut self) -> anyhow::Result<Next>;
 
     /// A pair with nothing left (or, `interrupted`, the run stopped): finishes it.
     fn finished(&mut self, run: PairRun, interrupted: bool) -> anyhow::Result<()>;
@@ -47,6 +56,8 @@ pub async fn drive(
     let max_active = max_active.max(1);
     let mut active: Vec<Option<PairRun>> = Vec::new();
     let mut exhausted = false;
+    // The pairs asked to wait for one open now to finish: asked again once one does.
+    let mut waiting = false;
     // The slot served last: the next window comes from the one after it.
     let mut turn = 0;
     // Counts of the pairs finished, for the progress line.
@@ -65,16 +76,20 @@ pub async fn drive(
                 .find(|&i| active[i].as_ref().is_some_and(PairRun::wants));
             let slot = match wanting {
                 Some(slot) => slot,
-                None if !exhausted && active.iter().flatten().count() < max_active => {
+                None if !exhausted && !waiting && active.iter().flatten().count() < max_active => {
                     match pairs.open_next()? {
-                        Some(run) => {
+                        Next::Run(run) => {
                             match active.iter().position(Option::is_none) {
                                 Some(free) => active[free] = Some(run),
                                 None => active.push(Some(run)),
                             }
                             continue;
                         }
-                        None => {
+                        Next::NotNow => {
+                            waiting = true;
+                            continue;
+                        }
+                        Next::Done => {
                             exhausted = true;
                             continue;
                         }
@@ -91,7 +106,9 @@ pub async fn drive(
                     async move { (slot, asker.ask(pair, window).await) },
                 ));
             }
-            finish_done(&mut active, slot, pairs, &mut finished)?;
+            if finish_done(&mut active, slot, pairs, &mut finished)? {
+                waiting = false;
+            }
         }
         if asked.is_empty() && exhausted && active.iter().all(Option::is_none) {
             break;
@@ -101,6 +118,7 @@ pub async fn drive(
             for slot in 0..active.len() {
                 finish_done(&mut active, slot, pairs, &mut finished)?;
             }
+            waiting = false;
             if exhausted && active.iter().all(Option::is_none) {
                 break;
             }
@@ -129,7 +147,9 @@ pub async fn drive(
                 async move { (slot, asker.ask(pair, window).await) },
             ));
         }
-        finish_done(&mut active, slot, pairs, &mut finished)?;
+        if finish_done(&mut active, slot, pairs, &mut finished)? {
+            waiting = false;
+        }
         let mut counts = finished;
         for run in active.iter().flatten() {
             counts.add(&run.counts);
@@ -150,17 +170,18 @@ pub async fn drive(
     Ok(interrupted)
 }
 
-/// Finishes the pair in `slot` if it has nothing left.
+/// Finishes the pair in `slot` if it has nothing left; whether it did.
 fn finish_done(
     active: &mut [Option<PairRun>],
     slot: usize,
     pairs: &mut dyn Pairs,
     finished: &mut Counts,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     if active[slot].as_ref().is_some_and(PairRun::is_done) {
         let run = active[slot].take().expect("checked");
         finished.add(&run.counts);
         pairs.finished(run, false)?;
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }

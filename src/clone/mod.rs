@@ -212,8 +212,8 @@ struct One {
 }
 
 impl driver::Pairs for One {
-    fn open_next(&mut self) -> anyhow::Result<Option<PairRun>> {
-        Ok(self.run.take())
+    fn open_next(&mut self) -> anyhow::Result<driver::Next> {
+        Ok(self.run.take().map_or(driver::Next::Done, driver::Next::Run))
     }
 
     fn finished(&mut self, run: PairRun, interrupted: bool) -> anyhow::Result<()> {
