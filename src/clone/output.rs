@@ -469,6 +469,8 @@ mod tests {
             amount: "2".into(),
             total: "0.2".into(),
             time_ms: None,
+            first_trade_id: None,
+            last_trade_id: None,
         }
     }
 
