@@ -4,7 +4,8 @@
 //! - [`window`]: the plan, what is left of a window once a page is kept, and halving.
 //! - [`result_waiter`]: `ResultWaiter`, which matches results read from the finished topic to
 //!   the requests waiting for them.
-//! - [`output`]: trades written in time order, each once, and the check of the result.
+//! - [`output`]: trades written in time order, each once, and the check of the result; the
+//!   bytes are a [`format`](mod@format)'s: CSV, JSON Lines or Parquet, one encoder each.
 //! - [`progress`]: a bar on a terminal, log lines otherwise.
 //! - [`partial`], [`journal`] and [`spill`]: `FILE.partial` while it grows, the journal that
 //!   lets the same command continue it after any stop, and the spill that keeps every answer
@@ -28,6 +29,7 @@
 //! has a gap: the output's check decides, not the count of answers.
 
 pub mod asker;
+pub mod format;
 pub mod group_progress;
 pub mod journal;
 pub mod output;
@@ -42,7 +44,6 @@ pub mod window;
 
 use std::cell::Cell;
 use std::future::Future;
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -167,9 +168,11 @@ pub async fn run(
     };
     // Windows a stopped run answered and spilled: handed out by the planner in their place.
     let mut had = std::collections::BTreeMap::new();
+    // How the venue's trades are typed in Parquet (its time resolution, its decimals' scales).
+    let columns = format::Columns::of(settings.upstream.venue);
     let (mut output, mut partial, written_to) = match &options.out {
         Sink::File(path) => {
-            let opened = partial::open(path, &identity, options.format)?;
+            let opened = partial::open(path, &identity, options.format, &columns)?;
             if let Some(from) = opened.resumed_from {
                 planner.skip_to(from);
             }
@@ -179,11 +182,13 @@ pub async fn run(
             (opened.output, Some(opened.file), written_to)
         }
         Sink::Stdout | Sink::Discard => {
-            let writer: Box<dyn Write> = match options.out {
+            let writer: partial::Writer = match options.out {
                 Sink::Stdout => Box::new(std::io::BufWriter::new(std::io::stdout())),
                 _ => Box::new(std::io::sink()),
             };
-            let output = Output::new(writer, options.format).context("writing the output")?;
+            let encoder =
+                format::encoder(options.format, writer, &columns).context("writing the output")?;
+            let output = Output::new(encoder);
             (output, None, options.out.clone())
         }
     };
