@@ -63,8 +63,8 @@
 //!   [`clone::format::Encoder`] (write a trade, flush, the resume point if a stopped file can be
 //!   continued, finish), a variant of [`clone::format::Format`] (its name and extension), and a
 //!   line in [`clone::format::encoder`] (and [`clone::format::continuing`] if it can be
-//!   continued). The order of trades and the gap check are not its business
-//!   ([`clone::output`]).
+//!   continued). The order of trades, the gap check and the dataset's layout are not its
+//!   business ([`clone::output`], [`clone::dataset`]).
 //! - **A command**: a file in [`cli`] with its clap arguments and a `run`.
 //! - **A message between the pool's actors**: in [`pool::protocol`], handed over as a
 //!   `Recipient`.

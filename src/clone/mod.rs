@@ -6,6 +6,8 @@
 //!   the requests waiting for them.
 //! - [`output`]: trades written in time order, each once, and the check of the result; the
 //!   bytes are a [`format`](mod@format)'s: CSV, JSON Lines or Parquet, one encoder each.
+//! - [`dataset`]: a venue's history as files by pair and UTC day (Hive layout), each written
+//!   whole and atomically, with a per-pair manifest of the days held and their checksums.
 //! - [`progress`]: a bar on a terminal, log lines otherwise.
 //! - [`partial`], [`journal`] and [`spill`]: `FILE.partial` while it grows, the journal that
 //!   lets the same command continue it after any stop, and the spill that keeps every answer
@@ -29,6 +31,7 @@
 //! has a gap: the output's check decides, not the count of answers.
 
 pub mod asker;
+pub mod dataset;
 pub mod format;
 pub mod group_progress;
 pub mod journal;
