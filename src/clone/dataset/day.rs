@@ -326,6 +326,12 @@ mod tests {
     }
 
     #[test]
+    fn a_day_may_be_written_on_a_thread_of_its_own() {
+        fn send<T: Send>() {}
+        send::<DayWriter>();
+    }
+
+    #[test]
     fn the_same_day_gives_the_same_bytes() {
         let root = root("same");
         let partition = Partition::new("binance", "BTCUSDT").unwrap();

@@ -36,7 +36,7 @@ impl<W: Write> CsvEncoder<W> {
     }
 }
 
-impl<W: Write> Encoder<W> for CsvEncoder<W> {
+impl<W: Write + Send> Encoder<W> for CsvEncoder<W> {
     fn write(&mut self, e: &ClonedEntry) -> Result<(), FormatError> {
         self.csv
             .serialize((

@@ -47,7 +47,7 @@ impl<W: Write> JsonlEncoder<W> {
     }
 }
 
-impl<W: Write> Encoder<W> for JsonlEncoder<W> {
+impl<W: Write + Send> Encoder<W> for JsonlEncoder<W> {
     fn write(&mut self, e: &ClonedEntry) -> Result<(), FormatError> {
         // serde_json's map orders the keys: the bytes are the same whatever order they are
         // named in here.

@@ -197,8 +197,9 @@ pub enum FormatError {
     NotResumable(Format),
 }
 
-/// Trades to the bytes of one format, written to `W`.
-pub trait Encoder<W> {
+/// Trades to the bytes of one format, written to `W`. `Send`, so that a caller may write on a
+/// thread of its own (a day's file off the actors' thread).
+pub trait Encoder<W>: Send {
     /// Writes one trade (after every one written before it: the order is the caller's).
     fn write(&mut self, entry: &ClonedEntry) -> Result<(), FormatError>;
 
