@@ -49,6 +49,8 @@ fn result(cfg: &SimulatorConfig, pair: &str, from: i64, until: i64) -> Vec<u8> {
             amount: t.amount,
             total: t.total,
             time_ms: None,
+            first_trade_id: None,
+            last_trade_id: None,
         })
         .collect();
     ClonedChunk {

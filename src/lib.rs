@@ -54,10 +54,17 @@
 //! - **An upstream venue**: a file in [`task::venue`] implementing
 //!   [`task::venue::Venue`] (pair spelling, longest window, page order, cost, request, answer),
 //!   a variant of [`config::VenueName`] with its `[upstream.NAME]` section, and a line in
-//!   [`task::venue::from_settings`]. Its simulator goes in [`dev::simulator`].
+//!   [`task::venue::from_settings`], and how Parquet types its trades (time resolution, decimal
+//!   scales) in [`clone::format::Columns::of`]. Its simulator goes in [`dev::simulator`].
 //! - **A metric**: a field in [`telemetry::metrics::Metrics`], registered in `Metrics::new`,
 //!   counted where its fact is known (the consumer, the manager or the chunk task); the README's
 //!   metrics table lists it.
+//! - **An output format**: a file in [`clone::format`] with its encoder, implementing
+//!   [`clone::format::Encoder`] (write a trade, flush, the resume point if a stopped file can be
+//!   continued, finish), a variant of [`clone::format::Format`] (its name and extension), and a
+//!   line in [`clone::format::encoder`] (and [`clone::format::continuing`] if it can be
+//!   continued). The order of trades, the gap check and the dataset's layout are not its
+//!   business ([`clone::output`], [`clone::dataset`]).
 //! - **A command**: a file in [`cli`] with its clap arguments and a `run`.
 //! - **A message between the pool's actors**: in [`pool::protocol`], handed over as a
 //!   `Recipient`.

@@ -32,8 +32,9 @@ pub struct CloneArgs {
     /// Write here (grown as FILE.partial, renamed when complete); stdout if not given.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// csv or jsonl; by default from the file's extension (.csv, .jsonl, .ndjson), csv on
-    /// stdout.
+    /// csv, jsonl or parquet; by default from the file's extension (.csv, .jsonl, .ndjson,
+    /// .parquet), csv on stdout. A Parquet file is written whole: a run after a stop starts it
+    /// again.
     #[arg(long, value_enum)]
     format: Option<Format>,
     /// Start the service in this process with N workers (otherwise a running service, in

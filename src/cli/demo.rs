@@ -39,10 +39,10 @@ pub struct DemoArgs {
     /// Hours to clone, from 2018-10-22 00:00 UTC (1 to 744, a month).
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(i32).range(1..=744))]
     hours: i32,
-    /// Write the trades to this .csv or .jsonl file (otherwise they are only checked).
+    /// Write the trades to this .csv, .jsonl or .parquet file (otherwise they are only checked).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// csv or jsonl; by default from --out's extension.
+    /// csv, jsonl or parquet; by default from --out's extension.
     #[arg(long, value_enum, requires = "out")]
     format: Option<Format>,
 }

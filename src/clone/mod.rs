@@ -4,7 +4,10 @@
 //! - [`window`]: the plan, what is left of a window once a page is kept, and halving.
 //! - [`result_waiter`]: `ResultWaiter`, which matches results read from the finished topic to
 //!   the requests waiting for them.
-//! - [`output`]: trades written in time order, each once, and the check of the result.
+//! - [`output`]: trades written in time order, each once, and the check of the result; the
+//!   bytes are a [`format`](mod@format)'s: CSV, JSON Lines or Parquet, one encoder each.
+//! - [`dataset`]: a venue's history as files by pair and UTC day (Hive layout), each written
+//!   whole and atomically, with a per-pair manifest of the days held and their checksums.
 //! - [`progress`]: a bar on a terminal, log lines otherwise.
 //! - [`partial`], [`journal`] and [`spill`]: `FILE.partial` while it grows, the journal that
 //!   lets the same command continue it after any stop, and the spill that keeps every answer
@@ -32,7 +35,9 @@
 //! has a gap: the output's check decides, not the count of answers.
 
 pub mod asker;
+pub mod dataset;
 pub mod driver;
+pub mod format;
 pub mod group_progress;
 pub mod journal;
 pub mod output;
@@ -48,7 +53,6 @@ pub mod spread;
 pub mod window;
 
 use std::future::Future;
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -132,9 +136,11 @@ pub async fn run(
         until: options.until,
         format: options.format.name().into(),
     };
+    // How the venue's trades are typed in Parquet (its time resolution, its decimals' scales).
+    let columns = format::Columns::of(settings.upstream.venue);
     let opened = match &options.out {
         Sink::File(path) => {
-            let opened = partial::open(path, &identity, options.format)?;
+            let opened = partial::open(path, &identity, options.format, &columns)?;
             pair_run::Opened {
                 written_to: Sink::File(opened.file.path.clone()),
                 output: opened.output,
@@ -147,13 +153,14 @@ pub async fn run(
             }
         }
         Sink::Stdout | Sink::Discard => {
-            let writer: Box<dyn Write> = match options.out {
+            let writer: partial::Writer = match options.out {
                 Sink::Stdout => Box::new(std::io::BufWriter::new(std::io::stdout())),
                 _ => Box::new(std::io::sink()),
             };
-            let output = Output::new(writer, options.format).context("writing the output")?;
+            let encoder =
+                format::encoder(options.format, writer, &columns).context("writing the output")?;
             pair_run::Opened {
-                output,
+                output: Output::new(encoder),
                 keeper: None,
                 resumed_from: None,
                 had: Vec::new(),
@@ -213,7 +220,10 @@ struct One {
 
 impl driver::Pairs for One {
     fn open_next(&mut self) -> anyhow::Result<driver::Next> {
-        Ok(self.run.take().map_or(driver::Next::Done, driver::Next::Run))
+        Ok(self
+            .run
+            .take()
+            .map_or(driver::Next::Done, driver::Next::Run))
     }
 
     fn finished(&mut self, run: PairRun, interrupted: bool) -> anyhow::Result<()> {

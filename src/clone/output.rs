@@ -6,65 +6,20 @@
 //! are consecutive per pair in time order, so each written id is the last one plus one. An id
 //! at or below the last one is a duplicate and is not written; a jump is a gap and is reported.
 //!
+//! The bytes are the encoder's ([`crate::clone::format`]): the output decides what is written
+//! and when, the format how.
+//!
 //! It must never write a trade twice, nor write out of time order.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
-use std::path::{Path, PathBuf};
 
+use crate::clone::format::{Encoder, FormatError};
 use crate::clone::window::Window;
-use crate::domain::utc::format_utc;
-use crate::proto::{cloned_entry, ClonedEntry};
+use crate::proto::ClonedEntry;
 
-/// How trades are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
-    /// A header line, then one trade per line: `tradeID,date,type,rate,amount,total`.
-    Csv,
-    /// One JSON object per line, with the API's field names.
-    Jsonl,
-}
-
-impl Format {
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Csv => "csv",
-            Format::Jsonl => "jsonl",
-        }
-    }
-
-    /// The format a file name's extension asks for: `.csv`, or `.jsonl` / `.ndjson`.
-    pub fn from_path(path: &Path) -> Option<Format> {
-        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "csv" => Some(Format::Csv),
-            "jsonl" | "ndjson" => Some(Format::Jsonl),
-            _ => None,
-        }
-    }
-
-    /// The format to write in: the one `asked` for (`--format`), else the one `out`'s extension
-    /// asks for, else CSV (on stdout).
-    pub fn choose(asked: Option<Format>, out: Option<&Path>) -> Result<Format, UnknownFormat> {
-        match (asked, out) {
-            (Some(format), _) => Ok(format),
-            (None, None) => Ok(Format::Csv),
-            (None, Some(path)) => Format::from_path(path).ok_or_else(|| UnknownFormat {
-                path: path.to_path_buf(),
-            }),
-        }
-    }
-}
-
-/// An output file whose extension names no format, and no `--format`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "--out {}: use a .csv or .jsonl file name, or --format csv|jsonl",
-    path.display()
-)]
-pub struct UnknownFormat {
-    pub path: PathBuf,
-}
+// The formats live in `crate::clone::format`; named here too, where callers have found them.
+pub use crate::clone::format::{Format, UnknownFormat};
 
 /// What the check found, so far or at the end.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -156,36 +111,14 @@ pub enum OutputError {
     UnknownWindow(Window),
     #[error("writing the output: {0}")]
     Io(#[from] std::io::Error),
+    /// The format refused a trade (a decimal its scale cannot hold) or its writer failed.
+    #[error(transparent)]
+    Format(#[from] FormatError),
 }
 
-/// Where the trades go: CSV through a `csv::Writer` (quoting per RFC 4180: upstream strings are
-/// not trusted to be plain decimals), JSON Lines straight to `W`.
-enum Sink<W: Write> {
-    Csv(Box<csv::Writer<W>>),
-    Jsonl(W),
-}
-
-/// `W`, counting the bytes that go through it.
-struct Counting<W: Write> {
-    inner: W,
-    bytes: u64,
-}
-
-impl<W: Write> Write for Counting<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Trades in time order, each once, to `W`.
-pub struct Output<W: Write> {
-    sink: Sink<Counting<W>>,
+/// Trades in time order, each once, to `W` through an encoder.
+pub struct Output<W> {
+    encoder: Box<dyn Encoder<W>>,
     /// Every window not yet written, by its first second.
     slots: BTreeMap<i64, Slot>,
     check: Check,
@@ -198,60 +131,39 @@ pub struct Output<W: Write> {
     clean_bytes: u64,
 }
 
-impl<W: Write> Output<W> {
+impl<W> Output<W> {
     /// An output awaiting no window yet (they are added with [`Output::expect`], in time
-    /// order), writing the CSV header at once.
-    pub fn new(writer: W, format: Format) -> std::io::Result<Self> {
-        let writer = Counting {
-            inner: writer,
-            bytes: 0,
-        };
-        let sink = match format {
-            Format::Csv => {
-                let mut csv = csv::Writer::from_writer(writer);
-                csv.write_record(["tradeID", "date", "type", "rate", "amount", "total"])?;
-                Sink::Csv(Box::new(csv))
-            }
-            Format::Jsonl => Sink::Jsonl(writer),
-        };
-        Ok(Output {
-            sink,
+    /// order), writing through `encoder` (made by [`crate::clone::format::encoder`]).
+    pub fn new(encoder: Box<dyn Encoder<W>>) -> Self {
+        Output {
+            encoder,
             slots: BTreeMap::new(),
             check: Check::default(),
             written_until: None,
             failed: false,
             clean_bytes: 0,
-        })
+        }
     }
 
-    /// An output that continues one of `bytes` bytes written up to `written_until` with
-    /// `check` (no header: `writer` appends to what is there).
-    pub fn resume(writer: W, format: Format, check: Check, written_until: i64, bytes: u64) -> Self {
-        let writer = Counting {
-            inner: writer,
-            bytes,
-        };
-        let sink = match format {
-            Format::Csv => Sink::Csv(Box::new(
-                csv::WriterBuilder::new()
-                    .has_headers(false)
-                    .from_writer(writer),
-            )),
-            Format::Jsonl => Sink::Jsonl(writer),
-        };
+    /// An output that continues one written up to `written_until` with `check`, through
+    /// `encoder`, which appends to it ([`crate::clone::format::continuing`]).
+    pub fn resume(encoder: Box<dyn Encoder<W>>, check: Check, written_until: i64) -> Self {
+        let clean_bytes = encoder.resume_point().unwrap_or(0);
         Output {
-            sink,
+            encoder,
             slots: BTreeMap::new(),
             check,
             written_until: Some(written_until),
             failed: false,
-            clean_bytes: bytes,
+            clean_bytes,
         }
     }
 
     /// The last second up to which every trade is written and no window failed, and the
-    /// output's length at its end: what a later run may continue from.
+    /// output's length at its end: what a later run may continue from. `None` too for a format
+    /// written whole (Parquet).
     pub fn written_until(&self) -> Option<(i64, u64)> {
+        self.encoder.resume_point()?;
         self.written_until.map(|until| (until, self.clean_bytes))
     }
 
@@ -270,20 +182,15 @@ impl<W: Write> Output<W> {
         })
     }
 
-    /// Bytes written so far, counting what this output continues.
-    pub fn bytes(&self) -> u64 {
-        match &self.sink {
-            Sink::Csv(csv) => csv.get_ref().bytes,
-            Sink::Jsonl(writer) => writer.bytes,
-        }
+    /// After [`Output::flush`]: bytes written so far, counting what this output continues;
+    /// `None` for a format written whole, which cannot be continued.
+    pub fn resume_point(&self) -> Option<u64> {
+        self.encoder.resume_point()
     }
 
     /// Pushes what is written through to the writer (not to disk: the caller syncs).
     pub fn flush(&mut self) -> std::io::Result<()> {
-        match &mut self.sink {
-            Sink::Csv(csv) => csv.flush(),
-            Sink::Jsonl(writer) => writer.flush(),
-        }
+        self.encoder.flush()
     }
 
     fn pending_slot(&mut self, window: Window) -> Result<&mut Slot, OutputError> {
@@ -359,11 +266,7 @@ impl<W: Write> Output<W> {
     /// counted as skipped.
     pub fn finish(mut self) -> Result<(W, Check), OutputError> {
         self.check.skipped_windows += self.pending() as u64;
-        let mut writer = match self.sink {
-            Sink::Csv(csv) => (*csv).into_inner().map_err(|e| e.into_error())?.inner,
-            Sink::Jsonl(writer) => writer.inner,
-        };
-        writer.flush()?;
+        let (writer, _) = self.encoder.finish()?;
         Ok((writer, self.check))
     }
 
@@ -383,10 +286,10 @@ impl<W: Write> Output<W> {
                             self.write(e)?;
                         }
                         if !self.failed {
-                            // Through the CSV writer's buffer, so the count is exact here.
+                            // Through the encoder's buffer, so the count is exact here.
                             self.flush()?;
                             self.written_until = Some(until);
-                            self.clean_bytes = self.bytes();
+                            self.clean_bytes = self.encoder.resume_point().unwrap_or(0);
                         }
                     }
                 }
@@ -396,12 +299,14 @@ impl<W: Write> Output<W> {
     }
 
     fn write(&mut self, e: &ClonedEntry) -> Result<(), OutputError> {
+        if self.check.last_id.is_some_and(|last| e.trade_id <= last) {
+            self.check.duplicates_dropped += 1;
+            return Ok(());
+        }
+        // Written before it is counted: a trade the format refuses is not in the check.
+        self.encoder.write(e)?;
         let check = &mut self.check;
         if let Some(last) = check.last_id {
-            if e.trade_id <= last {
-                check.duplicates_dropped += 1;
-                return Ok(());
-            }
             if e.trade_id > last + 1 {
                 let gap = (last + 1, e.trade_id - 1);
                 check.missing_ids += (gap.1 - gap.0 + 1) as u64;
@@ -413,32 +318,6 @@ impl<W: Write> Output<W> {
         check.first_id.get_or_insert(e.trade_id);
         check.last_id = Some(e.trade_id);
         check.trades += 1;
-        let side = if e.r#type == cloned_entry::Type::Buy as i32 {
-            "buy"
-        } else {
-            "sell"
-        };
-        // With the venue's milliseconds, when it has them (`2018-10-22 15:03:57.123`).
-        let date = match e.time_ms {
-            Some(ms) => format!("{}.{:03}", format_utc(e.date), ms.rem_euclid(1000)),
-            None => format_utc(e.date),
-        };
-        match &mut self.sink {
-            Sink::Csv(csv) => csv
-                .serialize((e.trade_id, date, side, &e.rate, &e.amount, &e.total))
-                .map_err(std::io::Error::from)?,
-            Sink::Jsonl(writer) => {
-                let line = serde_json::json!({
-                    "tradeID": e.trade_id,
-                    "date": date,
-                    "type": side,
-                    "rate": e.rate,
-                    "amount": e.amount,
-                    "total": e.total,
-                });
-                writeln!(writer, "{line}")?;
-            }
-        }
         Ok(())
     }
 }
@@ -446,6 +325,8 @@ impl<W: Write> Output<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clone::format::{self, Columns, Format};
+    use crate::proto::cloned_entry;
 
     fn w(from: i64, until: i64) -> Window {
         Window { from, until }
@@ -453,7 +334,8 @@ mod tests {
 
     /// An output into memory awaiting `windows`, in time order.
     fn awaiting(format: Format, windows: &[Window]) -> Output<Vec<u8>> {
-        let mut out = Output::new(Vec::new(), format).unwrap();
+        let encoder = format::encoder(format, Vec::new(), &Columns::POLONIEX).unwrap();
+        let mut out = Output::new(encoder);
         for &window in windows {
             out.expect(window);
         }
@@ -469,6 +351,8 @@ mod tests {
             amount: "2".into(),
             total: "0.2".into(),
             time_ms: None,
+            first_trade_id: None,
+            last_trade_id: None,
         }
     }
 
@@ -585,18 +469,5 @@ mod tests {
             "tradeID,date,type,rate,amount,total\n\
              7,2018-10-22 15:03:57,sell,\"1,5\"\"\",\"2\r\n\",0.2\n"
         );
-    }
-
-    #[test]
-    fn formats_follow_the_extension() {
-        use std::path::Path;
-        assert_eq!(Format::from_path(Path::new("a.csv")), Some(Format::Csv));
-        assert_eq!(Format::from_path(Path::new("a.JSONL")), Some(Format::Jsonl));
-        assert_eq!(
-            Format::from_path(Path::new("a.ndjson")),
-            Some(Format::Jsonl)
-        );
-        assert_eq!(Format::from_path(Path::new("a.txt")), None);
-        assert_eq!(Format::from_path(Path::new("a")), None);
     }
 }

@@ -7,14 +7,13 @@
 //! call itself complete with a gap (the output's check decides).
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
 
 use crate::clone::asker::{Answer, Asked};
 use crate::clone::output::Output;
-use crate::clone::partial::PartialFile;
+use crate::clone::partial::{PartialFile, Writer};
 use crate::clone::progress::Counts;
 use crate::clone::report::CloneReport;
 use crate::clone::result_waiter::WaiterStats;
@@ -30,7 +29,7 @@ pub struct PairRun {
     /// The whole range, inclusive, as asked for.
     range: Window,
     planner: Planner,
-    output: Output<Box<dyn Write>>,
+    output: Output<Writer>,
     /// What keeps the answers and the progress on disk (a file's journal and spill, a
     /// dataset's days), if anything does.
     keeper: Option<Box<dyn Keeper>>,
@@ -60,7 +59,7 @@ pub trait Keeper {
     fn keep(&mut self, window: Window, entries: &[ClonedEntry]) -> anyhow::Result<()>;
 
     /// Records how far the output is written (at most once a second unless `now`).
-    fn checkpoint(&mut self, output: &mut Output<Box<dyn Write>>, now: bool) -> anyhow::Result<()>;
+    fn checkpoint(&mut self, output: &mut Output<Writer>, now: bool) -> anyhow::Result<()>;
 
     /// The run ended, `complete` if the range is whole; where the output is now, if that
     /// changed (a file's own name).
@@ -78,7 +77,7 @@ impl Keeper for FileKeeper {
         self.partial.keep(window, entries)
     }
 
-    fn checkpoint(&mut self, output: &mut Output<Box<dyn Write>>, now: bool) -> anyhow::Result<()> {
+    fn checkpoint(&mut self, output: &mut Output<Writer>, now: bool) -> anyhow::Result<()> {
         self.partial.checkpoint(output, now)
     }
 
@@ -93,7 +92,7 @@ impl Keeper for FileKeeper {
 
 /// How a pair's output is kept: where it goes and what a stopped run left.
 pub struct Opened {
-    pub output: Output<Box<dyn Write>>,
+    pub output: Output<Writer>,
     pub keeper: Option<Box<dyn Keeper>>,
     /// The first second a stopped run did not write, if it wrote any.
     pub resumed_from: Option<i64>,

@@ -9,6 +9,9 @@
 //! back the spilled windows after it, and asks only for the rest; one that finds another
 //! clone's refuses to start.
 //!
+//! A format written whole (Parquet) has nothing to continue: no progress is recorded and no
+//! answer spilled, and a run after a stop starts the file again.
+//!
 //! It must never record bytes before they are synced, nor append to a file longer than its
 //! journal says.
 
@@ -19,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+use crate::clone::format::{self, Columns, Format};
 use crate::clone::journal::{journal_path, Identity, Journal, Progress};
-use crate::clone::output::{Format, Output};
+use crate::clone::output::Output;
 use crate::clone::spill::{spill_path, Spill, Spilled};
 use crate::clone::window::Window;
 use crate::proto::ClonedEntry;
@@ -40,13 +44,18 @@ pub struct PartialFile {
     /// The last second recorded, and when.
     recorded: Option<i64>,
     last: Instant,
+    /// The format can be continued: answers are spilled and progress recorded.
+    resumable: bool,
 }
+
+/// What the output writes to.
+pub type Writer = Box<dyn Write + Send>;
 
 /// An output and the file behind it; when a previous run's output is continued,
 /// `resumed_from`, the first second it did not write, and `had`, the windows after it that it
 /// answered (in time order, apart).
 pub struct Opened {
-    pub output: Output<Box<dyn Write>>,
+    pub output: Output<Writer>,
     pub file: PartialFile,
     pub resumed_from: Option<i64>,
     pub had: Vec<Spilled>,
@@ -60,8 +69,13 @@ pub fn partial_path(path: &Path) -> PathBuf {
 }
 
 /// Opens the output for `out`: continued if a journal of this very clone says how far it got,
-/// new otherwise.
-pub fn open(out: &Path, identity: &Identity, format: Format) -> anyhow::Result<Opened> {
+/// new otherwise; `columns` type a Parquet file's.
+pub fn open(
+    out: &Path,
+    identity: &Identity,
+    format: Format,
+    columns: &Columns,
+) -> anyhow::Result<Opened> {
     let path = partial_path(out);
     let journal_at = journal_path(out);
     let previous = if path.exists() {
@@ -92,13 +106,10 @@ pub fn open(out: &Path, identity: &Identity, format: Format) -> anyhow::Result<O
             had.iter().map(|h| h.entries.len()).sum::<usize>(),
         );
         let resumed_from = Some(progress.written_until + 1);
-        let output = Output::resume(
-            Box::new(BufWriter::new(file)) as Box<dyn Write>,
-            format,
-            progress.check,
-            progress.written_until,
-            progress.bytes,
-        );
+        let writer: Writer = Box::new(BufWriter::new(file));
+        let encoder =
+            format::continuing(format, writer, progress.bytes).context("continuing the output")?;
+        let output = Output::resume(encoder, progress.check, progress.written_until);
         let file = PartialFile {
             path,
             sync,
@@ -106,6 +117,7 @@ pub fn open(out: &Path, identity: &Identity, format: Format) -> anyhow::Result<O
             spill,
             recorded: Some(progress.written_until),
             last: Instant::now(),
+            resumable: true,
         };
         return Ok(Opened {
             output,
@@ -121,16 +133,11 @@ pub fn open(out: &Path, identity: &Identity, format: Format) -> anyhow::Result<O
     let spill_at = spill_path(out);
     let spill =
         Spill::create(&spill_at).with_context(|| format!("creating {}", spill_at.display()))?;
-    let mut output = Output::new(Box::new(BufWriter::new(file)) as Box<dyn Write>, format)
-        .context("writing the output")?;
-    // Recorded at once (the header, nothing before the range), so that a stop before the first
-    // window is written still leaves a journal that the spill's windows continue.
+    let writer: Writer = Box::new(BufWriter::new(file));
+    let encoder = format::encoder(format, writer, columns).context("writing the output")?;
+    let mut output = Output::new(encoder);
     output.flush().context("writing the output")?;
-    let nothing_yet = Progress {
-        written_until: identity.from - 1,
-        bytes: output.bytes(),
-        check: output.check().clone(),
-    };
+    let resumable = output.resume_point().is_some();
     let mut file = PartialFile {
         path,
         sync,
@@ -138,8 +145,24 @@ pub fn open(out: &Path, identity: &Identity, format: Format) -> anyhow::Result<O
         spill,
         recorded: None,
         last: Instant::now(),
+        resumable,
     };
-    file.record(&mut output, nothing_yet)?;
+    match output.resume_point() {
+        // Recorded at once (the header, nothing before the range), so that a stop before the
+        // first window is written still leaves a journal that the spill's windows continue.
+        Some(bytes) => {
+            let nothing_yet = Progress {
+                written_until: identity.from - 1,
+                bytes,
+                check: output.check().clone(),
+            };
+            file.record(&mut output, nothing_yet)?;
+        }
+        None => log::info!(
+            "{} is written whole ({format}): a run after a stop starts it again",
+            file.path.display()
+        ),
+    }
     Ok(Opened {
         output,
         file,
@@ -151,11 +174,7 @@ pub fn open(out: &Path, identity: &Identity, format: Format) -> anyhow::Result<O
 impl PartialFile {
     /// Records how far `output` is written, if it got further, at most once a second unless
     /// `now` (the end of the run).
-    pub fn checkpoint(
-        &mut self,
-        output: &mut Output<Box<dyn Write>>,
-        now: bool,
-    ) -> anyhow::Result<()> {
+    pub fn checkpoint(&mut self, output: &mut Output<Writer>, now: bool) -> anyhow::Result<()> {
         let Some((until, bytes)) = output.written_until() else {
             return Ok(());
         };
@@ -177,11 +196,7 @@ impl PartialFile {
     }
 
     /// Syncs the output and records `progress`.
-    fn record(
-        &mut self,
-        output: &mut Output<Box<dyn Write>>,
-        progress: Progress,
-    ) -> anyhow::Result<()> {
+    fn record(&mut self, output: &mut Output<Writer>, progress: Progress) -> anyhow::Result<()> {
         output
             .flush()
             .and_then(|()| self.sync.sync_data())
@@ -192,8 +207,12 @@ impl PartialFile {
         Ok(())
     }
 
-    /// Spills an answered window, so that a stop before the output holds it does not lose it.
+    /// Spills an answered window, so that a stop before the output holds it does not lose it
+    /// (nothing, for a format that cannot be continued: no run would take it back).
     pub fn keep(&mut self, window: Window, entries: &[ClonedEntry]) -> anyhow::Result<()> {
+        if !self.resumable {
+            return Ok(());
+        }
         self.spill
             .append(window, entries)
             .with_context(|| format!("spilling an answer of {}", self.path.display()))
@@ -201,6 +220,11 @@ impl PartialFile {
 
     /// The clone is complete: `FILE.partial` becomes `out`, and the journal and spill go.
     pub fn complete(self, out: &Path) -> anyhow::Result<()> {
+        // A format written whole had no checkpoint to sync it: its footer is on disk before it
+        // takes the name.
+        self.sync
+            .sync_data()
+            .with_context(|| format!("syncing {}", self.path.display()))?;
         std::fs::rename(&self.path, out)
             .with_context(|| format!("renaming {} to {}", self.path.display(), out.display()))?;
         self.spill.remove().context("removing the clone's spill")?;

@@ -497,7 +497,7 @@ fn bad_arguments_say_what_to_do() {
                 "--out",
                 "x.txt",
             ],
-            "--out x.txt: use a .csv or .jsonl file name, or --format csv|jsonl",
+            "--out x.txt: use a .csv, .jsonl or .parquet file name, or --format csv|jsonl|parquet",
         ),
         (
             &[

@@ -503,7 +503,7 @@ fn the_demo_refuses_an_output_file_it_cannot_tell_the_format_of() {
     let (ok, _, err) = run_cli(&["demo", "--out", "trades.txt"], &[]);
     assert!(!ok);
     assert!(
-        err.contains("--out trades.txt: use a .csv or .jsonl file name"),
+        err.contains("--out trades.txt: use a .csv, .jsonl or .parquet file name"),
         "{err}"
     );
 }

@@ -47,6 +47,9 @@
 //!   of an Apache Kafka node of its own: they work with the right user, password and CA; a wrong
 //!   password, an unknown CA or a plaintext client fail the start within seconds naming the key
 //!   to fix; no log line, at trace with librdkafka's debug on, holds a password.
+//! - [`dataset`] — the dataset writer's Parquet days read back by pyarrow
+//!   (`scripts/readback.py`): the Hive partitions, the column types, exactly the rows written;
+//!   skipped only without python3.
 //! - [`container`] — compose.yaml, the Dockerfile and the healthchecks, checked without an
 //!   engine, and `serve` with nothing but the worker container's environment.
 //!
@@ -67,6 +70,7 @@ mod clone;
 mod cluster_faults;
 mod codecs;
 mod container;
+mod dataset;
 mod group_protocols;
 mod kafka;
 mod metrics;

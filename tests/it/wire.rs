@@ -48,6 +48,8 @@ fn cloned_entry() -> ClonedEntry {
         amount: "2".into(),
         total: "0.2".into(),
         time_ms: None,
+        first_trade_id: None,
+        last_trade_id: None,
     }
 }
 
@@ -155,6 +157,35 @@ fn the_millisecond_is_an_extension_both_schemas_read() {
     assert_eq!(extended.encode_to_vec(), bytes);
     assert_eq!(ClonedEntry::decode(&bytes[..]).unwrap(), extended);
     // The original schema skips it and reads the rest as before.
+    let old = OriginalClonedEntry::decode(&bytes[..]).unwrap();
+    assert_eq!((old.trade_id, old.date), (7, 1_540_166_400));
+}
+
+#[test]
+fn the_trade_id_range_is_an_extension_both_schemas_read() {
+    // Written under the original schema (by hand): trade id 7, date 1540166400, read with no
+    // range.
+    let original = [0x08, 0x07, 0x10, 0x80, 0xA6, 0xB4, 0xDE, 0x05];
+    let read = ClonedEntry::decode(&original[..]).unwrap();
+    assert_eq!(
+        (read.trade_id, read.first_trade_id, read.last_trade_id),
+        (7, None, None)
+    );
+    // Written under the new one: fields 8 and 9 as varints after the original fields; a first
+    // id of 0 is set, so it is on the wire.
+    let extended = ClonedEntry {
+        trade_id: 7,
+        date: 1_540_166_400,
+        first_trade_id: Some(0),
+        last_trade_id: Some(6_000_000_001),
+        ..Default::default()
+    };
+    let mut bytes = original.to_vec();
+    bytes.extend([0x40, 0x00]); // 8: first_trade_id, 0
+    bytes.extend([0x48, 0x81, 0xF8, 0x82, 0xAD, 0x16]); // 9: last_trade_id
+    assert_eq!(extended.encode_to_vec(), bytes);
+    assert_eq!(ClonedEntry::decode(&bytes[..]).unwrap(), extended);
+    // The original schema skips them and reads the rest as before.
     let old = OriginalClonedEntry::decode(&bytes[..]).unwrap();
     assert_eq!((old.trade_id, old.date), (7, 1_540_166_400));
 }

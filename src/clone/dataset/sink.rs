@@ -197,7 +197,7 @@ impl Keeper for DayKeeper {
 
     fn checkpoint(
         &mut self,
-        output: &mut Output<Box<dyn Write>>,
+        output: &mut Output<crate::clone::partial::Writer>,
         _now: bool,
     ) -> anyhow::Result<()> {
         let Some((until, _)) = output.written_until() else {

@@ -60,8 +60,7 @@ impl Binance {
     }
 }
 
-/// One aggregate trade; strings borrowed from the body where possible. `f`, `l` and `M` are
-/// not needed.
+/// One aggregate trade; strings borrowed from the body where possible. `M` is not needed.
 #[derive(Deserialize)]
 struct AggTrade<'a> {
     a: i64,
@@ -69,6 +68,9 @@ struct AggTrade<'a> {
     p: Cow<'a, str>,
     #[serde(borrow)]
     q: Cow<'a, str>,
+    /// The first and last trade id the aggregate stands for: extras, not needed to clone.
+    f: Option<i64>,
+    l: Option<i64>,
     #[serde(rename = "T")]
     time: i64,
     m: bool,
@@ -288,6 +290,8 @@ fn entry(t: &AggTrade) -> Result<ClonedEntry, UpstreamError> {
         amount: t.q.to_string(),
         total,
         time_ms: Some(t.time),
+        first_trade_id: t.f,
+        last_trade_id: t.l,
     })
 }
 
@@ -342,6 +346,8 @@ mod tests {
                 amount: "0.00200000".into(),
                 total: "130.0002".into(),
                 time_ms: Some(DAY * 1000 + 123),
+                first_trade_id: Some(3_000_000_001),
+                last_trade_id: Some(3_000_000_001),
             }]
         );
         let maker = format!("[{}]", trade(2, DAY * 1000));

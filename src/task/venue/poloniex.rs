@@ -251,6 +251,8 @@ fn entry(t: &RawTrade, from: i64, until: i64) -> Result<ClonedEntry, UpstreamErr
         amount: t.amount.to_string(),
         total: t.total.to_string(),
         time_ms: None,
+        first_trade_id: None,
+        last_trade_id: None,
     })
 }
 
@@ -281,6 +283,8 @@ mod tests {
                 amount: "0.00009034".into(),
                 total: "0.00000283".into(),
                 time_ms: None,
+                first_trade_id: None,
+                last_trade_id: None,
             }]
         );
     }
