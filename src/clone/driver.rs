@@ -23,7 +23,7 @@ use crate::clone::progress::{Counts, Progress};
 /// What [`Pairs::open_next`] has.
 pub enum Next {
     /// A pair's range to clone, opened (its output, what a stopped run left).
-    Run(PairRun),
+    Run(Box<PairRun>),
     /// Nothing until a pair open now finishes (the next range is of an open pair).
     NotNow,
     /// Every pair is opened.
@@ -79,6 +79,7 @@ pub async fn drive(
                 None if !exhausted && !waiting && active.iter().flatten().count() < max_active => {
                     match pairs.open_next()? {
                         Next::Run(run) => {
+                            let run = *run;
                             match active.iter().position(Option::is_none) {
                                 Some(free) => active[free] = Some(run),
                                 None => active.push(Some(run)),

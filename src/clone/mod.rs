@@ -223,7 +223,7 @@ impl driver::Pairs for One {
         Ok(self
             .run
             .take()
-            .map_or(driver::Next::Done, driver::Next::Run))
+            .map_or(driver::Next::Done, |run| driver::Next::Run(Box::new(run))))
     }
 
     fn finished(&mut self, run: PairRun, interrupted: bool) -> anyhow::Result<()> {

@@ -167,6 +167,12 @@ impl<W> Output<W> {
         self.written_until.map(|until| (until, self.clean_bytes))
     }
 
+    /// The last second up to which every trade is written and no window failed, whatever the
+    /// format: what a dataset's days are final up to.
+    pub fn checked_until(&self) -> Option<i64> {
+        self.written_until
+    }
+
     /// The windows answered and waiting for an earlier one, with their trades, in time order:
     /// what a stop would lose if they were not spilled.
     pub fn held(&self) -> impl Iterator<Item = (Window, &[ClonedEntry])> {

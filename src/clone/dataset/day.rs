@@ -64,6 +64,11 @@ impl DayWriter {
         })
     }
 
+    /// The day written.
+    pub fn date(&self) -> Date {
+        self.date
+    }
+
     /// Where the file will be once finished.
     pub fn path(&self) -> &Path {
         &self.target

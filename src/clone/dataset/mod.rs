@@ -28,6 +28,8 @@
 pub mod atomic;
 pub mod day;
 pub mod manifest;
+pub mod pairs;
+pub mod sink;
 
 use std::path::{Path, PathBuf};
 

@@ -227,7 +227,7 @@ impl Pairs for DatasetPairs<'_, '_> {
                     continue;
                 };
                 match self.open(index, segment) {
-                    Ok(run) => return Ok(Next::Run(run)),
+                    Ok(run) => return Ok(Next::Run(Box::new(run))),
                     Err(e) => {
                         // This pair's trouble (a manifest it cannot read, a disk error):
                         // reported, and the others go on.
@@ -327,7 +327,10 @@ impl Pairs for DatasetPairs<'_, '_> {
     }
 
     fn tally(&self) -> Option<(u64, u64)> {
-        Some((self.done, self.done + self.queue.len() as u64 + self.open_pairs()))
+        Some((
+            self.done,
+            self.done + self.queue.len() as u64 + self.open_pairs(),
+        ))
     }
 }
 
@@ -361,6 +364,25 @@ impl DatasetPairs<'_, '_> {
         open.dedup();
         open.len() as u64
     }
+}
+
+/// [`run`] with the service started in this process (`n_workers` workers), then drained.
+pub async fn run_with_workers(
+    settings: &Settings,
+    options: &DatasetOptions,
+    n_workers: usize,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<DatasetReport> {
+    let mut settings = settings.clone();
+    settings.n_workers = n_workers;
+    settings.validate().context("--with-workers")?;
+    let running = crate::service::start(&settings, crate::pool::app::Hooks::default()).await?;
+    let report = run(&settings, options, stop).await;
+    running
+        .shutdown(settings.consumer.drain_grace())
+        .await
+        .context("draining the in-process service")?;
+    report
 }
 
 /// Clones `options.pairs` into the dataset at `options.root`, until every pair's missing days
@@ -435,7 +457,11 @@ impl DatasetReport {
             .collect();
         anyhow::bail!(
             "the dataset is incomplete{}{}; run the same command again to take what is missing",
-            if self.interrupted { " (interrupted)" } else { "" },
+            if self.interrupted {
+                " (interrupted)"
+            } else {
+                ""
+            },
             if incomplete.is_empty() {
                 String::new()
             } else {
@@ -497,7 +523,12 @@ impl std::fmt::Display for DatasetReport {
 pub fn read_pairs(list: Option<&str>, file: Option<&Path>) -> anyhow::Result<Vec<String>> {
     let mut pairs: Vec<String> = Vec::new();
     if let Some(list) = list {
-        pairs.extend(list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from));
+        pairs.extend(
+            list.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(String::from),
+        );
     }
     if let Some(file) = file {
         let text = std::fs::read_to_string(file)
@@ -562,12 +593,24 @@ mod tests {
         assert_eq!(days(&gaps[0]).3, "2018-10-24");
         assert_eq!(days(&gaps[1]).0, 4);
         // --until in the middle of day 7: it is cloned, not written.
-        let now = segments(&manifest(&[0, 1, 2, 3, 4, 5, 6]), DAY, DAY + 7 * 86_400 + 3600).unwrap();
+        let now = segments(
+            &manifest(&[0, 1, 2, 3, 4, 5, 6]),
+            DAY,
+            DAY + 7 * 86_400 + 3600,
+        )
+        .unwrap();
         assert_eq!(
             days(&now[0]),
-            (7, 7 * 86_400 + 3600, "2018-10-29".into(), "2018-10-29".into())
+            (
+                7,
+                7 * 86_400 + 3600,
+                "2018-10-29".into(),
+                "2018-10-29".into()
+            )
         );
-        assert!(segments(&manifest(&[0, 1]), DAY, DAY + 2 * 86_400).unwrap().is_empty());
+        assert!(segments(&manifest(&[0, 1]), DAY, DAY + 2 * 86_400)
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

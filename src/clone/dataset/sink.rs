@@ -13,11 +13,9 @@
 //! It must never record a day that is not whole and checked, nor write a trade into another
 //! day's file.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::Context as _;
 use jiff::civil::Date;
@@ -26,6 +24,7 @@ use crate::clone::dataset::{date_of, day_bounds, DatasetError, DayRecord, DayWri
 use crate::clone::format::{Columns, Encoder, Format, FormatError, Written};
 use crate::clone::output::Output;
 use crate::clone::pair_run::Keeper;
+use crate::clone::partial::Writer;
 use crate::clone::spill::Spill;
 use crate::clone::window::Window;
 use crate::clone::Sink;
@@ -60,8 +59,8 @@ impl Days {
         columns: Columns,
         first: Date,
         end: Date,
-    ) -> Rc<RefCell<Days>> {
-        Rc::new(RefCell::new(Days {
+    ) -> Arc<Mutex<Days>> {
+        Arc::new(Mutex::new(Days {
             root: root.to_path_buf(),
             manifest,
             format,
@@ -114,7 +113,10 @@ impl Days {
             );
             self.manifest.record(record.clone());
             self.written.push(record);
-            self.next = self.next.tomorrow().map_err(|_| DatasetError::BadDate { date })?;
+            self.next = self
+                .next
+                .tomorrow()
+                .map_err(|_| DatasetError::BadDate { date })?;
             ended = true;
         }
         if ended {
@@ -134,14 +136,20 @@ impl Days {
     }
 }
 
-/// The output's encoder: each trade to its day's file.
-pub struct DaySplitter {
-    pub days: Rc<RefCell<Days>>,
+/// The days, locked: by the one thread of the clone, so never contended (the encoder must be
+/// `Send`); a panic while held leaves them as they were, which the spill makes good.
+fn lock(days: &Mutex<Days>) -> MutexGuard<'_, Days> {
+    days.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-impl Encoder<Box<dyn Write>> for DaySplitter {
+/// The output's encoder: each trade to its day's file.
+pub struct DaySplitter {
+    pub days: Arc<Mutex<Days>>,
+}
+
+impl Encoder<Writer> for DaySplitter {
     fn write(&mut self, entry: &ClonedEntry) -> Result<(), FormatError> {
-        let mut days = self.days.borrow_mut();
+        let mut days = lock(&self.days);
         let date = date_of(entry.date).ok_or_else(|| {
             FormatError::Io(std::io::Error::other(format!(
                 "trade {} at {}: out of the range of dates",
@@ -165,13 +173,13 @@ impl Encoder<Box<dyn Write>> for DaySplitter {
     }
 
     fn trades(&self) -> u64 {
-        self.days.borrow().trades
+        lock(&self.days).trades
     }
 
-    fn finish(self: Box<Self>) -> Result<(Box<dyn Write>, Written), FormatError> {
+    fn finish(self: Box<Self>) -> Result<(Writer, Written), FormatError> {
         // Days not ended are dropped: their temporary files go, their answers stay spilled.
         let trades = {
-            let mut days = self.days.borrow_mut();
+            let mut days = lock(&self.days);
             days.open.clear();
             days.trades
         };
@@ -181,7 +189,7 @@ impl Encoder<Box<dyn Write>> for DaySplitter {
 
 /// The pair's keeper: its spill, and the days it ends.
 pub struct DayKeeper {
-    pub days: Rc<RefCell<Days>>,
+    pub days: Arc<Mutex<Days>>,
     pub spill: Spill,
     pub spill_path: PathBuf,
     /// The pair's directory, for the report.
@@ -195,15 +203,11 @@ impl Keeper for DayKeeper {
             .with_context(|| format!("spilling an answer to {}", self.spill_path.display()))
     }
 
-    fn checkpoint(
-        &mut self,
-        output: &mut Output<crate::clone::partial::Writer>,
-        _now: bool,
-    ) -> anyhow::Result<()> {
-        let Some((until, _)) = output.written_until() else {
+    fn checkpoint(&mut self, output: &mut Output<Writer>, _now: bool) -> anyhow::Result<()> {
+        let Some(until) = output.checked_until() else {
             return Ok(());
         };
-        let mut days = self.days.borrow_mut();
+        let mut days = lock(&self.days);
         if days.end_days_until(until)? {
             let from = days.unwritten_from()?;
             self.spill
@@ -214,14 +218,22 @@ impl Keeper for DayKeeper {
     }
 
     fn close(self: Box<Self>, complete: bool) -> anyhow::Result<Option<Sink>> {
-        let days = self.days.borrow();
-        if complete && days.next >= days.end {
-            // Every day of the segment is written: nothing is left to continue.
+        let days = lock(&self.days);
+        // Every whole day is written and no answer of a day left unfinished (the day of an
+        // `--until` inside it) is kept: nothing is left to continue.
+        if complete && days.next >= days.end && self.spill.bytes() == 0 {
             drop(days);
             self.spill
                 .remove()
                 .with_context(|| format!("removing {}", self.spill_path.display()))?;
         }
         Ok(Some(Sink::File(self.dir)))
+    }
+}
+
+impl DayKeeper {
+    /// The days written by this run.
+    pub fn written(&self) -> Vec<DayRecord> {
+        lock(&self.days).written.clone()
     }
 }
