@@ -61,6 +61,9 @@ pub trait Keeper {
     /// Records how far the output is written (at most once a second unless `now`).
     fn checkpoint(&mut self, output: &mut Output<Writer>, now: bool) -> anyhow::Result<()>;
 
+    /// `window` is given up (before the output hears of it).
+    fn given_up(&mut self, _window: Window) {}
+
     /// The run ended, `complete` if the range is whole; where the output is now, if that
     /// changed (a file's own name).
     fn close(self: Box<Self>, complete: bool) -> anyhow::Result<Option<Sink>>;
@@ -264,6 +267,9 @@ impl PairRun {
                     );
                     log::error!("{} {}: {why}", self.pair, done.window);
                     c.windows_done += 1;
+                    if let Some(keeper) = &mut self.keeper {
+                        keeper.given_up(done.window);
+                    }
                     self.output.fail(done.window)?;
                     self.failed.push((done.window, why));
                 }
@@ -271,6 +277,9 @@ impl PairRun {
             Answer::Failed(why) => {
                 log::error!("{} {} given up: {why}", self.pair, done.window);
                 c.windows_done += 1;
+                if let Some(keeper) = &mut self.keeper {
+                    keeper.given_up(done.window);
+                }
                 self.output.fail(done.window)?;
                 self.failed.push((done.window, why));
             }

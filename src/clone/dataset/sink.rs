@@ -48,6 +48,11 @@ pub struct Days {
     pub written: Vec<DayRecord>,
     /// Trades handed to the writers.
     trades: u64,
+    /// The first second of the earliest window given up: no day from the one holding it on
+    /// can be whole this run, so their trades are not written (the spill keeps them).
+    blocked_from: Option<i64>,
+    /// Whether days were ended since the spill was last cut back.
+    ended_since_cut: bool,
 }
 
 impl Days {
@@ -70,6 +75,8 @@ impl Days {
             end,
             written: Vec::new(),
             trades: 0,
+            blocked_from: None,
+            ended_since_cut: false,
         }))
     }
 
@@ -121,8 +128,43 @@ impl Days {
         }
         if ended {
             self.manifest.save(&self.root)?;
+            self.ended_since_cut = true;
         }
         Ok(ended)
+    }
+
+    /// Writes one trade, after every one before it. A trade of a later day than the days open
+    /// ends them first: the output writes a trade only once every earlier window is answered,
+    /// so every day before it is whole, unless a window was given up in it. So at most a day
+    /// or two are open at once, however long a window is.
+    fn write(&mut self, entry: &ClonedEntry) -> Result<(), DatasetError> {
+        if self.blocked_from.is_some_and(|from| entry.date >= from) {
+            return Ok(());
+        }
+        let date = date_of(entry.date).ok_or(DatasetError::OtherDay {
+            trade_id: entry.trade_id,
+            time: entry.date,
+            date: self.next,
+        })?;
+        if date > self.next {
+            let before = day_bounds(date)?.0 - 1;
+            let until = self
+                .blocked_from
+                .map_or(before, |from| before.min(from - 1));
+            self.end_days_until(until)?;
+        }
+        self.writer(date)?.write(entry)?;
+        self.trades += 1;
+        Ok(())
+    }
+
+    /// A window from `from` on was given up: its day and the later ones stay unwritten.
+    fn block_from(&mut self, from: i64) {
+        let from = self.blocked_from.map_or(from, |b| b.min(from));
+        self.blocked_from = Some(from);
+        // Days open from the blocked one on will not be whole: their temporary files go.
+        self.open
+            .retain(|w| day_bounds(w.date()).is_ok_and(|(_, end)| end <= from));
     }
 
     /// The first second of the first day not written.
@@ -149,18 +191,9 @@ pub struct DaySplitter {
 
 impl Encoder<Writer> for DaySplitter {
     fn write(&mut self, entry: &ClonedEntry) -> Result<(), FormatError> {
-        let mut days = lock(&self.days);
-        let date = date_of(entry.date).ok_or_else(|| {
-            FormatError::Io(std::io::Error::other(format!(
-                "trade {} at {}: out of the range of dates",
-                entry.trade_id, entry.date
-            )))
-        })?;
-        days.writer(date)
-            .and_then(|w| w.write(entry))
-            .map_err(|e| FormatError::Io(std::io::Error::other(e)))?;
-        days.trades += 1;
-        Ok(())
+        lock(&self.days)
+            .write(entry)
+            .map_err(|e| FormatError::Io(std::io::Error::other(e)))
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
@@ -208,13 +241,19 @@ impl Keeper for DayKeeper {
             return Ok(());
         };
         let mut days = lock(&self.days);
-        if days.end_days_until(until)? {
+        let until = days.blocked_from.map_or(until, |from| until.min(from - 1));
+        days.end_days_until(until)?;
+        if std::mem::take(&mut days.ended_since_cut) {
             let from = days.unwritten_from()?;
             self.spill
                 .retain_from(from)
                 .with_context(|| format!("cutting back {}", self.spill_path.display()))?;
         }
         Ok(())
+    }
+
+    fn given_up(&mut self, window: Window) {
+        lock(&self.days).block_from(window.from);
     }
 
     fn close(self: Box<Self>, complete: bool) -> anyhow::Result<Option<Sink>> {
@@ -235,5 +274,84 @@ impl DayKeeper {
     /// The days written by this run.
     pub fn written(&self) -> Vec<DayRecord> {
         lock(&self.days).written.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clone::dataset::Partition;
+
+    const DAY: i64 = 1_540_166_400; // 2018-10-22
+
+    fn trade(id: i64, date: i64) -> ClonedEntry {
+        ClonedEntry {
+            trade_id: id,
+            date,
+            time_ms: Some(date * 1000),
+            rate: "1.5".into(),
+            amount: "2".into(),
+            total: "3".into(),
+            ..Default::default()
+        }
+    }
+
+    fn days(root: &Path, n: i64) -> Arc<Mutex<Days>> {
+        let partition = Partition::new("binance", "BTCUSDT").unwrap();
+        Days::new(
+            root,
+            Manifest::new(&partition),
+            Format::Jsonl,
+            Columns::BINANCE,
+            date_of(DAY).unwrap(),
+            date_of(DAY + n * 86_400).unwrap(),
+        )
+    }
+
+    fn held(days: &Arc<Mutex<Days>>) -> Vec<(String, u64)> {
+        lock(days)
+            .manifest()
+            .days()
+            .map(|d| (d.date.to_string(), d.trades))
+            .collect()
+    }
+
+    #[test]
+    fn a_later_days_trade_ends_the_days_before_it_even_without_trades() {
+        let root = std::env::temp_dir().join(format!("days-{}-a", std::process::id()));
+        let days = days(&root, 3);
+        let mut splitter = DaySplitter { days: days.clone() };
+        splitter.write(&trade(1, DAY + 5)).unwrap();
+        splitter.write(&trade(2, DAY + 86_399)).unwrap();
+        assert!(held(&days).is_empty(), "day 0 may still get trades");
+        // A trade of day 2: days 0 and 1 (no trades) are whole.
+        splitter.write(&trade(3, DAY + 2 * 86_400 + 7)).unwrap();
+        assert_eq!(
+            held(&days),
+            [("2018-10-22".into(), 2), ("2018-10-23".into(), 0)]
+        );
+        assert_eq!(lock(&days).open.len(), 1, "only day 2 is open");
+        // The output checked to the end: day 2 too; the segment ends there.
+        assert!(lock(&days).end_days_until(DAY + 3 * 86_400 + 100).unwrap());
+        assert_eq!(held(&days).len(), 3);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_window_given_up_leaves_its_day_and_the_later_ones_unwritten() {
+        let root = std::env::temp_dir().join(format!("days-{}-b", std::process::id()));
+        let days = days(&root, 3);
+        let mut splitter = DaySplitter { days: days.clone() };
+        splitter.write(&trade(1, DAY + 5)).unwrap();
+        // A window of day 1 is given up; the output goes on past it.
+        lock(&days).block_from(DAY + 86_400 + 3600);
+        splitter.write(&trade(9, DAY + 2 * 86_400 + 7)).unwrap();
+        lock(&days).end_days_until(DAY + 86_400 + 3599).unwrap();
+        assert_eq!(held(&days), [("2018-10-22".into(), 1)]);
+        assert!(
+            lock(&days).open.is_empty(),
+            "no writer for days that cannot be whole"
+        );
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }
