@@ -35,6 +35,10 @@ const PAGE_ORDER: PageOrder = PageOrder::OldestFirst;
 /// The request weight of `GET /api/v3/exchangeInfo` (Binance's general endpoints page).
 const EXCHANGE_INFO_WEIGHT: u32 = 20;
 
+/// Full pages one task gathers by id before it answers with what they cover: 4 000 trades,
+/// about 400 KB of result, within Kafka's default message size (1 MB) with room to spare.
+pub const GATHER_PAGES: usize = 4;
+
 /// The header that reports the address's weight used in the current minute.
 const USED_WEIGHT: &str = "x-mbx-used-weight-1m";
 
@@ -240,6 +244,19 @@ pub fn classify_body(
     }
     let newest = newest.expect("a full page has trades");
     let newest_second = newest.time.div_euclid(1000);
+    let next = Cursor {
+        from_id: newest.a + 1,
+    };
+    // A full page inside the window: the next one by id costs a call as asking for the rest by
+    // time would, without asking again for the trades of the page's newest second (which a
+    // kept part must leave out, since that second may go on), and without a round trip
+    // through Kafka. Up to GATHER_PAGES pages, so that a result stays well within a message.
+    if gathered.len() < GATHER_PAGES * page_limit {
+        return Ok(Step::More {
+            entries: gathered,
+            next,
+        });
+    }
     match PAGE_ORDER.covered(from, until, from, newest_second) {
         Some((covered_from, covered_until)) => {
             gathered.retain(|e| e.date <= covered_until);
@@ -255,9 +272,7 @@ pub fn classify_body(
         // Every trade so far is in the window's first second: go on by id.
         None => Ok(Step::More {
             entries: gathered,
-            next: Cursor {
-                from_id: newest.a + 1,
-            },
+            next,
         }),
     }
 }
@@ -364,7 +379,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_page_covers_up_to_the_second_before_its_newest_trade() {
+    fn full_pages_go_on_by_id_then_cover_up_to_the_second_before_the_newest_trade() {
         // Oldest first, a full page of 4: seconds DAY, DAY+1, DAY+2, DAY+2.
         let page = body(&[
             (10, DAY * 1000 + 5),
@@ -372,10 +387,30 @@ mod tests {
             (12, (DAY + 2) * 1000 + 1),
             (13, (DAY + 2) * 1000 + 900),
         ]);
-        let step = classify_body(page.as_bytes(), 4, DAY, DAY + 99, vec![], None).unwrap();
+        // The first full page: the next one by id, nothing dropped.
+        let Step::More { entries, next } =
+            classify_body(page.as_bytes(), 4, DAY, DAY + 99, vec![], None).unwrap()
+        else {
+            panic!("more");
+        };
+        assert_eq!(next, Cursor { from_id: 14 });
+        assert_eq!(ids(&entries), [10, 11, 12, 13]);
+        // After GATHER_PAGES − 1 pages, a full one ends the task: kept up to the second before
+        // its newest trade, which may go on.
+        let earlier: Vec<ClonedEntry> = (0..(GATHER_PAGES as i64 - 1) * 4)
+            .map(|id| ClonedEntry {
+                trade_id: id - 100,
+                date: DAY,
+                ..Default::default()
+            })
+            .collect();
+        let n = earlier.len();
+        let cursor = Some(Cursor { from_id: 10 });
+        let step = classify_body(page.as_bytes(), 4, DAY, DAY + 99, earlier, cursor).unwrap();
         let kept = kept_page(step);
         assert_eq!((kept.from, kept.until), (DAY, DAY + 1));
-        assert_eq!(ids(&kept.entries), [10, 11], "second DAY+2 may go on");
+        assert_eq!(kept.entries.len(), n + 2);
+        assert_eq!(ids(&kept.entries[n..]), [10, 11], "second DAY+2 may go on");
         // Not full: the window is complete.
         let step = classify_body(page.as_bytes(), 5, DAY, DAY + 99, vec![], None).unwrap();
         assert!(matches!(step, Step::Done(Window::Complete(e)) if e.len() == 4));
@@ -392,17 +427,20 @@ mod tests {
             panic!("more");
         };
         assert_eq!(next, Cursor { from_id: 103 });
-        // The next page, by id: the millisecond goes on, then a later second; full.
+        // The next page, by id: the millisecond goes on, then a later second; full: on by id.
         let second = body(&[(103, ms), (104, ms + 2000), (105, ms + 2001)]);
-        let step = classify_body(second.as_bytes(), 3, DAY, DAY + 9, entries, Some(next)).unwrap();
-        let kept = kept_page(step);
-        assert_eq!((kept.from, kept.until), (DAY, DAY + 1));
-        assert_eq!(ids(&kept.entries), [100, 101, 102, 103]);
+        let Step::More { entries, next } =
+            classify_body(second.as_bytes(), 3, DAY, DAY + 9, entries, Some(next)).unwrap()
+        else {
+            panic!("more");
+        };
+        assert_eq!(next, Cursor { from_id: 106 });
         // By id, a page that runs past the window: the window is complete, the rest dropped.
-        let third = body(&[(103, ms), (104, (DAY + 10) * 1000)]);
-        let entries = vec![];
-        let step = classify_body(third.as_bytes(), 2, DAY, DAY + 9, entries, Some(next)).unwrap();
-        assert!(matches!(step, Step::Done(Window::Complete(e)) if ids(&e) == [103]));
+        let third = body(&[(106, ms + 3000), (107, (DAY + 10) * 1000)]);
+        let step = classify_body(third.as_bytes(), 3, DAY, DAY + 9, entries, Some(next)).unwrap();
+        assert!(
+            matches!(step, Step::Done(Window::Complete(e)) if ids(&e) == [100, 101, 102, 103, 104, 105, 106])
+        );
     }
 
     #[test]
