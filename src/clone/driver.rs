@@ -139,10 +139,14 @@ pub async fn drive(
                 break;
             }
         };
+        // Lanes that will stay empty: nothing left to plan or open.
+        let spare = exhausted
+            && asked.len() + 1 < lanes
+            && !active.iter().flatten().any(PairRun::wants);
         let run = active[slot]
             .as_mut()
             .expect("a pair stays open while its windows are in flight");
-        for window in run.answered(done?)? {
+        for window in run.answered(done?, spare)? {
             let pair = run.pair.clone();
             asked.push(Box::pin(
                 async move { (slot, asker.ask(pair, window).await) },

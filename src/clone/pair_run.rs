@@ -22,6 +22,10 @@ use crate::clone::window::{Planned, Planner, Window};
 use crate::clone::Sink;
 use crate::proto::ClonedEntry;
 
+/// Pages the rest of a window must hold, at the density seen, to be split when requests are
+/// spare: each half ends in a page that is not full, so a small rest is not worth it.
+const SPLIT_REST_PAGES: f64 = 16.0;
+
 /// One pair's range, being cloned.
 pub struct PairRun {
     /// As the venue spells it, shared with the requests in flight.
@@ -198,8 +202,10 @@ impl PairRun {
     }
 
     /// What `done` says of one of this pair's windows; the windows it leaves to ask for (the
-    /// rest of a kept page, or halves).
-    pub fn answered(&mut self, done: Asked) -> anyhow::Result<Vec<Window>> {
+    /// rest of a kept page, or halves). `spare`: requests could be in flight that are not (the
+    /// end of a run, nothing left to plan): a rest that still holds many pages is asked for as
+    /// two halves at once, so that the last window does not leave the budget idle.
+    pub fn answered(&mut self, done: Asked, spare: bool) -> anyhow::Result<Vec<Window>> {
         self.in_flight -= 1;
         let c = &mut self.counts;
         c.answers += u64::from(done.answers);
@@ -241,8 +247,18 @@ impl PairRun {
                 let probed = self.probe.take() == Some(done.window)
                     && rest.from == covered.until + 1
                     && self.planner.rewind_to(rest.from, done.window.until);
+                let busy_rest = self
+                    .planner
+                    .pages_in(rest.secs())
+                    .is_some_and(|pages| pages >= SPLIT_REST_PAGES);
                 if probed {
                     self.probe_rest = Some(rest);
+                } else if let Some(halves) = rest.halve().filter(|_| spare && busy_rest) {
+                    log::debug!("{} {rest}: asked for as two halves at once", self.pair);
+                    self.output.split(rest, halves)?;
+                    c.windows_total += 1;
+                    self.in_flight += 2;
+                    next.extend([halves.0, halves.1]);
                 } else {
                     self.in_flight += 1;
                     next.push(rest);

@@ -99,12 +99,14 @@ pub const LAST_SECOND: i64 = 253_402_300_799;
 pub const MAX_WINDOW_SECS: u32 = 366 * 86_400;
 
 /// Windows asked for at once: each is asked for page by page, one request at a time, so these
-/// are the requests in flight. At least 8; twice the todo topic's `partitions`, so that every
-/// member of the service's group has work; 50 ms of calls at `rate` (a round trip through
-/// Kafka and the exchange takes less); 16 with no rate.
+/// are the requests in flight. At least 4 (a request is in the service while the answer to
+/// another is on its way back); twice the todo topic's `partitions`, so that every member of
+/// the service's group has work; 50 ms of calls at `rate` (a round trip through Kafka and the
+/// exchange takes less); 16 with no rate. Fewer windows at once are longer ones
+/// ([`pages_per_window`]), and each ends in a page that is not full: fewer wasted calls.
 pub fn lanes(partitions: usize, rate: Option<f64>) -> usize {
     let of_the_rate = rate.map_or(16, |r| (r * 0.05).ceil() as usize);
-    8.max(2 * partitions).max(of_the_rate)
+    4.max(2 * partitions).max(of_the_rate)
 }
 
 /// Pages all windows in flight hold together, at most: what the clone may have to keep in
@@ -112,10 +114,10 @@ pub fn lanes(partitions: usize, rate: Option<f64>) -> usize {
 pub const PAGES_IN_FLIGHT: usize = 240;
 
 /// Pages a planned window should hold when `lanes` are in flight: each window ends in one page
-/// that is not full, so more pages waste fewer calls (one in 30 at worst, half that on
+/// that is not full, so more pages waste fewer calls (one in 60 at worst, half that on
 /// average), within [`PAGES_IN_FLIGHT`] for them all; never fewer than 4.
 pub fn pages_per_window(lanes: usize) -> f64 {
-    (PAGES_IN_FLIGHT / lanes.max(1)).clamp(4, 30) as f64
+    (PAGES_IN_FLIGHT / lanes.max(1)).clamp(4, 60) as f64
 }
 
 /// The first windows, before any density is known: an hour.
@@ -295,6 +297,13 @@ impl Planner {
         })
     }
 
+    /// The pages `secs` seconds should hold at the density seen so far; `None` before any is
+    /// known (or with fixed windows).
+    pub fn pages_in(&self, secs: i64) -> Option<f64> {
+        let l = self.learning.as_ref().filter(|l| l.secs > 0)?;
+        Some(l.trades as f64 * secs as f64 / l.secs as f64 / l.page as f64)
+    }
+
     /// `trades` were answered for `secs` seconds: the next windows are sized by all answers so
     /// far. No trades yet: the window grows fourfold.
     pub fn learn(&mut self, trades: usize, secs: i64) {
@@ -408,11 +417,13 @@ mod tests {
 
     #[test]
     fn lanes_keep_the_rate_and_every_member_busy() {
-        assert_eq!(lanes(2, Some(6.0)), 8);
+        assert_eq!(lanes(2, Some(6.0)), 4);
+        assert_eq!(lanes(1, Some(25.0)), 4);
         assert_eq!(lanes(12, Some(6.0)), 24);
         assert_eq!(lanes(2, Some(600.0)), 30);
         assert_eq!(lanes(2, None), 16);
         // Memory bounded whatever the lanes: 240 pages in flight, 4 to 30 a window.
+        assert_eq!(pages_per_window(4), 60.0);
         assert_eq!(pages_per_window(8), 30.0);
         assert_eq!(pages_per_window(30), 8.0);
         assert_eq!(pages_per_window(1000), 4.0);

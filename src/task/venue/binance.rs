@@ -36,8 +36,12 @@ const PAGE_ORDER: PageOrder = PageOrder::OldestFirst;
 const EXCHANGE_INFO_WEIGHT: u32 = 20;
 
 /// Full pages one task gathers by id before it answers with what they cover: 4 000 trades,
-/// about 400 KB of result, within Kafka's default message size (1 MB) with room to spare.
+/// about 350 KB of result (an aggregate trade is about 85 bytes on the wire), within Kafka's
+/// default message size (1 MB) with room to spare.
 pub const GATHER_PAGES: usize = 4;
+
+/// The most it gathers to finish a busy second first: 8 000 trades, about 700 KB.
+pub const MAX_GATHER_PAGES: usize = 8;
 
 /// The header that reports the address's weight used in the current minute.
 const USED_WEIGHT: &str = "x-mbx-used-weight-1m";
@@ -250,8 +254,16 @@ pub fn classify_body(
     // A full page inside the window: the next one by id costs a call as asking for the rest by
     // time would, without asking again for the trades of the page's newest second (which a
     // kept part must leave out, since that second may go on), and without a round trip
-    // through Kafka. Up to GATHER_PAGES pages, so that a result stays well within a message.
-    if gathered.len() < GATHER_PAGES * page_limit {
+    // through Kafka. Up to GATHER_PAGES pages, so that a result stays well within a message;
+    // up to MAX_GATHER_PAGES while the newest second holds more than a tenth of a page (a busy
+    // second), which the kept part would drop and the rest ask for again.
+    let in_newest = gathered
+        .iter()
+        .rev()
+        .take_while(|e| e.date == newest_second)
+        .count();
+    let pages = gathered.len() / page_limit.max(1);
+    if pages < GATHER_PAGES || (pages < MAX_GATHER_PAGES && in_newest * 10 > page_limit) {
         return Ok(Step::More {
             entries: gathered,
             next,
@@ -395,18 +407,38 @@ mod tests {
         };
         assert_eq!(next, Cursor { from_id: 14 });
         assert_eq!(ids(&entries), [10, 11, 12, 13]);
-        // After GATHER_PAGES − 1 pages, a full one ends the task: kept up to the second before
-        // its newest trade, which may go on.
-        let earlier: Vec<ClonedEntry> = (0..(GATHER_PAGES as i64 - 1) * 4)
-            .map(|id| ClonedEntry {
-                trade_id: id - 100,
-                date: DAY,
-                ..Default::default()
-            })
-            .collect();
-        let n = earlier.len();
+        let earlier = |pages: usize| -> Vec<ClonedEntry> {
+            (0..pages as i64 * 4)
+                .map(|id| ClonedEntry {
+                    trade_id: id - 100,
+                    date: DAY,
+                    ..Default::default()
+                })
+                .collect()
+        };
         let cursor = Some(Cursor { from_id: 10 });
-        let step = classify_body(page.as_bytes(), 4, DAY, DAY + 99, earlier, cursor).unwrap();
+        // GATHER_PAGES full pages, but the newest second holds half a page: on, to finish it.
+        let busy = classify_body(
+            page.as_bytes(),
+            4,
+            DAY,
+            DAY + 99,
+            earlier(GATHER_PAGES - 1),
+            cursor,
+        );
+        assert!(matches!(busy, Ok(Step::More { .. })), "{busy:?}");
+        // MAX_GATHER_PAGES full pages end the task: kept up to the second before the newest
+        // trade, which may go on.
+        let n = (MAX_GATHER_PAGES - 1) * 4;
+        let step = classify_body(
+            page.as_bytes(),
+            4,
+            DAY,
+            DAY + 99,
+            earlier(MAX_GATHER_PAGES - 1),
+            cursor,
+        )
+        .unwrap();
         let kept = kept_page(step);
         assert_eq!((kept.from, kept.until), (DAY, DAY + 1));
         assert_eq!(kept.entries.len(), n + 2);
