@@ -25,6 +25,9 @@ use crate::telemetry::metrics::Metrics;
 /// The addresses of the singletons; each is also reachable with `X::from_registry()`.
 #[derive(Clone)]
 pub struct App {
+    /// The venue the tasks call, built once here and handed to them (and to the consumer,
+    /// which checks how a chunk spells its pair).
+    pub venue: std::sync::Arc<dyn crate::task::venue::Venue>,
     pub queue: Addr<Queue<Job>>,
     pub limiter: Addr<RateLimiter>,
     pub manager: Addr<WorkerManager>,
@@ -47,6 +50,7 @@ impl App {
     /// system registry holds one of each singleton).
     pub fn start(settings: &Settings, hooks: Hooks) -> App {
         let metrics = Metrics::new();
+        let venue = crate::task::venue::from_settings(&settings.upstream);
         // Each singleton under a supervisor: one that stops is restarted with its state.
         let bound = settings.manager.queue_bound;
         let queue = Supervisor::start(move |_| Queue::<Job>::new(bound));
@@ -76,7 +80,7 @@ impl App {
 
         let deps = TaskDeps::new(
             &settings.upstream,
-            crate::task::venue::from_settings(&settings.upstream),
+            venue.clone(),
             settings.rate_limiter.ban_pause(),
             limiter.clone(),
             metrics.clone(),
@@ -105,6 +109,7 @@ impl App {
             settings.upstream.base_url()
         );
         App {
+            venue,
             queue,
             limiter,
             manager,

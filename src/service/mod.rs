@@ -163,6 +163,7 @@ pub async fn start(settings: &Settings, hooks: Hooks) -> Result<Running, StartEr
         app.manager.clone(),
         app.limiter.clone().recipient(),
         app.metrics.clone(),
+        app.venue.pair_rule(),
         CHECK_TIMEOUT,
     )?;
     let failure = consumer.failure();

@@ -56,7 +56,6 @@ use crate::service::offsets::{
 };
 use crate::task::backoff::Backoff;
 use crate::task::rate_limiter::SetShare;
-use crate::task::venue;
 use crate::telemetry::metrics::{DeadLetterReason, Metrics};
 
 mod answer;
@@ -114,6 +113,7 @@ impl TodoChunkConsumer {
         manager: Addr<WorkerManager>,
         limiter: Recipient<SetShare>,
         metrics: Arc<Metrics>,
+        pair_rule: PairRule,
         check_timeout: Duration,
     ) -> Result<TodoChunkConsumer, KafkaSetupError> {
         let topics = &settings.topics;
@@ -163,7 +163,7 @@ impl TodoChunkConsumer {
             intake: None,
             draining: false,
             backoff: Backoff::new(Duration::from_millis(100), Duration::from_secs(5)),
-            pair_rule: venue::from_settings(&settings.upstream).pair_rule(),
+            pair_rule,
             stats: ConsumerStats::default(),
             metrics,
             fatal: FailureSignal::default(),
