@@ -52,8 +52,8 @@ impl<'a> Session<'a> {
             .map_or(0, |t| t.partitions().len());
         // The limiter's pace tells how long the requests ahead of one take.
         let rate = (!settings.rate_limiter.unlimited).then_some(settings.calls_per_second());
-        let lanes = window::lanes(todo_partitions, rate);
         let venue = crate::task::venue::from_settings(&settings.upstream);
+        let lanes = window::lanes(todo_partitions, rate, venue.pages_per_request());
         // Every answer to this run comes after the current end, and nothing older is read.
         let reader = TopicReader::at_end(&settings.kafka, &settings.topics.finished)?;
         let waiter = ResultWaiter::reading(reader);

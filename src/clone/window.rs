@@ -99,14 +99,16 @@ pub const LAST_SECOND: i64 = 253_402_300_799;
 pub const MAX_WINDOW_SECS: u32 = 366 * 86_400;
 
 /// Windows asked for at once: each is asked for page by page, one request at a time, so these
-/// are the requests in flight. At least 4 (a request is in the service while the answer to
-/// another is on its way back); twice the todo topic's `partitions`, so that every member of
-/// the service's group has work; 50 ms of calls at `rate` (a round trip through Kafka and the
+/// are the requests in flight. At least 8, or 4 where a request gathers several pages
+/// (`pages_per_request`, Binance), so that requests are in the service while answers to others
+/// are on their way back; twice the todo topic's `partitions`, so that every member of the
+/// service's group has work; 50 ms of calls at `rate` (a round trip through Kafka and the
 /// exchange takes less); 16 with no rate. Fewer windows at once are longer ones
 /// ([`pages_per_window`]), and each ends in a page that is not full: fewer wasted calls.
-pub fn lanes(partitions: usize, rate: Option<f64>) -> usize {
+pub fn lanes(partitions: usize, rate: Option<f64>, pages_per_request: usize) -> usize {
+    let least = if pages_per_request > 1 { 4 } else { 8 };
     let of_the_rate = rate.map_or(16, |r| (r * 0.05).ceil() as usize);
-    4.max(2 * partitions).max(of_the_rate)
+    least.max(2 * partitions).max(of_the_rate)
 }
 
 /// Pages all windows in flight hold together, at most: what the clone may have to keep in
@@ -417,11 +419,11 @@ mod tests {
 
     #[test]
     fn lanes_keep_the_rate_and_every_member_busy() {
-        assert_eq!(lanes(2, Some(6.0)), 4);
-        assert_eq!(lanes(1, Some(25.0)), 4);
-        assert_eq!(lanes(12, Some(6.0)), 24);
-        assert_eq!(lanes(2, Some(600.0)), 30);
-        assert_eq!(lanes(2, None), 16);
+        assert_eq!(lanes(2, Some(6.0), 1), 8);
+        assert_eq!(lanes(1, Some(25.0), 4), 4);
+        assert_eq!(lanes(12, Some(6.0), 1), 24);
+        assert_eq!(lanes(2, Some(600.0), 1), 30);
+        assert_eq!(lanes(2, None, 1), 16);
         // Memory bounded whatever the lanes: 240 pages in flight, 4 to 30 a window.
         assert_eq!(pages_per_window(4), 60.0);
         assert_eq!(pages_per_window(8), 30.0);

@@ -105,6 +105,10 @@ impl Venue for Binance {
         PAGE_ORDER
     }
 
+    fn pages_per_request(&self) -> usize {
+        GATHER_PAGES
+    }
+
     fn budget_per_second(&self) -> f64 {
         self.weight_limit_per_minute as f64 / 60.0
     }

@@ -94,6 +94,12 @@ pub trait Venue: Send + Sync {
     /// Which trades of a window a full page holds: the oldest or the newest.
     fn page_order(&self) -> PageOrder;
 
+    /// Full pages one request gathers before it answers (Binance goes on by id): one by
+    /// default.
+    fn pages_per_request(&self) -> usize {
+        1
+    }
+
     /// What one call costs in the venue's budget unit (calls: 1; Binance: its request
     /// weight). The limiter spaces calls by it.
     fn call_cost(&self) -> u32;
