@@ -71,6 +71,7 @@ mod cluster_faults;
 mod codecs;
 mod container;
 mod dataset;
+mod dataset_clone;
 mod group_protocols;
 mod kafka;
 mod metrics;

