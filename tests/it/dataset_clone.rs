@@ -420,3 +420,111 @@ async fn many_pairs_in_one_run_are_the_ground_truth_for_about_a_call_per_page() 
     assert!(service.terminate(TEST_DEADLINE).success());
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// Modification times of every file under `root`.
+fn mtimes(root: &Path) -> BTreeMap<String, SystemTime> {
+    files(root)
+        .into_keys()
+        .map(|name| {
+            let time = std::fs::metadata(root.join(&name))
+                .unwrap()
+                .modified()
+                .unwrap();
+            (name, time)
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn the_same_command_again_costs_nothing_and_a_day_later_only_that_day() {
+    let sim = start_simulator(three_pairs()).await;
+    let (settings, mut service) = binance_service(&sim, "dataset-current").await;
+    let root = temp_dir("current");
+    let pairs = [BUSY, MEDIUM, QUIET];
+    let three = dataset_args(
+        &pairs,
+        &DAY.to_string(),
+        &(DAY + 3 * DAY_SECS).to_string(),
+        &root,
+    );
+    let (output, _) = clone_counting(&sim, &settings, &three, &[]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let before = files(&root);
+    let times = mtimes(&root);
+
+    // Again: every day is held, no call, no file touched.
+    let (output, calls) = clone_counting(&sim, &settings, &three, &[]).await;
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    assert_eq!(calls, 0, "{log}");
+    for pair in pairs {
+        let line = pair_line(&log, pair);
+        assert_eq!((line.written, line.held, line.calls), (0, 3, 0), "{log}");
+        assert_eq!(line.state, "complete", "{log}");
+    }
+    assert!(before == files(&root), "a file changed");
+    assert_eq!(times, mtimes(&root), "a file was written again");
+
+    // One day later: that day's own pages, one more file per pair.
+    let day4 = DAY + 3 * DAY_SECS;
+    let four = dataset_args(
+        &pairs,
+        &DAY.to_string(),
+        &(day4 + DAY_SECS).to_string(),
+        &root,
+    );
+    let (output, calls) = clone_counting(&sim, &settings, &four, &[]).await;
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    let mut calls_all = 0;
+    for pair in pairs {
+        let line = pair_line(&log, pair);
+        let own = pages(sim.config(), pair, day4, 1);
+        eprintln!("{pair}: {} calls for the new day's {own} pages", line.calls);
+        assert_eq!((line.written, line.held), (1, 3), "{pair}:\n{log}");
+        assert!(
+            line.calls.abs_diff(own) <= 1,
+            "{pair}: {} calls for the new day's {own} pages:\n{log}",
+            line.calls
+        );
+        assert_eq!(line.state, "complete", "{log}");
+        calls_all += line.calls;
+    }
+    assert_eq!(calls, calls_all, "{log}");
+    let after = files(&root);
+    let added: Vec<&String> = after.keys().filter(|k| !before.contains_key(*k)).collect();
+    let mut expected_added: Vec<String> = pairs
+        .iter()
+        .map(|p| {
+            format!(
+                "venue=binance/pair={p}/date={}/trades.parquet",
+                date_text(day4)
+            )
+        })
+        .collect();
+    expected_added.sort();
+    assert_eq!(added, expected_added.iter().collect::<Vec<_>>());
+    for (name, bytes) in &before {
+        if !name.ends_with("_manifest.json") {
+            assert!(after.get(name) == Some(bytes), "{name} changed");
+        }
+    }
+    assert!(leftovers(&after).is_empty(), "{:?}", leftovers(&after));
+    assert_days_listed(sim.config(), &root, &pairs, DAY, 4);
+    // The new day's ids go on from the day before's.
+    use cloner_worker::clone::dataset::{Manifest, Partition};
+    for pair in pairs {
+        let m = Manifest::load(&root, &Partition::new("binance", pair).unwrap()).unwrap();
+        let days: Vec<_> = m.days().collect();
+        if let (Some(last), Some(first)) = (days[2].last_trade_id, days[3].first_trade_id) {
+            assert_eq!(first, last + 1, "{pair}: ids across the day boundary");
+        }
+    }
+    assert_reads_back(
+        &root,
+        &truth_rows(sim.config(), &pairs, DAY, 4),
+        "kept_current",
+    );
+    assert!(service.terminate(TEST_DEADLINE).success());
+    std::fs::remove_dir_all(&root).unwrap();
+}
