@@ -31,6 +31,11 @@ use crate::clone::Sink;
 use crate::config::Settings;
 use crate::domain::pair::CurrencyPair;
 
+/// The pair's spill, in its directory (`.`: readers of the directory skip it): the answers
+/// of the days not written yet, kept from one run to the next (one segment of a pair is open
+/// at a time).
+const SPILL: &str = ".spill";
+
 /// What to clone into a dataset.
 #[derive(Debug, Clone)]
 pub struct DatasetOptions {
@@ -144,7 +149,9 @@ impl DatasetPairs<'_, '_> {
         // The ids go on from the day held before the segment, if it is.
         let before = segment.first.yesterday().ok().and_then(|d| manifest.day(d));
         let seed = before.and_then(|d| d.last_trade_id);
-        let spill_path = dir.join(format!(".spill-{}", segment.first));
+        // One spill per pair, whatever day its segment starts on: the days a run wrote move
+        // the next run's segment on, and it must still find the answers kept for the rest.
+        let spill_path = dir.join(SPILL);
         let (spill, had) = Spill::reopen(&spill_path, segment.from - 1)
             .with_context(|| format!("reading {}", spill_path.display()))?;
         // Answers of a run with a later --until may reach past this one's: asked again.
