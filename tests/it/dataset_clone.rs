@@ -165,7 +165,10 @@ fn total_line(log: &str) -> String {
 /// A decimal string at `scale` digits, as an integer of units of 10^-scale.
 fn units(decimal: &str, scale: u32) -> u128 {
     let (int, frac) = decimal.split_once('.').unwrap_or((decimal, ""));
-    assert!(frac.len() <= scale as usize, "{decimal} has more than {scale} decimals");
+    assert!(
+        frac.len() <= scale as usize,
+        "{decimal} has more than {scale} decimals"
+    );
     let frac = format!("{frac:0<width$}", width = scale as usize);
     format!("{int}{frac}").parse().unwrap()
 }
@@ -290,7 +293,10 @@ fn leftovers(files: &BTreeMap<String, Vec<u8>>) -> Vec<&str> {
     files
         .keys()
         .filter(|name| {
-            let file = Path::new(name.as_str()).file_name().unwrap().to_string_lossy();
+            let file = Path::new(name.as_str())
+                .file_name()
+                .unwrap()
+                .to_string_lossy();
             file.starts_with('.') || (file.starts_with('_') && file != "_manifest.json")
         })
         .map(String::as_str)
@@ -358,12 +364,19 @@ async fn many_pairs_in_one_run_are_the_ground_truth_for_about_a_call_per_page() 
     let log = stderr(&output);
     assert!(output.status.success(), "the clone failed:\n{log}");
     let stats = sim.stats();
-    eprintln!("{}", log.lines().rev().take(6).collect::<Vec<_>>().join("\n"));
+    eprintln!(
+        "{}",
+        log.lines().rev().take(6).collect::<Vec<_>>().join("\n")
+    );
 
     // Activities very different: tens of thousands, a few thousand, a few trades a day.
     let per_day = |pair| truth_of_day(sim.config(), pair, DAY).len();
     assert!(per_day(BUSY) > 20_000, "{}", per_day(BUSY));
-    assert!((1_000..10_000).contains(&per_day(MEDIUM)), "{}", per_day(MEDIUM));
+    assert!(
+        (1_000..10_000).contains(&per_day(MEDIUM)),
+        "{}",
+        per_day(MEDIUM)
+    );
     assert!((1..50).contains(&per_day(QUIET)), "{}", per_day(QUIET));
 
     // A line per pair, and the total.
@@ -527,4 +540,156 @@ async fn the_same_command_again_costs_nothing_and_a_day_later_only_that_day() {
     );
     assert!(service.terminate(TEST_DEADLINE).success());
     std::fs::remove_dir_all(&root).unwrap();
+}
+
+/// Kill points drawn per run; `DATASET_KILL_SEED` replays a run's draws.
+fn kill_seed() -> u64 {
+    std::env::var("DATASET_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..))
+}
+
+/// Waits until the service's group has committed the todo topic to its end: every request
+/// published so far (a killed clone's too) is answered, and no call of the service is pending.
+async fn wait_all_answered(settings: &Settings) {
+    let deadline = Instant::now() + TEST_DEADLINE;
+    loop {
+        let offsets = committed_and_end(settings, &settings.topics.todo);
+        if offsets.values().all(|&(committed, end)| committed >= end) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the service did not answer every request within {TEST_DEADLINE:?}: {offsets:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The day files under `root`.
+fn day_files(root: &Path) -> usize {
+    files(root)
+        .keys()
+        .filter(|k| k.ends_with("/trades.parquet"))
+        .count()
+}
+
+#[actix_rt::test]
+async fn a_dataset_clone_killed_at_random_moments_ends_in_the_same_files_for_few_more_calls() {
+    let sim = start_simulator(three_pairs()).await;
+    let (settings, mut service) = binance_service(&sim, "dataset-kill").await;
+    let base = temp_dir("kill");
+    let pairs = [BUSY, MEDIUM, QUIET];
+    let (from, until) = (DAY.to_string(), (DAY + 3 * DAY_SECS).to_string());
+
+    // An uninterrupted run: the files and the calls to compare with.
+    let whole = base.join("whole");
+    let (output, calls_whole) = clone_counting(
+        &sim,
+        &settings,
+        &dataset_args(&pairs, &from, &until, &whole),
+        &[],
+    )
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let expected = files(&whole);
+    assert!(
+        leftovers(&expected).is_empty(),
+        "{:?}",
+        leftovers(&expected)
+    );
+    wait_all_answered(&settings).await;
+
+    let killed = base.join("killed");
+    let args = dataset_args(&pairs, &from, &until, &killed);
+    let seed = kill_seed();
+    eprintln!("kill points drawn with DATASET_KILL_SEED={seed}");
+    let mut draw = fastrand::Rng::with_seed(seed);
+    let mut calls_killed = 0;
+    let kills = 3;
+    for trial in 0..kills {
+        // Killed once the exchange has served a random number of this run's calls: in the
+        // middle of an answer, a spill, a day's write or the manifest's, whichever it is at.
+        let kill_after = draw.u64(1..=calls_whole / 3);
+        let before = sim.stats().calls;
+        let mut child = spawn_clone(&settings, &as_strs(&args), &[]);
+        let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
+        {
+            // Read, so that the clone never blocks on a full pipe.
+            use tokio::io::AsyncBufReadExt as _;
+            let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+            let log = log.clone();
+            actix_rt::spawn(async move {
+                while let Ok(Some(line)) = lines.next_line().await {
+                    log.borrow_mut().push(line);
+                }
+            });
+        }
+        let reached = async {
+            loop {
+                if sim.stats().calls - before >= kill_after {
+                    return true;
+                }
+                if child.try_wait().unwrap().is_some() {
+                    return false;
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        };
+        let reached = tokio::time::timeout(TEST_DEADLINE, reached)
+            .await
+            .expect("the calls before the kill");
+        let at_kill = sim.stats().calls - before;
+        if reached {
+            child.kill().await.unwrap();
+        }
+        let days = day_files(&killed);
+        // What the killed run had asked for is answered still: counted, and done before the
+        // next run starts.
+        wait_all_answered(&settings).await;
+        let calls = sim.stats().calls - before;
+        calls_killed += calls;
+        let continued = log.borrow().iter().any(|l| l.contains("continuing"));
+        eprintln!(
+            "trial {trial}: {} after {at_kill} calls (drawn {kill_after}), {days} day files; {calls} calls with the answers to what it asked; continued a stopped run: {continued}",
+            if reached { "killed" } else { "finished" }
+        );
+    }
+    let (output, calls) = clone_counting(&sim, &settings, &args, &[]).await;
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    for pair in pairs {
+        assert_eq!(pair_line(&log, pair).state, "complete", "{log}");
+    }
+    calls_killed += calls;
+
+    let got = files(&killed);
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "the same files (DATASET_KILL_SEED={seed})"
+    );
+    for (name, bytes) in &expected {
+        assert!(
+            got[name] == *bytes,
+            "{name} differs from the uninterrupted run's (DATASET_KILL_SEED={seed})"
+        );
+    }
+    eprintln!(
+        "{kills} kills: {calls_killed} calls in all the runs, {calls_whole} uninterrupted ({:.3}×)",
+        calls_killed as f64 / calls_whole as f64
+    );
+    // What a kill may cost again: the requests in flight then (at most the clone's 8 lanes,
+    // one call each, answered to nobody), and per pair the kept page that straddles the first
+    // day not written (the spill keeps the windows from that day on) and the last, partial
+    // page of the window the run was in.
+    let lanes = 8;
+    let allowed = 1.05 * calls_whole as f64 + (kills * (lanes + 2 * pairs.len() as u64)) as f64;
+    assert!(
+        calls_killed as f64 <= allowed,
+        "DATASET_KILL_SEED={seed}: {calls_killed} calls in all the runs, {calls_whole} uninterrupted; {allowed:.0} allowed"
+    );
+    assert!(service.terminate(TEST_DEADLINE).success());
+    std::fs::remove_dir_all(&base).unwrap();
 }
