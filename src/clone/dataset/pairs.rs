@@ -329,6 +329,16 @@ impl Pairs for DatasetPairs<'_, '_> {
         if let Err(why) = report.ensure_complete() {
             outcome.problems.extend(why.reasons);
         }
+        // Why they were given up (the exchange's message): the summary's only word on it.
+        let mut given_up: Vec<&str> = Vec::new();
+        for (_, why) in &report.failed {
+            if !given_up.contains(&why.as_str()) {
+                given_up.push(why);
+            }
+        }
+        outcome
+            .problems
+            .extend(given_up.iter().map(|why| format!("given up: {why}")));
         // Written days are in the manifest: count them from there.
         let partition = Partition::new(self.venue, &outcome.pair)?;
         let manifest = Manifest::load(&self.options.root, &partition)?;
