@@ -716,3 +716,68 @@ async fn a_dataset_clone_killed_at_random_moments_ends_in_the_same_files_for_few
     assert!(service.terminate(TEST_DEADLINE).success());
     std::fs::remove_dir_all(&base).unwrap();
 }
+
+#[actix_rt::test]
+async fn a_pair_the_exchange_does_not_know_is_reported_with_its_message_and_the_others_complete() {
+    let sim = start_simulator(three_pairs()).await;
+    let (settings, mut service) = binance_service(&sim, "dataset-unknown").await;
+    let root = temp_dir("unknown");
+    let unknown = "DOGEUSDT";
+    assert!(!agg_market::is_listed(sim.config(), unknown));
+    let good = [MEDIUM, QUIET];
+    let pairs = [MEDIUM, unknown, QUIET];
+    let args = dataset_args(
+        &pairs,
+        &DAY.to_string(),
+        &(DAY + 2 * DAY_SECS).to_string(),
+        &root,
+    );
+    let (output, calls) = clone_counting(&sim, &settings, &args, &[]).await;
+    let log = stderr(&output);
+    assert!(
+        !output.status.success(),
+        "a dataset with a pair incomplete must fail:\n{log}"
+    );
+    for pair in good {
+        let line = pair_line(&log, pair);
+        assert_eq!(
+            (line.written, line.state.as_str()),
+            (2, "complete"),
+            "{log}"
+        );
+    }
+    let line = pair_line(&log, unknown);
+    assert_eq!((line.written, line.trades), (0, 0), "{log}");
+    assert!(
+        line.state.starts_with("INCOMPLETE: ") && line.state.contains("Invalid symbol."),
+        "the unknown pair is incomplete with the exchange's message: {:?}\n{log}",
+        line.state
+    );
+    assert!(
+        total_line(&log).contains("3 pairs (2 complete), 4 days written"),
+        "{log}"
+    );
+    assert!(
+        log.contains("the dataset is incomplete: DOGEUSDT; run the same command again"),
+        "{log}"
+    );
+    let stats = sim.stats();
+    eprintln!(
+        "{calls} calls, {} for the unknown symbol",
+        stats.invalid_pair
+    );
+    assert!(stats.invalid_pair >= 1, "{stats:?}");
+    assert_days_listed(sim.config(), &root, &good, DAY, 2);
+    let unknown_dir = root.join("venue=binance").join(format!("pair={unknown}"));
+    assert!(
+        !unknown_dir.join("_manifest.json").exists(),
+        "no day of the unknown pair is held"
+    );
+    assert_reads_back(
+        &root,
+        &truth_rows(sim.config(), &good, DAY, 2),
+        "unknown_pair",
+    );
+    assert!(service.terminate(TEST_DEADLINE).success());
+    std::fs::remove_dir_all(&root).unwrap();
+}
