@@ -781,3 +781,88 @@ async fn a_pair_the_exchange_does_not_know_is_reported_with_its_message_and_the_
     assert!(service.terminate(TEST_DEADLINE).success());
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+/// Waits, on the system clock, until it reads `unix` or later.
+async fn wait_for_clock(unix: i64) {
+    tokio::time::timeout(
+        Duration::from_secs((unix - now_secs()).max(0) as u64 + 5),
+        async {
+            while now_secs() < unix {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        },
+    )
+    .await
+    .expect("the clock moves on");
+}
+
+#[actix_rt::test]
+async fn until_now_writes_yesterday_not_today_and_again_asks_only_for_the_new_seconds() {
+    // The simulator goes by the system clock, as `--until now` does, and serves no trade
+    // after it.
+    let sim = start_simulator(binance(&[(MEDIUM, 0.3)])).await;
+    let (settings, mut service) = binance_service(&sim, "dataset-now").await;
+    // Not across a midnight: today stays today for the whole test.
+    let left_today = DAY_SECS - now_secs().rem_euclid(DAY_SECS);
+    if left_today < 120 {
+        eprintln!("dataset_clone::until_now: waiting {left_today} s for the UTC day to turn");
+        wait_for_clock(now_secs() + left_today + 1).await;
+    }
+    let today = now_secs() - now_secs().rem_euclid(DAY_SECS);
+    let yesterday = today - DAY_SECS;
+    let root = temp_dir("now");
+    let pairs = [BUSY, MEDIUM];
+    let args = dataset_args(&pairs, &date_text(yesterday), "now", &root);
+    let today_file = |pair: &str| {
+        root.join("venue=binance")
+            .join(format!("pair={pair}"))
+            .join(format!("date={}/trades.parquet", date_text(today)))
+    };
+
+    let (output, calls) = clone_counting(&sim, &settings, &args, &[]).await;
+    let first_ended = now_secs();
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    for pair in pairs {
+        let line = pair_line(&log, pair);
+        assert_eq!((line.written, line.held), (1, 0), "{pair}:\n{log}");
+        assert_eq!(line.state, "complete", "{log}");
+        assert!(!today_file(pair).exists(), "{pair}: today is not whole yet");
+    }
+    assert_days_listed(sim.config(), &root, &pairs, yesterday, 1);
+    assert_reads_back(
+        &root,
+        &truth_rows(sim.config(), &pairs, yesterday, 1),
+        "until_now",
+    );
+    let held = files(&root);
+    eprintln!("yesterday and today until now: {calls} calls");
+
+    // A few seconds later, the same command: the new seconds only, and still no file today.
+    wait_for_clock(first_ended + 3).await;
+    let (output, calls) = clone_counting(&sim, &settings, &args, &[]).await;
+    let log = stderr(&output);
+    assert!(output.status.success(), "{log}");
+    let mut calls_all = 0;
+    for pair in pairs {
+        let line = pair_line(&log, pair);
+        eprintln!("{pair}: {} calls for the seconds since", line.calls);
+        assert_eq!((line.written, line.held), (0, 1), "{pair}:\n{log}");
+        assert_eq!(line.state, "complete", "{log}");
+        assert!(
+            line.calls <= 3,
+            "{pair}: {} calls for a few seconds:\n{log}",
+            line.calls
+        );
+        assert!(!today_file(pair).exists(), "{pair}: today is not whole yet");
+        calls_all += line.calls;
+    }
+    assert_eq!(calls, calls_all, "{log}");
+    assert!(log.contains("continuing"), "today's answers are kept:\n{log}");
+    let now = files(&root);
+    for (name, bytes) in held.iter().filter(|(n, _)| n.ends_with(".parquet")) {
+        assert!(now.get(name) == Some(bytes), "{name} changed");
+    }
+    assert!(service.terminate(TEST_DEADLINE).success());
+    std::fs::remove_dir_all(&root).unwrap();
+}
