@@ -858,7 +858,10 @@ async fn until_now_writes_yesterday_not_today_and_again_asks_only_for_the_new_se
         calls_all += line.calls;
     }
     assert_eq!(calls, calls_all, "{log}");
-    assert!(log.contains("continuing"), "today's answers are kept:\n{log}");
+    assert!(
+        log.contains("continuing"),
+        "today's answers are kept:\n{log}"
+    );
     let now = files(&root);
     for (name, bytes) in held.iter().filter(|(n, _)| n.ends_with(".parquet")) {
         assert!(now.get(name) == Some(bytes), "{name} changed");
