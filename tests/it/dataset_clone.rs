@@ -364,10 +364,11 @@ async fn many_pairs_in_one_run_are_the_ground_truth_for_about_a_call_per_page() 
     let log = stderr(&output);
     assert!(output.status.success(), "the clone failed:\n{log}");
     let stats = sim.stats();
-    eprintln!(
-        "{}",
-        log.lines().rev().take(6).collect::<Vec<_>>().join("\n")
-    );
+    let summary: Vec<&str> = log
+        .lines()
+        .skip_while(|l| !l.starts_with("dataset "))
+        .collect();
+    eprintln!("{}", summary.join("\n"));
 
     // Activities very different: tens of thousands, a few thousand, a few trades a day.
     let per_day = |pair| truth_of_day(sim.config(), pair, DAY).len();
