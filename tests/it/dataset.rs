@@ -22,12 +22,12 @@ use cloner_worker::clone::format::{Columns, Format};
 use cloner_worker::domain::decimal;
 use cloner_worker::proto::{cloned_entry, ClonedEntry};
 
-fn repo(path: &str) -> PathBuf {
+pub(crate) fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
 /// The python of `scripts/py-env`'s environment; `None` when there is no python3 at all.
-fn python() -> Option<PathBuf> {
+pub(crate) fn python() -> Option<PathBuf> {
     if Command::new("python3").arg("--version").output().is_err() {
         return None;
     }

@@ -50,6 +50,12 @@
 //! - [`dataset`] — the dataset writer's Parquet days read back by pyarrow
 //!   (`scripts/readback.py`): the Hive partitions, the column types, exactly the rows written;
 //!   skipped only without python3.
+//! - [`dataset_clone`] — `cloner-worker clone A,B,C --out DIR/` through the service: pairs of
+//!   very different activity in one run equal to the ground truth (read back by pyarrow) for
+//!   about a call per page; the same command again costs nothing and a day later only that
+//!   day; SIGKILLed at random moments it ends in the uninterrupted run's files, byte for byte;
+//!   an unknown symbol is reported with the exchange's message while the others complete;
+//!   `--until now` leaves today unwritten and asks again only for the new seconds.
 //! - [`container`] — compose.yaml, the Dockerfile and the healthchecks, checked without an
 //!   engine, and `serve` with nothing but the worker container's environment.
 //!
@@ -71,6 +77,7 @@ mod cluster_faults;
 mod codecs;
 mod container;
 mod dataset;
+mod dataset_clone;
 mod group_protocols;
 mod kafka;
 mod metrics;

@@ -73,6 +73,53 @@ pub fn write(target: &Path, bytes: &[u8]) -> std::io::Result<()> {
     staged.commit(file)
 }
 
+/// Removes the temporary files of `target` (`.NAME.PID.RANDOM.tmp` beside it) that a stopped
+/// writer left: a process killed, or a machine crashed, between its create and its commit, which
+/// no drop cleans up. Those of a process still running are its own and stay; so are all of them
+/// where that cannot be told (no `/proc`). The caller has none of its own in progress for
+/// `target` (those of this process's id are removed too: an earlier process may have had it).
+/// How many it removed.
+pub fn remove_stale(target: &Path) -> std::io::Result<usize> {
+    let (dir, name) = split(target)?;
+    let prefix = format!(".{name}.");
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let file = entry.file_name();
+        let Some(pid) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix)?.strip_suffix(".tmp"))
+            .and_then(|rest| {
+                let (pid, random) = rest.split_once('.')?;
+                let hex = random.len() == 16 && random.bytes().all(|b| b.is_ascii_hexdigit());
+                hex.then(|| pid.parse::<u32>().ok()).flatten()
+            })
+        else {
+            continue;
+        };
+        if pid != std::process::id() && may_be_running(pid) {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether process `pid` may be running: it is in `/proc`, or there is no `/proc` to tell.
+fn may_be_running(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    !proc.join("self").exists() || proc.join(pid.to_string()).exists()
+}
+
 fn split(target: &Path) -> std::io::Result<(&Path, String)> {
     let invalid = || std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file's path");
     let name = target.file_name().ok_or_else(invalid)?.to_string_lossy();
@@ -154,6 +201,36 @@ mod tests {
         assert_eq!(names(&root.join("a/b")), ["c.json"]);
         write(&target, b"three").unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"three");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn temporary_files_of_stopped_writers_are_removed_and_others_kept() {
+        let root = dir("stale");
+        let target = root.join("c.json");
+        write(&target, b"one").unwrap();
+        let random = "0123456789abcdef";
+        // No process has this id; this one's own has none in progress; pid 1 runs.
+        let dead = format!(".c.json.4000000000.{random}.tmp");
+        let own = format!(".c.json.{}.{random}.tmp", std::process::id());
+        let running = format!(".c.json.1.{random}.tmp");
+        let others = [".d.json.4000000000.0123456789abcdef.tmp", ".c.json.x.tmp"];
+        for name in [&dead, &own, &running]
+            .into_iter()
+            .chain(&others.map(String::from))
+        {
+            std::fs::write(root.join(name), b"half").unwrap();
+        }
+        assert_eq!(remove_stale(&target).unwrap(), 2);
+        let mut kept = vec![
+            "c.json".to_string(),
+            running,
+            others[0].to_string(),
+            others[1].to_string(),
+        ];
+        kept.sort();
+        assert_eq!(names(&root), kept);
+        assert_eq!(remove_stale(&root.join("none/c.json")).unwrap(), 0);
         std::fs::remove_dir_all(&root).unwrap();
     }
 }

@@ -18,7 +18,7 @@ use anyhow::Context as _;
 use jiff::civil::Date;
 
 use crate::clone::dataset::sink::{DayKeeper, DaySplitter, Days};
-use crate::clone::dataset::{date_of, day_bounds, Manifest, Partition};
+use crate::clone::dataset::{atomic, date_of, day_bounds, Manifest, Partition};
 use crate::clone::driver::{Next, Pairs};
 use crate::clone::format::{Columns, Format};
 use crate::clone::output::{Check, Output};
@@ -30,6 +30,11 @@ use crate::clone::window::{self, Window};
 use crate::clone::Sink;
 use crate::config::Settings;
 use crate::domain::pair::CurrencyPair;
+
+/// The pair's spill, in its directory (`.`: readers of the directory skip it): the answers
+/// of the days not written yet, kept from one run to the next (one segment of a pair is open
+/// at a time).
+const SPILL: &str = ".spill";
 
 /// What to clone into a dataset.
 #[derive(Debug, Clone)]
@@ -133,6 +138,38 @@ impl DatasetPairs<'_, '_> {
         Ok(Partition::new(self.venue, pair)?)
     }
 
+    /// Removes what a run stopped while writing (killed, crashed) left of `segment`'s days and
+    /// of the pair's manifest and spill: their temporary files, which nothing else removes and
+    /// readers skip. Nothing of the pair is being written now: one segment is open at a time.
+    fn remove_stale(&self, partition: &Partition, segment: Segment) -> anyhow::Result<()> {
+        let root = &self.options.root;
+        let last = date_of(segment.until - 1).context("--until is out of the range of dates")?;
+        let mut targets = vec![partition.manifest_path(root)];
+        let mut day = segment.first;
+        while day <= last {
+            targets.push(partition.day_path(root, day, self.options.format));
+            day = day.tomorrow()?;
+        }
+        for target in targets {
+            let removed = atomic::remove_stale(&target)
+                .with_context(|| format!("removing the temporary files of {}", target.display()))?;
+            if removed > 0 {
+                log::info!(
+                    "{}: removed {removed} temporary files a stopped run left",
+                    target.display()
+                );
+            }
+        }
+        // A spill being cut back ([`Spill::retain_from`]) when the run stopped.
+        let new = partition.dir(root).join(format!("{SPILL}.new"));
+        match std::fs::remove_file(&new) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("removing {}", new.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Opens `segment` of the pair `index`.
     fn open(&mut self, index: usize, segment: Segment) -> anyhow::Result<PairRun> {
         let pair = self.outcomes[index].pair.clone();
@@ -141,10 +178,13 @@ impl DatasetPairs<'_, '_> {
         let manifest = Manifest::load(root, &partition)?;
         let dir = partition.dir(root);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        self.remove_stale(&partition, segment)?;
         // The ids go on from the day held before the segment, if it is.
         let before = segment.first.yesterday().ok().and_then(|d| manifest.day(d));
         let seed = before.and_then(|d| d.last_trade_id);
-        let spill_path = dir.join(format!(".spill-{}", segment.first));
+        // One spill per pair, whatever day its segment starts on: the days a run wrote move
+        // the next run's segment on, and it must still find the answers kept for the rest.
+        let spill_path = dir.join(SPILL);
         let (spill, had) = Spill::reopen(&spill_path, segment.from - 1)
             .with_context(|| format!("reading {}", spill_path.display()))?;
         // Answers of a run with a later --until may reach past this one's: asked again.
@@ -289,6 +329,16 @@ impl Pairs for DatasetPairs<'_, '_> {
         if let Err(why) = report.ensure_complete() {
             outcome.problems.extend(why.reasons);
         }
+        // Why they were given up (the exchange's message): the summary's only word on it.
+        let mut given_up: Vec<&str> = Vec::new();
+        for (_, why) in &report.failed {
+            if !given_up.contains(&why.as_str()) {
+                given_up.push(why);
+            }
+        }
+        outcome
+            .problems
+            .extend(given_up.iter().map(|why| format!("given up: {why}")));
         // Written days are in the manifest: count them from there.
         let partition = Partition::new(self.venue, &outcome.pair)?;
         let manifest = Manifest::load(&self.options.root, &partition)?;
