@@ -64,8 +64,10 @@ pub fn kept_part(window: Window, result: &ClonedChunk) -> Option<(Window, Vec<Cl
 pub struct Asked {
     pub window: Window,
     pub answer: Answer,
-    /// Results received for it (each was an upstream call).
+    /// Results received for it.
     pub answers: u32,
+    /// The upstream calls they took (a result without the count: one).
+    pub calls: u32,
     /// Times it was published again.
     pub republished: u32,
 }
@@ -136,6 +138,7 @@ impl Asker<'_> {
             window,
             answer: Answer::Failed(String::new()),
             answers: 0,
+            calls: 0,
             republished: 0,
         };
         let (mut errors, mut unanswered) = (0, 0);
@@ -159,6 +162,7 @@ impl Asker<'_> {
                     match tokio::time::timeout(patience, &mut answer).await {
                         Ok(Ok(result)) => {
                             asked.answers += 1;
+                            asked.calls += result.upstream_calls.unwrap_or(1);
                             self.last_answer.set(Some(Instant::now()));
                             match cloned_chunk::Result::try_from(result.chunk_result) {
                                 Ok(cloned_chunk::Result::Complete) => {

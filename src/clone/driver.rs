@@ -140,9 +140,8 @@ pub async fn drive(
             }
         };
         // Lanes that will stay empty: nothing left to plan or open.
-        let spare = exhausted
-            && asked.len() + 1 < lanes
-            && !active.iter().flatten().any(PairRun::wants);
+        let spare =
+            exhausted && asked.len() + 1 < lanes && !active.iter().flatten().any(PairRun::wants);
         let run = active[slot]
             .as_mut()
             .expect("a pair stays open while its windows are in flight");

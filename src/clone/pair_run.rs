@@ -209,6 +209,7 @@ impl PairRun {
         self.in_flight -= 1;
         let c = &mut self.counts;
         c.answers += u64::from(done.answers);
+        c.calls += u64::from(done.calls);
         c.retries += u64::from(done.republished);
         let mut next = Vec::new();
         match done.answer {

@@ -45,8 +45,10 @@ pub struct Counts {
     pub pages_kept: u64,
     /// Republished requests: unanswered in time, or answered RANDOM_ERROR.
     pub retries: u64,
-    /// Results received, of any kind: one upstream call each.
+    /// Results received, of any kind.
     pub answers: u64,
+    /// The upstream calls they took (a Binance result may take several: pages by id).
+    pub calls: u64,
     /// Pairs finished, and in all, in a run of many (0 in all: a run of one).
     pub pairs_done: u64,
     pub pairs_total: u64,
@@ -62,6 +64,7 @@ impl Counts {
         self.pages_kept += other.pages_kept;
         self.retries += other.retries;
         self.answers += other.answers;
+        self.calls += other.calls;
     }
 }
 

@@ -89,8 +89,8 @@ impl fmt::Display for CloneReport {
         writeln!(f, "clone of {} {}", self.pair, self.range)?;
         writeln!(
             f,
-            "  windows: {} planned, {} pages kept, {} splits, {} answered in the end; {} answers received, {} republished",
-            self.windows_planned, c.pages_kept, c.splits, c.windows_done, c.answers, c.retries
+            "  windows: {} planned, {} pages kept, {} splits, {} answered in the end; {} answers received ({} upstream calls), {} republished",
+            self.windows_planned, c.pages_kept, c.splits, c.windows_done, c.answers, c.calls, c.retries
         )?;
         writeln!(f, "  output:  {}", self.check)?;
         if self.waiter.strays > 0 {

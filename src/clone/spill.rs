@@ -66,8 +66,9 @@ impl Spill {
     }
 
     /// The spill at `path` (a new one if there is none), cut back to its last whole record,
-    /// and the windows it holds that start after `after`, in time order. A window that
-    /// overlaps an earlier record's is dropped: its seconds are asked for again.
+    /// and the windows it holds after `after`, in time order: a window that began before is cut
+    /// to its part after (its trades of those seconds are all of them). A window that overlaps
+    /// an earlier record's is dropped: its seconds are asked for again.
     pub fn reopen(path: &Path, after: i64) -> std::io::Result<(Spill, Vec<Spilled>)> {
         let file = match File::open(path) {
             Ok(file) => file,
@@ -78,9 +79,13 @@ impl Spill {
         };
         let mut reader = BufReader::new(file);
         let (mut windows, mut whole) = (Vec::new(), 0u64);
-        while let Some((spilled, len)) = read_record(&mut reader)? {
+        while let Some((mut spilled, len)) = read_record(&mut reader)? {
             whole += len;
-            if spilled.window.from > after {
+            if spilled.window.until > after {
+                if spilled.window.from <= after {
+                    spilled.window.from = after + 1;
+                    spilled.entries.retain(|e| e.date > after);
+                }
                 windows.push(spilled);
             }
         }
@@ -148,9 +153,10 @@ impl Spill {
         Ok(())
     }
 
-    /// Rewrites the spill with only the windows that start at `from` or later, read back from
-    /// the file itself a record at a time (memory holds one): a dataset's day once written
-    /// needs its windows no more. A crash leaves the old file or the new one.
+    /// Rewrites the spill with only the windows that reach `from` or later (a window across it
+    /// is kept whole; [`Spill::reopen`] cuts it), read back from the file itself a record at a
+    /// time (memory holds one): a dataset's day once written needs its windows no more. A
+    /// crash leaves the old file or the new one.
     pub fn retain_from(&mut self, from: i64) -> std::io::Result<()> {
         let mut reader = BufReader::new(File::open(&self.path)?);
         let mut fresh = self.path.as_os_str().to_owned();
@@ -159,7 +165,7 @@ impl Spill {
         let mut writer = BufWriter::new(File::create(&fresh)?);
         let mut bytes = 0;
         while let Some((spilled, _)) = read_record(&mut reader)? {
-            if spilled.window.from >= from {
+            if spilled.window.until >= from {
                 let record = encode_record(spilled.window, &spilled.entries);
                 writer.write_all(&record)?;
                 bytes += record.len() as u64;
@@ -295,6 +301,11 @@ mod tests {
         assert_eq!(
             got,
             vec![
+                // Across 150: its part after, whose trades (at 100..=102) are all before.
+                Spilled {
+                    window: window(151, 199),
+                    entries: vec![]
+                },
                 Spilled {
                     window: window(200, 299),
                     entries: vec![]
@@ -304,7 +315,7 @@ mod tests {
                     entries: trades(300, 5)
                 },
             ],
-            "the window ending before 150 is in the journal's part already"
+            "what is up to 150 is in the journal's part already"
         );
         assert_eq!(std::fs::metadata(&path).unwrap().len(), whole, "cut back");
         drop(spill);
@@ -378,13 +389,17 @@ mod tests {
         spill.append(window(10, 19), &trades(10, 3)).unwrap();
         spill.append(window(20, 29), &trades(20, 2)).unwrap();
         spill.append(window(30, 39), &trades(30, 1)).unwrap();
-        spill.retain_from(20).unwrap();
+        spill.retain_from(25).unwrap();
         spill.append(window(40, 49), &trades(40, 1)).unwrap();
         drop(spill);
+        // The window across 25 is kept, and cut to its part after 24 when read back.
         let (_, had) = Spill::reopen(&path, 0).unwrap();
         let windows: Vec<Window> = had.iter().map(|s| s.window).collect();
         assert_eq!(windows, [window(20, 29), window(30, 39), window(40, 49)]);
         assert_eq!(had[0].entries, trades(20, 2));
+        let (_, had) = Spill::reopen(&path, 20).unwrap();
+        assert_eq!(had[0].window, window(21, 29));
+        assert_eq!(had[0].entries, trades(20, 2)[1..]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

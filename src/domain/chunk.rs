@@ -20,6 +20,7 @@ pub fn result(
         possible_error_message: message.into(),
         covered_from_unix_ts: None,
         covered_until_unix_ts: None,
+        upstream_calls: None,
     }
 }
 

@@ -103,11 +103,26 @@ impl LimiterTime {
 }
 
 /// Clones one chunk: the answer, or `LimiterClosed` if the system is shutting down. Its waits
-/// for the rate limiter add up in `waits`.
+/// for the rate limiter add up in `waits`. The answer says how many upstream calls it took.
 pub async fn clone_chunk(
     deps: Rc<TaskDeps>,
     chunk: TodoChunk,
     waits: Rc<LimiterTime>,
+) -> Result<ClonedChunk, LimiterClosed> {
+    let calls = Cell::new(0u32);
+    let answer = calling(deps, chunk, waits, &calls).await?;
+    Ok(ClonedChunk {
+        upstream_calls: Some(calls.get()),
+        ..answer
+    })
+}
+
+/// [`clone_chunk`], counting its calls in `calls`.
+async fn calling(
+    deps: Rc<TaskDeps>,
+    chunk: TodoChunk,
+    waits: Rc<LimiterTime>,
+    calls: &Cell<u32>,
 ) -> Result<ClonedChunk, LimiterClosed> {
     let pair = match validate_chunk(&chunk, deps.upstream.venue().pair_rule()) {
         Ok(pair) => pair,
@@ -134,6 +149,7 @@ pub async fn clone_chunk(
             .observe(grant.waited.as_secs_f64());
         let calling = Instant::now();
         let (from, until) = (chunk.from_unix_ts, chunk.until_unix_ts);
+        calls.set(calls.get().saturating_add(1));
         let called = deps
             .upstream
             .call(&pair, from, until, gathered.clone(), cursor)

@@ -568,9 +568,14 @@ async fn wait_all_answered(settings: &Settings) {
     }
 }
 
-/// The requests a clone has in flight at most, with the test's service (25 calls a second, 2
-/// partitions): [`cloner_worker::clone::window::lanes`].
-const LANES: u64 = 8;
+/// The upstream calls a clone's requests in flight may take at most, with the test's service
+/// (25 calls a second, 2 partitions): [`cloner_worker::clone::window::lanes`] requests, each
+/// going on by id through up to `MAX_GATHER_PAGES` pages.
+fn in_flight_calls() -> u64 {
+    use cloner_worker::task::venue::binance::{GATHER_PAGES, MAX_GATHER_PAGES};
+    let lanes = cloner_worker::clone::window::lanes(2, Some(25.0), GATHER_PAGES);
+    (lanes * MAX_GATHER_PAGES) as u64
+}
 
 /// Every day a manifest under `root` lists is whole on disk: its file there, of the size and
 /// SHA-256 recorded (whatever moment a kill came at).
@@ -671,9 +676,10 @@ async fn a_dataset_clone_killed_at_random_moments_ends_in_the_same_files_for_few
         let calls = sim.stats().calls - before;
         calls_killed += calls;
         assert!(
-            calls - at_kill <= LANES,
-            "trial {trial} (DATASET_KILL_SEED={seed}): {} calls after the kill, more than the {LANES} requests a clone has in flight",
-            calls - at_kill
+            calls - at_kill <= in_flight_calls(),
+            "trial {trial} (DATASET_KILL_SEED={seed}): {} calls after the kill, more than the {} its requests in flight may take",
+            calls - at_kill,
+            in_flight_calls()
         );
         let continued = log.borrow().iter().any(|l| l.contains("continuing"));
         eprintln!(
@@ -705,11 +711,11 @@ async fn a_dataset_clone_killed_at_random_moments_ends_in_the_same_files_for_few
         "{kills} kills: {calls_killed} calls in all the runs, {calls_whole} uninterrupted ({:.3}×)",
         calls_killed as f64 / calls_whole as f64
     );
-    // What a kill may cost again: the requests in flight then (at most the clone's lanes, one
-    // call each, answered to nobody), and per pair one more partial page (the window it was in
-    // is cut in two, or the page that straddles the first day not written, which the spill no
-    // longer holds once the day before is written, is asked again).
-    let allowed = 1.05 * calls_whole as f64 + (kills * (LANES + pairs.len() as u64)) as f64;
+    // What a kill may cost again: the requests in flight then (at most the clone's lanes, each
+    // through up to MAX_GATHER_PAGES pages, answered to nobody), and per pair one more partial
+    // page (the window it was in is cut in two).
+    let allowed =
+        1.05 * calls_whole as f64 + (kills * (in_flight_calls() + pairs.len() as u64)) as f64;
     assert!(
         calls_killed as f64 <= allowed,
         "DATASET_KILL_SEED={seed}: {calls_killed} calls in all the runs, {calls_whole} uninterrupted; {allowed:.0} allowed"

@@ -191,6 +191,27 @@ fn the_trade_id_range_is_an_extension_both_schemas_read() {
 }
 
 #[test]
+fn the_calls_an_answer_took_are_an_extension_both_schemas_read() {
+    // Written under the original schema (by hand): COMPLETE, no count, read as unset.
+    let original = [0x08, 0x00, 0x22, 0x02, b'o', b'k'];
+    let read = ClonedChunk::decode(&original[..]).unwrap();
+    assert_eq!(read.upstream_calls, None);
+    // Written under the new one: field 7 as a varint after the original fields.
+    let extended = ClonedChunk {
+        possible_error_message: "ok".into(),
+        upstream_calls: Some(5),
+        ..Default::default()
+    };
+    let mut bytes = vec![0x22, 0x02, b'o', b'k'];
+    bytes.extend([0x38, 0x05]); // 7: upstream_calls
+    assert_eq!(extended.encode_to_vec(), bytes);
+    assert_eq!(ClonedChunk::decode(&bytes[..]).unwrap(), extended);
+    // The original schema skips it.
+    let old = OriginalClonedChunk::decode(&bytes[..]).unwrap();
+    assert_eq!(old.possible_error_message, "ok");
+}
+
+#[test]
 fn enums_keep_their_numbers() {
     assert_eq!(cloned_chunk::Result::Complete as i32, 0);
     assert_eq!(cloned_chunk::Result::WindowTooBig as i32, 1);

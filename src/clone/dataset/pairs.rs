@@ -58,7 +58,7 @@ pub struct PairOutcome {
     /// Days written by this run, and their trades.
     pub days_written: u64,
     pub trades: u64,
-    /// Results received (one upstream call each).
+    /// The upstream calls its answers took.
     pub calls: u64,
     /// Why the pair is not complete (empty: it is).
     pub problems: Vec<String>,
@@ -325,7 +325,7 @@ impl Pairs for DatasetPairs<'_, '_> {
         let report = run.finish(interrupted, Default::default())?;
         let outcome = &mut self.outcomes[index];
         outcome.trades += report.check.trades;
-        outcome.calls += report.counts.answers;
+        outcome.calls += report.counts.calls;
         if let Err(why) = report.ensure_complete() {
             outcome.problems.extend(why.reasons);
         }
@@ -525,7 +525,7 @@ impl DatasetReport {
         let mut c = Counts::default();
         for p in &self.pairs {
             c.trades += p.trades;
-            c.answers += p.calls;
+            c.calls += p.calls;
         }
         c
     }
