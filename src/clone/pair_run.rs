@@ -111,7 +111,7 @@ pub struct Opened {
 
 impl PairRun {
     /// A run of `pair` over `range` (inclusive) planned by `planner`, writing to `opened`.
-    /// `probe`: ask the first window whole (see [`PairRun::probe`]).
+    /// `probe`: ask the first window whole ([`Planner::probe`]).
     pub fn new(
         pair: &str,
         range: Window,
