@@ -43,6 +43,17 @@ impl CloneReport {
     /// `Ok` if complete, otherwise every reason why not: interrupted, the windows given up
     /// (the first five by name, ready for `--from/--until`), the trade ids missing.
     pub fn ensure_complete(&self) -> Result<(), Incomplete> {
+        let reasons = self.incomplete_reasons("clone them again with --from/--until");
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(Incomplete { reasons })
+        }
+    }
+
+    /// Why the clone is not complete (none: it is); `retry` says how to ask again for the
+    /// windows given up.
+    pub fn incomplete_reasons(&self, retry: &str) -> Vec<String> {
         let mut reasons = Vec::new();
         if self.interrupted {
             reasons.push("interrupted".to_string());
@@ -55,7 +66,7 @@ impl CloneReport {
                 .map(|(w, _)| w.to_string())
                 .collect();
             reasons.push(format!(
-                "{} windows could not be cloned ({}{}); clone them again with --from/--until",
+                "{} windows could not be cloned ({}{}); {retry}",
                 self.failed.len(),
                 named.join(", "),
                 if self.failed.len() > 5 { ", …" } else { "" }
@@ -67,11 +78,7 @@ impl CloneReport {
         if reasons.is_empty() && !self.is_complete() {
             reasons.push(self.check.to_string());
         }
-        if reasons.is_empty() {
-            Ok(())
-        } else {
-            Err(Incomplete { reasons })
-        }
+        reasons
     }
 }
 

@@ -326,9 +326,10 @@ impl Pairs for DatasetPairs<'_, '_> {
         let outcome = &mut self.outcomes[index];
         outcome.trades += report.check.trades;
         outcome.calls += report.counts.calls;
-        if let Err(why) = report.ensure_complete() {
-            outcome.problems.extend(why.reasons);
-        }
+        // A dataset is taken up again by the same command, not by --from/--until.
+        outcome
+            .problems
+            .extend(report.incomplete_reasons("the same command asks for them again"));
         // Why they were given up (the exchange's message): the summary's only word on it.
         let mut given_up: Vec<&str> = Vec::new();
         for (_, why) in &report.failed {
