@@ -100,11 +100,24 @@ pub async fn run_with_workers(
     n_workers: usize,
     stop: impl Future<Output = ()>,
 ) -> anyhow::Result<CloneReport> {
+    with_workers(settings, n_workers, async |settings| {
+        run(settings, options, stop).await
+    })
+    .await
+}
+
+/// Runs `clone` (a clone of any kind) with the service started in this process (`n_workers`
+/// workers and these `settings` otherwise), then drains the service.
+pub async fn with_workers<T>(
+    settings: &Settings,
+    n_workers: usize,
+    clone: impl AsyncFnOnce(&Settings) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
     let mut settings = settings.clone();
     settings.n_workers = n_workers;
     settings.validate().context("--with-workers")?;
     let running = crate::service::start(&settings, Hooks::default()).await?;
-    let report = run(&settings, options, stop).await;
+    let report = clone(&settings).await;
     running
         .shutdown(settings.consumer.drain_grace())
         .await

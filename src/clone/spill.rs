@@ -134,43 +134,46 @@ impl Spill {
         &mut self,
         held: impl Iterator<Item = (Window, &'a [ClonedEntry])>,
     ) -> std::io::Result<()> {
-        let mut fresh = self.path.as_os_str().to_owned();
-        fresh.push(".new");
-        let fresh = PathBuf::from(fresh);
-        let mut writer = BufWriter::new(File::create(&fresh)?);
-        let mut bytes = 0;
-        for (window, entries) in held {
-            let record = encode_record(window, entries);
-            writer.write_all(&record)?;
-            bytes += record.len() as u64;
-        }
-        let file = writer.into_inner().map_err(|e| e.into_error())?;
-        // Whole on disk before it replaces the old one: a crash leaves one or the other.
-        file.sync_data()?;
-        std::fs::rename(&fresh, &self.path)?;
-        self.file = file;
-        self.bytes = bytes;
-        Ok(())
+        self.replace_with(|writer| {
+            let mut bytes = 0;
+            for (window, entries) in held {
+                let record = encode_record(window, entries);
+                writer.write_all(&record)?;
+                bytes += record.len() as u64;
+            }
+            Ok(bytes)
+        })
     }
 
     /// Rewrites the spill with only the windows that reach `from` or later (a window across it
     /// is kept whole; [`Spill::reopen`] cuts it), read back from the file itself a record at a
-    /// time (memory holds one): a dataset's day once written needs its windows no more. A
-    /// crash leaves the old file or the new one.
+    /// time (memory holds one): a dataset's day once written needs its windows no more.
     pub fn retain_from(&mut self, from: i64) -> std::io::Result<()> {
         let mut reader = BufReader::new(File::open(&self.path)?);
+        self.replace_with(|writer| {
+            let mut bytes = 0;
+            while let Some((spilled, _)) = read_record(&mut reader)? {
+                if spilled.window.until >= from {
+                    let record = encode_record(spilled.window, &spilled.entries);
+                    writer.write_all(&record)?;
+                    bytes += record.len() as u64;
+                }
+            }
+            Ok(bytes)
+        })
+    }
+
+    /// Replaces the file with what `write` writes (and says the length of) to `FILE.new`,
+    /// whole on disk before it takes the name: a crash leaves the old file or the new one.
+    fn replace_with(
+        &mut self,
+        write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<u64>,
+    ) -> std::io::Result<()> {
         let mut fresh = self.path.as_os_str().to_owned();
         fresh.push(".new");
         let fresh = PathBuf::from(fresh);
         let mut writer = BufWriter::new(File::create(&fresh)?);
-        let mut bytes = 0;
-        while let Some((spilled, _)) = read_record(&mut reader)? {
-            if spilled.window.until >= from {
-                let record = encode_record(spilled.window, &spilled.entries);
-                writer.write_all(&record)?;
-                bytes += record.len() as u64;
-            }
-        }
+        let bytes = write(&mut writer)?;
         let file = writer.into_inner().map_err(|e| e.into_error())?;
         file.sync_data()?;
         std::fs::rename(&fresh, &self.path)?;

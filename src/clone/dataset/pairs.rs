@@ -424,16 +424,10 @@ pub async fn run_with_workers(
     n_workers: usize,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<DatasetReport> {
-    let mut settings = settings.clone();
-    settings.n_workers = n_workers;
-    settings.validate().context("--with-workers")?;
-    let running = crate::service::start(&settings, crate::pool::app::Hooks::default()).await?;
-    let report = run(&settings, options, stop).await;
-    running
-        .shutdown(settings.consumer.drain_grace())
-        .await
-        .context("draining the in-process service")?;
-    report
+    crate::clone::with_workers(settings, n_workers, async |settings| {
+        run(settings, options, stop).await
+    })
+    .await
 }
 
 /// Clones `options.pairs` into the dataset at `options.root`, until every pair's missing days

@@ -499,7 +499,6 @@ fn too_much_weight(config: &SimulatorConfig, retry_after_secs: u64) -> HttpRespo
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
 
     use super::*;
     use std::net::IpAddr;
@@ -555,15 +554,7 @@ mod tests {
 
     /// A call from local address `from` (any of 127/8 reaches a loopback server on Linux).
     async fn get_from(sim: &SimulatorHandle, from: Option<IpAddr>, path_and_query: &str) -> Answer {
-        let mut connector = awc::Connector::new();
-        if let Some(ip) = from {
-            connector = connector.local_address(ip);
-        }
-        let client = awc::Client::builder()
-            .connector(connector)
-            .timeout(Duration::from_secs(10))
-            .finish();
-        let mut response = client
+        let mut response = crate::dev::simulator::test_client(from)
             .get(format!("{}{path_and_query}", sim.base_url()))
             .send()
             .await

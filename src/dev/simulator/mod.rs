@@ -208,3 +208,17 @@ impl Default for SimulatorConfig {
         }
     }
 }
+
+/// A client of a simulator in tests, its calls leaving from `from` if given (any of 127/8
+/// reaches a loopback server on Linux: another host, as the simulator counts budgets).
+#[cfg(test)]
+pub(crate) fn test_client(from: Option<std::net::IpAddr>) -> awc::Client {
+    let mut connector = awc::Connector::new();
+    if let Some(ip) = from {
+        connector = connector.local_address(ip);
+    }
+    awc::Client::builder()
+        .connector(connector)
+        .timeout(std::time::Duration::from_secs(10))
+        .finish()
+}

@@ -635,15 +635,7 @@ mod tests {
         from: Option<IpAddr>,
         query: &str,
     ) -> (u16, serde_json::Value) {
-        let mut connector = awc::Connector::new();
-        if let Some(ip) = from {
-            connector = connector.local_address(ip);
-        }
-        let client = awc::Client::builder()
-            .connector(connector)
-            .timeout(Duration::from_secs(10))
-            .finish();
-        let mut response = client
+        let mut response = crate::dev::simulator::test_client(from)
             .get(format!("{}/public?{query}", sim.base_url()))
             .send()
             .await
