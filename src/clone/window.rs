@@ -227,6 +227,9 @@ impl Planner {
         if let Some(had) = self.had.front().copied() {
             if had.from <= self.next_from {
                 self.had.pop_front();
+                // Its trades tell the density, which sizes the windows asked for from now on:
+                // none of them is the whole range, so none is a probe to rewind into.
+                self.probing = false;
                 self.next_from = had.until + 1;
                 return Some(Planned::Had(had));
             }
@@ -415,6 +418,32 @@ mod tests {
                 }
             )
         );
+    }
+
+    #[test]
+    fn a_window_had_before_the_first_asked_ends_the_probe() {
+        // A stopped run answered the first hour (1000 trades): the next window is sized by
+        // that, and rewinding into it as into a probe would plan past its end.
+        let mut planner = Planner::by_density(DAY, DAY + 7 * 86_400, 1000, 30.0, MONTH).unwrap();
+        let had = Window {
+            from: DAY,
+            until: DAY + 3599,
+        };
+        planner.have([had]);
+        planner.probe();
+        assert!(planner.is_probing());
+        assert_eq!(planner.next_part(), Some(Planned::Had(had)));
+        planner.learn(1000, had.secs());
+        assert!(!planner.is_probing());
+        let window = ask(&mut planner).unwrap();
+        assert_eq!(
+            window,
+            Window {
+                from: DAY + 3600,
+                until: DAY + 3600 + 30 * 3600 - 1
+            }
+        );
+        assert!(!planner.rewind_to(DAY + 4000, window.until));
     }
 
     #[test]
