@@ -182,6 +182,11 @@ impl PairRun {
                         // The rest of the probe, already awaited, now cut as planned.
                         Some(rest) if rest == window => {}
                         Some(rest) => {
+                            anyhow::ensure!(
+                                window.from == rest.from && window.until < rest.until,
+                                "{}: planned {window} inside the rest {rest} of the first window, and it is not",
+                                self.pair
+                            );
                             let after = Window {
                                 from: window.until + 1,
                                 until: rest.until,
