@@ -40,7 +40,7 @@
 //! | [`service`] | `serve`: start-up checks, the consumer by role (intake, group, delivery, dead letters, offsets, drain), the HTTP endpoint | commit before a result is acknowledged |
 //! | [`telemetry`] | Prometheus metrics and `/health` readiness | decide anything |
 //! | [`kafka`] | librdkafka clients and topic administration | know what a chunk is |
-//! | [`clone`] | the requesting side (`cloner-worker clone`) and its Kafka primitives | write a trade twice or out of order |
+//! | [`clone`] | the requesting side (`cloner-worker clone`): one pair to a file, or many into a dataset ([`clone::dataset`]), the output formats ([`clone::format`]), and its Kafka primitives | write a trade twice or out of order, or a day that is not whole |
 //! | [`dev`] | the exchange simulator and the mock Kafka broker, for tests, benchmarks and the demo | be what production talks to |
 //! | [`cli`] | the command line, one file per command, the console and the demo | hold logic a library caller needs |
 //! | [`config`] | layered configuration: embedded defaults, a file, then `CLONER__*` | let an invalid value through |
