@@ -288,28 +288,30 @@ impl PairRun {
                         "one second holds more trades than one call returns ({reason}); raise upstream.page_limit if the API allows"
                     );
                     log::error!("{} {}: {why}", self.pair, done.window);
-                    c.windows_done += 1;
-                    if let Some(keeper) = &mut self.keeper {
-                        keeper.given_up(done.window);
-                    }
-                    self.output.fail(done.window)?;
-                    self.failed.push((done.window, why));
+                    self.give_up(done.window, why)?;
                 }
             },
             Answer::Failed(why) => {
                 log::error!("{} {} given up: {why}", self.pair, done.window);
-                c.windows_done += 1;
-                if let Some(keeper) = &mut self.keeper {
-                    keeper.given_up(done.window);
-                }
-                self.output.fail(done.window)?;
-                self.failed.push((done.window, why));
+                self.give_up(done.window, why)?;
             }
         }
         if let Some(keeper) = &mut self.keeper {
             keeper.checkpoint(&mut self.output, false)?;
         }
         Ok(next)
+    }
+
+    /// `window` will not be answered: the keeper hears first (a dataset blocks its day), then
+    /// the output, which writes later windows past it.
+    fn give_up(&mut self, window: Window, why: String) -> anyhow::Result<()> {
+        self.counts.windows_done += 1;
+        if let Some(keeper) = &mut self.keeper {
+            keeper.given_up(window);
+        }
+        self.output.fail(window)?;
+        self.failed.push((window, why));
+        Ok(())
     }
 
     /// Windows still awaited by the output.
