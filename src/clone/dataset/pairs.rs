@@ -170,6 +170,33 @@ impl DatasetPairs<'_, '_> {
         }
     }
 
+    /// A pair whose days are all held: a stopped run may have left a spill being cut back
+    /// (`.spill.new`) or a spill whose days were all written since, which nothing would remove
+    /// (no segment of the pair opens). A spill holding answers past the range (a later day,
+    /// left unfinished by a run with a later `--until`) stays for the run that needs it.
+    fn tidy(&self, pair: &str) -> anyhow::Result<()> {
+        let dir = self.partition(pair)?.dir(&self.options.root);
+        let new = dir.join(format!("{SPILL}.new"));
+        match std::fs::remove_file(&new) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", new.display()));
+            }
+            _ => {}
+        }
+        let path = dir.join(SPILL);
+        if !path.exists() {
+            return Ok(());
+        }
+        let (spill, later) = Spill::reopen(&path, self.options.until - 1)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if later.is_empty() {
+            spill
+                .remove()
+                .with_context(|| format!("removing {}", path.display()))?;
+        }
+        Ok(())
+    }
+
     /// Opens `segment` of the pair `index`.
     fn open(&mut self, index: usize, segment: Segment) -> anyhow::Result<PairRun> {
         let pair = self.outcomes[index].pair.clone();
@@ -305,6 +332,12 @@ impl Pairs for DatasetPairs<'_, '_> {
             match planned {
                 Ok((held, segments)) => {
                     self.outcomes[index].days_held = held;
+                    if segments.is_empty() {
+                        // Every day held: only what a stopped run left may need tidying.
+                        if let Err(e) = self.tidy(pair.as_str()) {
+                            log::warn!("{pair}: {e:#}");
+                        }
+                    }
                     self.waiting.push_back((index, segments.into()));
                 }
                 Err(e) => {
