@@ -13,11 +13,12 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
 use jiff::civil::Date;
 
-use crate::clone::dataset::sink::{DayKeeper, DaySplitter, Days};
+use crate::clone::dataset::sink::{lock, DayKeeper, DaySplitter, Days};
 use crate::clone::dataset::{atomic, date_of, day_bounds, Manifest, Partition};
 use crate::clone::driver::{Next, Pairs};
 use crate::clone::format::{Columns, Format};
@@ -116,6 +117,17 @@ fn segments(manifest: &Manifest, from: i64, until: i64) -> anyhow::Result<Vec<Se
     Ok(out)
 }
 
+/// Removes the pair's spill being cut back ([`Spill::retain_from`]) when a run stopped.
+fn remove_spill_being_cut(dir: &Path) -> anyhow::Result<()> {
+    let new = dir.join(format!("{SPILL}.new"));
+    match std::fs::remove_file(&new) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("removing {}", new.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The pairs of a dataset clone, handed to the driver a segment at a time.
 struct DatasetPairs<'s, 'a> {
     session: &'s Session<'a>,
@@ -129,8 +141,9 @@ struct DatasetPairs<'s, 'a> {
     outcomes: Vec<PairOutcome>,
     /// Pairs closed (every segment finished, or given up).
     done: u64,
-    /// The pairs with a segment open now.
-    open_segments: Vec<usize>,
+    /// The pairs with a segment open now, with that segment's days (what it writes, and the
+    /// manifest as it leaves it).
+    open_segments: Vec<(usize, Arc<Mutex<Days>>)>,
 }
 
 impl DatasetPairs<'_, '_> {
@@ -160,14 +173,7 @@ impl DatasetPairs<'_, '_> {
                 );
             }
         }
-        // A spill being cut back ([`Spill::retain_from`]) when the run stopped.
-        let new = partition.dir(root).join(format!("{SPILL}.new"));
-        match std::fs::remove_file(&new) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(e).with_context(|| format!("removing {}", new.display()))
-            }
-            _ => Ok(()),
-        }
+        remove_spill_being_cut(&partition.dir(root))
     }
 
     /// A pair whose days are all held: a stopped run may have left a spill being cut back
@@ -176,13 +182,7 @@ impl DatasetPairs<'_, '_> {
     /// left unfinished by a run with a later `--until`) stays for the run that needs it.
     fn tidy(&self, pair: &str) -> anyhow::Result<()> {
         let dir = self.partition(pair)?.dir(&self.options.root);
-        let new = dir.join(format!("{SPILL}.new"));
-        match std::fs::remove_file(&new) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("removing {}", new.display()));
-            }
-            _ => {}
-        }
+        remove_spill_being_cut(&dir)?;
         let path = dir.join(SPILL);
         if !path.exists() {
             return Ok(());
@@ -235,6 +235,7 @@ impl DatasetPairs<'_, '_> {
             segment.first,
             segment.end,
         );
+        let days_of_run = days.clone();
         let encoder = Box::new(DaySplitter { days: days.clone() });
         let output = match seed {
             Some(last) => Output::resume(
@@ -266,7 +267,7 @@ impl DatasetPairs<'_, '_> {
             from: segment.from,
             until: segment.until - 1,
         };
-        self.open_segments.push(index);
+        self.open_segments.push((index, days_of_run));
         Ok(PairRun::new(
             &pair,
             range,
@@ -284,7 +285,7 @@ impl Pairs for DatasetPairs<'_, '_> {
             let ready = self
                 .waiting
                 .iter()
-                .position(|(index, _)| !self.open_segments.contains(index));
+                .position(|(index, _)| !self.open_segments.iter().any(|(i, _)| i == index));
             if let Some(at) = ready {
                 let (index, segments) = &mut self.waiting[at];
                 let index = *index;
@@ -352,9 +353,10 @@ impl Pairs for DatasetPairs<'_, '_> {
     fn finished(&mut self, run: PairRun, interrupted: bool) -> anyhow::Result<()> {
         let index = self.outcomes.iter().position(|o| *o.pair == *run.pair);
         let index = index.expect("every run is of an opened pair");
-        if let Some(at) = self.open_segments.iter().position(|&i| i == index) {
-            self.open_segments.swap_remove(at);
-        }
+        let at = self.open_segments.iter().position(|(i, _)| *i == index);
+        let (_, days) = self
+            .open_segments
+            .swap_remove(at.expect("a run finished is an open segment"));
         let report = run.finish(interrupted, Default::default())?;
         let outcome = &mut self.outcomes[index];
         outcome.trades += report.check.trades;
@@ -373,21 +375,12 @@ impl Pairs for DatasetPairs<'_, '_> {
         outcome
             .problems
             .extend(given_up.iter().map(|why| format!("given up: {why}")));
-        // Written days are in the manifest: count them from there.
-        let partition = Partition::new(self.venue, &outcome.pair)?;
-        let manifest = Manifest::load(&self.options.root, &partition)?;
-        let segment_days = manifest
-            .days()
-            .filter(|d| {
-                let (start, _) = day_bounds(d.date).unwrap_or((i64::MIN, 0));
-                start >= report.range.from && start <= report.range.until
-            })
-            .count() as u64;
-        outcome.days_written += segment_days;
+        let days = lock(&days);
+        outcome.days_written += days.written;
         // The day held after the segment must go on from its last id.
         if let (Some(last), Some(next)) = (
             report.check.last_id,
-            date_of(report.range.until + 1).and_then(|d| manifest.day(d)),
+            date_of(report.range.until + 1).and_then(|d| days.manifest().day(d)),
         ) {
             if let Some(first) = next.first_trade_id.filter(|&f| f != last + 1) {
                 outcome.problems.push(format!(
@@ -442,7 +435,7 @@ impl DatasetPairs<'_, '_> {
 
     /// Pairs opened and not closed.
     fn open_pairs(&self) -> u64 {
-        let mut open: Vec<usize> = self.open_segments.clone();
+        let mut open: Vec<usize> = self.open_segments.iter().map(|(i, _)| *i).collect();
         open.extend(self.waiting.iter().map(|(i, _)| *i));
         open.sort_unstable();
         open.dedup();

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use anyhow::Context as _;
 use jiff::civil::Date;
 
-use crate::clone::dataset::{date_of, day_bounds, DatasetError, DayRecord, DayWriter, Manifest};
+use crate::clone::dataset::{date_of, day_bounds, DatasetError, DayWriter, Manifest};
 use crate::clone::format::{Columns, Encoder, Format, FormatError, Written};
 use crate::clone::output::Output;
 use crate::clone::pair_run::Keeper;
@@ -45,7 +45,7 @@ pub struct Days {
     /// The segment's end, exclusive: days from it on are not this run's to end.
     end: Date,
     /// Days ended by this run.
-    pub written: Vec<DayRecord>,
+    pub written: u64,
     /// Trades handed to the writers.
     trades: u64,
     /// The first second of the earliest window given up: no day from the one holding it on
@@ -73,22 +73,27 @@ impl Days {
             open: VecDeque::new(),
             next: first,
             end,
-            written: Vec::new(),
+            written: 0,
             trades: 0,
             blocked_from: None,
             ended_since_cut: false,
         }))
     }
 
+    /// A new writer of `date`'s file.
+    fn create(&self, date: Date) -> Result<DayWriter, DatasetError> {
+        DayWriter::create(
+            &self.root,
+            self.manifest.partition(),
+            date,
+            self.format,
+            &self.columns,
+        )
+    }
+
     fn writer(&mut self, date: Date) -> Result<&mut DayWriter, DatasetError> {
         if self.open.back().is_none_or(|w| w.date() < date) {
-            let writer = DayWriter::create(
-                &self.root,
-                self.manifest.partition(),
-                date,
-                self.format,
-                &self.columns,
-            )?;
+            let writer = self.create(date)?;
             self.open.push_back(writer);
         }
         Ok(self.open.back_mut().expect("pushed above"))
@@ -103,13 +108,7 @@ impl Days {
             let writer = match self.open.front() {
                 Some(w) if w.date() == date => self.open.pop_front().expect("front"),
                 // No trade that day: a file without rows says the day is held.
-                _ => DayWriter::create(
-                    &self.root,
-                    self.manifest.partition(),
-                    date,
-                    self.format,
-                    &self.columns,
-                )?,
+                _ => self.create(date)?,
             };
             let record = writer.finish()?;
             log::debug!(
@@ -118,8 +117,8 @@ impl Days {
                 record.trades,
                 record.file
             );
-            self.manifest.record(record.clone());
-            self.written.push(record);
+            self.manifest.record(record);
+            self.written += 1;
             self.next = self
                 .next
                 .tomorrow()
@@ -180,7 +179,7 @@ impl Days {
 
 /// The days, locked: by the one thread of the clone, so never contended (the encoder must be
 /// `Send`); a panic while held leaves them as they were, which the spill makes good.
-fn lock(days: &Mutex<Days>) -> MutexGuard<'_, Days> {
+pub(crate) fn lock(days: &Mutex<Days>) -> MutexGuard<'_, Days> {
     days.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
@@ -267,13 +266,6 @@ impl Keeper for DayKeeper {
                 .with_context(|| format!("removing {}", self.spill_path.display()))?;
         }
         Ok(Some(Sink::File(self.dir)))
-    }
-}
-
-impl DayKeeper {
-    /// The days written by this run.
-    pub fn written(&self) -> Vec<DayRecord> {
-        lock(&self.days).written.clone()
     }
 }
 
