@@ -60,6 +60,7 @@ fn result(cfg: &SimulatorConfig, pair: &str, from: i64, until: i64) -> Vec<u8> {
             from_unix_ts: from,
             until_unix_ts: until,
             task_dbid: 0,
+            ..Default::default()
         }),
         entries,
         possible_error_message: String::new(),

@@ -48,6 +48,7 @@ fn full_page_windows(sim: &SimulatorConfig, pair: &str, n: usize) -> Vec<TodoChu
                 from_unix_ts: from,
                 until_unix_ts: lo,
                 task_dbid: chunks.len() as i32,
+                ..Default::default()
             });
         }
         from = lo + 1;

@@ -19,6 +19,7 @@ pub fn small_windows(n: usize) -> Vec<TodoChunk> {
             from_unix_ts: DAY + i64::from(i) * 60,
             until_unix_ts: DAY + i64::from(i) * 60 + 59,
             task_dbid: i + 1,
+            ..Default::default()
         })
         .collect()
 }

@@ -131,6 +131,7 @@ impl Asker<'_> {
             from_unix_ts: window.from,
             until_unix_ts: window.until,
             task_dbid: self.run_id,
+            ..Default::default()
         };
         let key = requester::chunk_key(&chunk);
         let payload = chunk.encode_to_vec();

@@ -172,6 +172,7 @@ mod tests {
             from_unix_ts: from,
             until_unix_ts: from + 9,
             task_dbid: 7,
+            ..Default::default()
         }
     }
 

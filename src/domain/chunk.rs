@@ -95,6 +95,7 @@ mod tests {
             from_unix_ts: from,
             until_unix_ts: until,
             task_dbid: 3,
+            ..Default::default()
         }
         .encode_to_vec()
     }

@@ -114,6 +114,8 @@ pub enum InvalidChunk {
     Pair(#[from] InvalidPair),
     #[error("window starts before 1970: from_unix_ts = {0}")]
     NegativeStart(i64),
+    #[error("trade ids end before they start: from_trade_id = {from:?}, until_trade_id = {until}")]
+    Ids { from: Option<i64>, until: i64 },
     #[error("window ends before it starts: from_unix_ts = {from} > until_unix_ts = {until}")]
     Reversed { from: i64, until: i64 },
 }
@@ -130,6 +132,14 @@ pub fn validate_chunk(chunk: &TodoChunk, rule: PairRule) -> Result<CurrencyPair,
             from: chunk.from_unix_ts,
             until: chunk.until_unix_ts,
         });
+    }
+    if let Some(until) = chunk.until_trade_id {
+        if chunk.from_trade_id.is_none_or(|from| from >= until) {
+            return Err(InvalidChunk::Ids {
+                from: chunk.from_trade_id,
+                until,
+            });
+        }
     }
     Ok(pair)
 }
@@ -206,6 +216,7 @@ mod tests {
             from_unix_ts: from,
             until_unix_ts: until,
             task_dbid: 0,
+            ..Default::default()
         }
     }
 

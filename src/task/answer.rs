@@ -17,6 +17,9 @@ const BODY_EXCERPT: usize = 200;
 pub enum Window {
     /// Every trade of the window, oldest first.
     Complete(Vec<ClonedEntry>),
+    /// Every trade of the ids asked for (a request by trade ids, which ended at its last id
+    /// before the window's end), oldest first.
+    Ids(Vec<ClonedEntry>),
     /// More trades than one call returns, or a window the API refuses as too long.
     TooBig {
         reason: String,

@@ -28,7 +28,7 @@ use crate::task::backoff::Backoff;
 use crate::task::rate_limiter::{register, LimiterClosed, PauseCause, PauseFor, RateLimiter};
 use crate::task::rate_limiter::{Grant, SlowDown};
 use crate::task::upstream::{Refusal, Upstream, UpstreamError, Window};
-use crate::task::venue::{Spent, Step, Venue};
+use crate::task::venue::{Cursor, Spent, Step, Venue};
 use crate::telemetry::metrics::{CallOutcome, Metrics};
 
 /// What every task of one arbiter shares.
@@ -135,9 +135,30 @@ async fn calling(
     let mut rng = fastrand::Rng::new();
     let mut retry = 0;
     let mut refusals = 0;
+    // Asked by trade ids: from the first, on a venue that pages by them, within its most.
+    let by_ids = chunk.from_trade_id.map(|from_id| Cursor {
+        from_id,
+        until_id: chunk.until_trade_id,
+    });
+    if let Some(ids) = by_ids {
+        let venue = deps.upstream.venue();
+        let most = venue.pages_by_id() * venue.page_limit();
+        let asked = ids.until_id.map(|until| until - ids.from_id);
+        let refusal = if most == 0 {
+            Some(format!("{} cannot be asked by trade ids", venue.name()))
+        } else {
+            asked.filter(|&n| n > most as i64).map(|n| {
+                format!("{n} trade ids asked for at once; {} answers at most {most}", venue.name())
+            })
+        };
+        if let Some(refusal) = refusal {
+            log::warn!("refusing chunk {}: {refusal}", Describe(&chunk));
+            return Ok(error_result(&chunk, format!("invalid chunk: {refusal}")));
+        }
+    }
     // The pages of a window whose first second holds more than one, and where the next goes on.
     let mut gathered = Vec::new();
-    let mut cursor = None;
+    let mut cursor = by_ids;
     let metrics = &deps.metrics;
     loop {
         waits.begin();
@@ -168,6 +189,19 @@ async fn calling(
                 continue;
             }
             Ok(Step::Done(Window::Complete(entries))) => {
+                let answer = result(&chunk, cloned_chunk::Result::Complete, entries, "");
+                // Asked by ids: the answer says that it reached the window's end, so that the
+                // requester knows no later id is inside it.
+                return Ok(match by_ids {
+                    Some(_) => ClonedChunk {
+                        covered_from_unix_ts: Some(from),
+                        covered_until_unix_ts: Some(until),
+                        ..answer
+                    },
+                    None => answer,
+                });
+            }
+            Ok(Step::Done(Window::Ids(entries))) => {
                 return Ok(result(&chunk, cloned_chunk::Result::Complete, entries, ""));
             }
             Ok(Step::Done(Window::TooBig { reason, kept })) => {
@@ -269,7 +303,7 @@ fn push_back(deps: &TaskDeps, grant: &Grant, refusal: &Refusal) {
 
 fn call_outcome(result: &Result<Step, UpstreamError>) -> CallOutcome {
     match result {
-        Ok(Step::Done(Window::Complete(_))) => CallOutcome::Complete,
+        Ok(Step::Done(Window::Complete(_) | Window::Ids(_))) => CallOutcome::Complete,
         // A page to continue is a full page, as a window too big is.
         Ok(Step::Done(Window::TooBig { .. }) | Step::More { .. }) => CallOutcome::TooBig,
         Err(UpstreamError::Permanent(_)) => CallOutcome::Permanent,

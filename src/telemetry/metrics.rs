@@ -46,15 +46,17 @@ pub enum DeadLetterReason {
     InvalidPair,
     NegativeStart,
     ReversedWindow,
+    ReversedIds,
 }
 
 impl DeadLetterReason {
-    pub const ALL: [DeadLetterReason; 5] = [
+    pub const ALL: [DeadLetterReason; 6] = [
         DeadLetterReason::NoPayload,
         DeadLetterReason::NotATodoChunk,
         DeadLetterReason::InvalidPair,
         DeadLetterReason::NegativeStart,
         DeadLetterReason::ReversedWindow,
+        DeadLetterReason::ReversedIds,
     ];
 
     pub fn label(self) -> &'static str {
@@ -64,6 +66,7 @@ impl DeadLetterReason {
             DeadLetterReason::InvalidPair => "invalid_pair",
             DeadLetterReason::NegativeStart => "negative_start",
             DeadLetterReason::ReversedWindow => "reversed_window",
+            DeadLetterReason::ReversedIds => "reversed_ids",
         }
     }
 }
@@ -76,6 +79,7 @@ impl From<&Undecodable> for DeadLetterReason {
             Undecodable::Invalid(InvalidChunk::Pair(_)) => DeadLetterReason::InvalidPair,
             Undecodable::Invalid(InvalidChunk::NegativeStart(_)) => DeadLetterReason::NegativeStart,
             Undecodable::Invalid(InvalidChunk::Reversed { .. }) => DeadLetterReason::ReversedWindow,
+            Undecodable::Invalid(InvalidChunk::Ids { .. }) => DeadLetterReason::ReversedIds,
         }
     }
 }
@@ -177,7 +181,7 @@ pub struct Metrics {
     chunks_finished: [Counter; 3],
     /// `dead_letters_total{reason}`, in the order of [`DeadLetterReason::ALL`]: acknowledged on
     /// the dead-letter topic.
-    dead_letters: [Counter; 5],
+    dead_letters: [Counter; DeadLetterReason::ALL.len()],
     /// `attempts_total`: attempts handed to a worker, first tries and retries alike.
     pub attempts: Counter,
     /// `attempt_retries_total`: attempts that ended without an answer (panic, deadline, dead
@@ -493,6 +497,7 @@ mod tests {
                 from_unix_ts: from,
                 until_unix_ts: until,
                 task_dbid: 0,
+                ..Default::default()
             }
             .encode_to_vec()
         };

@@ -244,6 +244,7 @@ async fn another_clients_weight_on_the_address_pauses_every_call_before_a_refusa
         from_unix_ts: DAY,
         until_unix_ts: DAY + 59,
         task_dbid: 1,
+        ..Default::default()
     };
     let answer = tokio::time::timeout(TEST_DEADLINE, app.manager.send(AddTask(chunk)))
         .await

@@ -69,6 +69,7 @@ async fn five_hundred_chunks_get_one_result_each_and_a_restart_reprocesses_nothi
             from_unix_ts: DAY,
             until_unix_ts: DAY + 59,
             task_dbid: 10_000 + partition,
+            ..Default::default()
         };
         let (key, payload) = (chunk_key(&sentinel), sentinel.encode_to_vec());
         producer
@@ -101,6 +102,7 @@ async fn input_that_cannot_be_a_chunk_goes_to_the_dead_letter_topic_with_its_rea
             from_unix_ts: from,
             until_unix_ts: until,
             task_dbid: 1,
+            ..Default::default()
         }
         .encode_to_vec()
     };

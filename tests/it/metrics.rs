@@ -92,6 +92,7 @@ async fn metrics_count_exactly_what_went_through_and_health_follows_the_group() 
             from_unix_ts: DAY + i64::from(i) * 60,
             until_unix_ts: DAY + i64::from(i) * 60 + 59,
             task_dbid: i,
+            ..Default::default()
         })
         .collect();
     chunks.extend(hourly_chunks("USDT_BTC", DAY, 24, 100));

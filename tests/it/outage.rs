@@ -91,6 +91,7 @@ async fn a_result_the_broker_refuses_as_too_large_is_answered_window_too_big() {
         from_unix_ts: DAY,
         until_unix_ts: DAY + 599,
         task_dbid: 1,
+        ..Default::default()
     };
     assert_eq!(
         expected_result(sim.config(), &chunk),

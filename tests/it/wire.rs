@@ -36,6 +36,7 @@ fn todo_chunk() -> TodoChunk {
         from_unix_ts: 1_540_166_400,
         until_unix_ts: 1_540_169_999,
         task_dbid: 7,
+        ..Default::default()
     }
 }
 
@@ -191,6 +192,31 @@ fn the_trade_id_range_is_an_extension_both_schemas_read() {
 }
 
 #[test]
+fn the_trade_ids_asked_for_are_an_extension_both_schemas_read() {
+    // Written under the original schema (by hand): pair "A_B", task 7, read as asked by time.
+    let original = [0x0A, 0x03, b'A', b'_', b'B', 0x20, 0x07];
+    let read = TodoChunk::decode(&original[..]).unwrap();
+    assert_eq!((read.from_trade_id, read.until_trade_id), (None, None));
+    // Written under the new one: fields 5 and 6 as varints after the original fields; a first
+    // id of 0 is set, so it is on the wire.
+    let extended = TodoChunk {
+        currency_pair: "A_B".into(),
+        task_dbid: 7,
+        from_trade_id: Some(0),
+        until_trade_id: Some(4000),
+        ..Default::default()
+    };
+    let mut bytes = original.to_vec();
+    bytes.extend([0x28, 0x00]); // 5: from_trade_id, 0
+    bytes.extend([0x30, 0xA0, 0x1F]); // 6: until_trade_id, 4000
+    assert_eq!(extended.encode_to_vec(), bytes);
+    assert_eq!(TodoChunk::decode(&bytes[..]).unwrap(), extended);
+    // The original schema skips them and reads the rest as before.
+    let old = OriginalTodoChunk::decode(&bytes[..]).unwrap();
+    assert_eq!((old.currency_pair.as_str(), old.task_dbid), ("A_B", 7));
+}
+
+#[test]
 fn the_calls_an_answer_took_are_an_extension_both_schemas_read() {
     // Written under the original schema (by hand): COMPLETE, no count, read as unset.
     let original = [0x08, 0x00, 0x22, 0x02, b'o', b'k'];
@@ -322,6 +348,7 @@ fn round_trips_including_negative_and_extreme_values() {
         from_unix_ts: -1,
         until_unix_ts: i64::MAX,
         task_dbid: i32::MIN,
+        ..Default::default()
     };
     assert_eq!(
         TodoChunk::decode(&chunk.encode_to_vec()[..]).unwrap(),

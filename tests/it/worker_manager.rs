@@ -190,6 +190,7 @@ async fn an_unknown_pair_is_answered_at_once_without_retries() {
         from_unix_ts: DAY,
         until_unix_ts: DAY + 60,
         task_dbid: 1,
+        ..Default::default()
     };
     let answer = add_all(&app, vec![chunk]).await.remove(0);
     assert_eq!(kind(&answer), cloned_chunk::Result::RandomError);
@@ -240,18 +241,21 @@ async fn a_malformed_chunk_never_reaches_the_upstream() {
             from_unix_ts: DAY,
             until_unix_ts: DAY + 1,
             task_dbid: 1,
+            ..Default::default()
         },
         TodoChunk {
             currency_pair: String::new(),
             from_unix_ts: DAY,
             until_unix_ts: DAY + 1,
             task_dbid: 2,
+            ..Default::default()
         },
         TodoChunk {
             currency_pair: "BTC_ETH".into(),
             from_unix_ts: DAY + 1,
             until_unix_ts: DAY,
             task_dbid: 3,
+            ..Default::default()
         },
     ];
     for answer in add_all(&app, bad.to_vec()).await {

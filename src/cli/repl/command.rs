@@ -87,6 +87,7 @@ pub fn parse(line: &str) -> Result<Command, String> {
                 })?,
                 None => 0,
             },
+            ..TodoChunk::default()
         })
     };
     let worker_id = |usage: &str| -> Result<usize, String> {
@@ -143,6 +144,7 @@ mod tests {
             from_unix_ts: from,
             until_unix_ts: until,
             task_dbid: id,
+            ..Default::default()
         }
     }
 

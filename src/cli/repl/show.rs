@@ -47,6 +47,7 @@ mod tests {
             from_unix_ts: 1,
             until_unix_ts: 2,
             task_dbid: 3,
+            ..Default::default()
         };
         let r = crate::domain::chunk::error_result(&chunk, "Invalid currency pair.");
         assert_eq!(

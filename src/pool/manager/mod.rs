@@ -322,6 +322,7 @@ mod tests {
             from_unix_ts: 0,
             until_unix_ts: 1,
             task_dbid: id,
+            ..Default::default()
         }
     }
 

@@ -109,6 +109,11 @@ impl Venue for Binance {
         GATHER_PAGES
     }
 
+    /// Aggregate ids are consecutive per symbol, and `fromId` pages by them.
+    fn pages_by_id(&self) -> usize {
+        MAX_GATHER_PAGES
+    }
+
     fn budget_per_second(&self) -> f64 {
         self.weight_limit_per_minute as f64 / 60.0
     }
@@ -125,9 +130,9 @@ impl Venue for Binance {
         until: i64,
         cursor: Option<Cursor>,
     ) -> String {
-        let limit = self.page_limit;
+        let limit = Cursor::limit(cursor, self.page_limit);
         match cursor {
-            Some(Cursor { from_id }) => {
+            Some(Cursor { from_id, .. }) => {
                 format!("{base_url}/api/v3/aggTrades?symbol={pair}&fromId={from_id}&limit={limit}")
             }
             None => format!(
@@ -215,11 +220,18 @@ pub fn classify_body(
             excerpt(body)
         ))
     })?;
-    let full = trades.len() >= page_limit;
+    let full = trades.len() >= Cursor::limit(cursor, page_limit);
+    let until_id = cursor.and_then(|c| c.until_id);
     let end_ms = until * 1000 + 999;
     let mut newest: Option<&AggTrade> = None;
     let mut past_the_end = false;
+    let mut past_the_ids = false;
     for t in &trades {
+        // Asked by ids, a page may run past them only over a gap in the ids.
+        if until_id.is_some_and(|end| t.a >= end) {
+            past_the_ids = true;
+            break;
+        }
         // Continued by id, a page runs on past the window: the window is all there.
         if t.time > end_ms {
             if cursor.is_none() {
@@ -247,14 +259,29 @@ pub fn classify_body(
         gathered.push(entry(t)?);
         newest = Some(t);
     }
-    if !full || past_the_end {
+    if past_the_end || (!full && !past_the_ids) {
         return Ok(Step::Done(Window::Complete(gathered)));
+    }
+    if past_the_ids {
+        return Ok(Step::Done(Window::Ids(gathered)));
     }
     let newest = newest.expect("a full page has trades");
     let newest_second = newest.time.div_euclid(1000);
     let next = Cursor {
         from_id: newest.a + 1,
+        until_id,
     };
+    // Asked by ids: on to their end, however many pages (the request's size is checked before
+    // the first call).
+    if let Some(end) = until_id {
+        if next.from_id >= end {
+            return Ok(Step::Done(Window::Ids(gathered)));
+        }
+        return Ok(Step::More {
+            entries: gathered,
+            next,
+        });
+    }
     // A full page inside the window: the next one by id costs a call as asking for the rest by
     // time would, without asking again for the trades of the page's newest second (which a
     // kept part must leave out, since that second may go on), and without a round trip
@@ -409,7 +436,7 @@ mod tests {
         else {
             panic!("more");
         };
-        assert_eq!(next, Cursor { from_id: 14 });
+        assert_eq!(next, Cursor { from_id: 14, until_id: None });
         assert_eq!(ids(&entries), [10, 11, 12, 13]);
         let earlier = |pages: usize| -> Vec<ClonedEntry> {
             (0..pages as i64 * 4)
@@ -420,7 +447,7 @@ mod tests {
                 })
                 .collect()
         };
-        let cursor = Some(Cursor { from_id: 10 });
+        let cursor = Some(Cursor { from_id: 10, until_id: None });
         // GATHER_PAGES full pages, but the newest second holds half a page: on, to finish it.
         let busy = classify_body(
             page.as_bytes(),
@@ -462,7 +489,7 @@ mod tests {
         else {
             panic!("more");
         };
-        assert_eq!(next, Cursor { from_id: 103 });
+        assert_eq!(next, Cursor { from_id: 103, until_id: None });
         // The next page, by id: the millisecond goes on, then a later second; full: on by id.
         let second = body(&[(103, ms), (104, ms + 2000), (105, ms + 2001)]);
         let Step::More { entries, next } =
@@ -470,13 +497,55 @@ mod tests {
         else {
             panic!("more");
         };
-        assert_eq!(next, Cursor { from_id: 106 });
+        assert_eq!(next, Cursor { from_id: 106, until_id: None });
         // By id, a page that runs past the window: the window is complete, the rest dropped.
         let third = body(&[(106, ms + 3000), (107, (DAY + 10) * 1000)]);
         let step = classify_body(third.as_bytes(), 3, DAY, DAY + 9, entries, Some(next)).unwrap();
         assert!(
             matches!(step, Step::Done(Window::Complete(e)) if ids(&e) == [100, 101, 102, 103, 104, 105, 106])
         );
+    }
+
+    #[test]
+    fn asked_by_ids_pages_end_at_the_last_id_or_the_window_end() {
+        let at = |s: i64| DAY * 1000 + s * 1000;
+        let ids_of = |step: Step| match step {
+            Step::Done(Window::Ids(e)) => ids(&e),
+            other => panic!("the ids asked for: {other:?}"),
+        };
+        // 6 ids at pages of 4: a full page, then one of the 2 left, which ends the ids.
+        let cursor = Some(Cursor {
+            from_id: 10,
+            until_id: Some(16),
+        });
+        assert_eq!(Cursor::limit(cursor, 4), 4);
+        let first = body(&[(10, at(1)), (11, at(1)), (12, at(2)), (13, at(3))]);
+        let Step::More { entries, next } =
+            classify_body(first.as_bytes(), 4, DAY, DAY + 99, vec![], cursor).unwrap()
+        else {
+            panic!("more");
+        };
+        assert_eq!(next, Cursor { from_id: 14, until_id: Some(16) });
+        assert_eq!(Cursor::limit(Some(next), 4), 2);
+        let second = body(&[(14, at(4)), (15, at(4))]);
+        let step = classify_body(second.as_bytes(), 4, DAY, DAY + 99, entries, Some(next));
+        assert_eq!(ids_of(step.unwrap()), [10, 11, 12, 13, 14, 15]);
+        // Ids missing at the venue: the page runs past the last id asked, which is dropped.
+        let gap = Some(Cursor {
+            from_id: 10,
+            until_id: Some(14),
+        });
+        let page = body(&[(10, at(1)), (12, at(2)), (13, at(3)), (15, at(4))]);
+        let step = classify_body(page.as_bytes(), 4, DAY, DAY + 99, vec![], gap);
+        assert_eq!(ids_of(step.unwrap()), [10, 12, 13]);
+        // The window ends first: complete, the later trade dropped.
+        let page = body(&[(10, at(1)), (11, at(100))]);
+        let step = classify_body(page.as_bytes(), 4, DAY, DAY + 99, vec![], gap).unwrap();
+        assert!(matches!(step, Step::Done(Window::Complete(e)) if ids(&e) == [10]));
+        // A page short of the ids asked: the venue has no more, complete.
+        let page = body(&[(10, at(1)), (11, at(2))]);
+        let step = classify_body(page.as_bytes(), 4, DAY, DAY + 99, vec![], gap).unwrap();
+        assert!(matches!(step, Step::Done(Window::Complete(e)) if ids(&e) == [10, 11]));
     }
 
     #[test]
@@ -524,8 +593,17 @@ mod tests {
             )
         );
         assert_eq!(
-            venue.url("http://x", &pair, DAY, DAY, Some(Cursor { from_id: 42 })),
+            venue.url("http://x", &pair, DAY, DAY, Some(Cursor { from_id: 42, until_id: None })),
             "http://x/api/v3/aggTrades?symbol=BTCUSDT&fromId=42&limit=1000"
+        );
+        // Asked by ids, a call asks for the ids left only.
+        let ids = Some(Cursor {
+            from_id: 42,
+            until_id: Some(45),
+        });
+        assert_eq!(
+            venue.url("http://x", &pair, DAY, DAY, ids),
+            "http://x/api/v3/aggTrades?symbol=BTCUSDT&fromId=42&limit=3"
         );
         let headers = vec![(USED_WEIGHT.to_string(), "5998".to_string())];
         let reply = Reply {

@@ -45,11 +45,27 @@ impl Reply<'_> {
     }
 }
 
-/// Where the next call of a window continues, when a full page covered no whole second: the
-/// venue's own finer position (Binance: the next aggregate id).
+/// Where the next call of a window continues, when a full page covered no whole second or the
+/// request asks by trade ids: the venue's own finer position (Binance: the next aggregate id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
     pub from_id: i64,
+    /// The request's end, exclusive (TodoChunk's `until_trade_id`); `None`: the window's end.
+    pub until_id: Option<i64>,
+}
+
+impl Cursor {
+    /// The trades the next call asks for: a page, or fewer when the ids asked for end sooner
+    /// (so that a request by ids never pays for trades past its end).
+    pub fn limit(cursor: Option<Cursor>, page_limit: usize) -> usize {
+        match cursor {
+            Some(Cursor {
+                from_id,
+                until_id: Some(until),
+            }) => usize::try_from(until - from_id).map_or(1, |left| left.clamp(1, page_limit)),
+            _ => page_limit,
+        }
+    }
 }
 
 /// What one call says about a window.
@@ -98,6 +114,12 @@ pub trait Venue: Send + Sync {
     /// default.
     fn pages_per_request(&self) -> usize {
         1
+    }
+
+    /// The most pages a request by trade ids (TodoChunk's `from_trade_id`, `until_trade_id`)
+    /// may hold; 0 on a venue whose API cannot page by id or whose ids are not consecutive.
+    fn pages_by_id(&self) -> usize {
+        0
     }
 
     /// What one call costs in the venue's budget unit (calls: 1; Binance: its request

@@ -301,6 +301,7 @@ pub fn minute_chunks(pair: &str, n: i32) -> Vec<TodoChunk> {
             from_unix_ts: DAY + i64::from(i) * 60,
             until_unix_ts: DAY + i64::from(i) * 60 + 59,
             task_dbid: i,
+            ..Default::default()
         })
         .collect()
 }

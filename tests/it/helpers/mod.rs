@@ -112,6 +112,7 @@ pub fn hourly_chunks(pair: &str, start: i64, hours: i32, first_id: i32) -> Vec<T
             from_unix_ts: start + i64::from(h) * 3600,
             until_unix_ts: start + i64::from(h) * 3600 + 3599,
             task_dbid: first_id + h,
+            ..Default::default()
         })
         .collect()
 }
