@@ -18,6 +18,7 @@ use prost::Message as _;
 use rdkafka::producer::FutureProducer;
 
 use crate::clone::group_progress::GroupProgress;
+use crate::clone::id_blocks::{End, Ids};
 use crate::clone::requester;
 use crate::clone::result_waiter::{Await, ResultWaiter};
 use crate::clone::spread::Spread;
@@ -26,9 +27,28 @@ use crate::config::CloneSettings;
 use crate::domain::chunk::result_name;
 use crate::proto::{cloned_chunk, ClonedChunk, ClonedEntry, TodoChunk};
 
+/// What one request asks for: a window by time, or the trades of some ids in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    pub window: Window,
+    pub ids: Option<Ids>,
+}
+
+impl From<Window> for Request {
+    fn from(window: Window) -> Self {
+        Request { window, ids: None }
+    }
+}
+
 /// A window's final answer.
 pub enum Answer {
     Complete(Vec<ClonedEntry>),
+    /// The trades of the ids asked for, and where the service stopped (never
+    /// [`End::Kept`]: a kept part is a `TooBig`).
+    Ids {
+        entries: Vec<ClonedEntry>,
+        end: End,
+    },
     /// Too big for one call; `kept`: the part the exchange's page covered, with its trades
     /// (from a service that sends them), so that only the rest needs asking for.
     TooBig {
@@ -63,6 +83,8 @@ pub fn kept_part(window: Window, result: &ClonedChunk) -> Option<(Window, Vec<Cl
 /// A window asked for, with what it took.
 pub struct Asked {
     pub window: Window,
+    /// The ids asked for, if asked by ids.
+    pub ids: Option<Ids>,
     pub answer: Answer,
     /// Results received for it.
     pub answers: u32,
@@ -125,18 +147,21 @@ impl Asker<'_> {
 
     /// Asks for `window` of `pair` until it gets a final answer or runs out of tries. With no
     /// answer in time it is published again only if nothing else was answered either.
-    pub async fn ask(&self, pair: std::rc::Rc<str>, window: Window) -> anyhow::Result<Asked> {
+    pub async fn ask(&self, pair: std::rc::Rc<str>, request: Request) -> anyhow::Result<Asked> {
+        let Request { window, ids } = request;
         let chunk = TodoChunk {
             currency_pair: pair.to_string(),
             from_unix_ts: window.from,
             until_unix_ts: window.until,
             task_dbid: self.run_id,
-            ..Default::default()
+            from_trade_id: ids.map(|i| i.from),
+            until_trade_id: ids.and_then(|i| i.until),
         };
         let key = requester::chunk_key(&chunk);
         let payload = chunk.encode_to_vec();
         let mut asked = Asked {
             window,
+            ids,
             answer: Answer::Failed(String::new()),
             answers: 0,
             calls: 0,
@@ -165,7 +190,24 @@ impl Asker<'_> {
                             asked.answers += 1;
                             asked.calls += result.upstream_calls.unwrap_or(1);
                             self.last_answer.set(Some(Instant::now()));
+                            let echo = result.original_todo_chunk.as_ref();
+                            if ids.is_some() && echo.is_none_or(|c| c.from_trade_id.is_none()) {
+                                break 'answered Answer::Failed(format!(
+                                    "the service answered the window by time, not the trade ids asked for: a member of its group is older than asking by ids (TodoChunk field 5, docs/wire.md); upgrade every member of the service's group ({})",
+                                    self.topic
+                                ));
+                            }
                             match cloned_chunk::Result::try_from(result.chunk_result) {
+                                Ok(cloned_chunk::Result::Complete) if ids.is_some() => {
+                                    let end = match result.covered_until_unix_ts {
+                                        Some(_) => End::Window,
+                                        None => End::Ids,
+                                    };
+                                    break 'answered Answer::Ids {
+                                        entries: result.entries,
+                                        end,
+                                    };
+                                }
                                 Ok(cloned_chunk::Result::Complete) => {
                                     break 'answered Answer::Complete(result.entries)
                                 }

@@ -101,10 +101,10 @@ pub async fn drive(
             turn = slot;
             let run = active[slot].as_mut().expect("found above");
             // None: only windows had were left, and it may be done now.
-            if let Some(window) = run.next_ask()? {
+            if let Some(request) = run.next_ask()? {
                 let pair = run.pair.clone();
                 asked.push(Box::pin(
-                    async move { (slot, asker.ask(pair, window).await) },
+                    async move { (slot, asker.ask(pair, request).await) },
                 ));
             }
             if finish_done(&mut active, slot, pairs, &mut finished)? {
@@ -145,10 +145,10 @@ pub async fn drive(
         let run = active[slot]
             .as_mut()
             .expect("a pair stays open while its windows are in flight");
-        for window in run.answered(done?, spare)? {
+        for request in run.answered(done?, spare)? {
             let pair = run.pair.clone();
             asked.push(Box::pin(
-                async move { (slot, asker.ask(pair, window).await) },
+                async move { (slot, asker.ask(pair, request).await) },
             ));
         }
         if finish_done(&mut active, slot, pairs, &mut finished)? {

@@ -39,6 +39,7 @@ pub mod dataset;
 pub mod driver;
 pub mod format;
 pub mod group_progress;
+pub mod id_blocks;
 pub mod journal;
 pub mod output;
 pub mod pair_run;
@@ -203,7 +204,8 @@ pub async fn run(
         planner,
         opened,
         session.probes(),
-    );
+    )
+    .by_ids(session.id_block());
     let mut one = One {
         run: Some(run),
         finished: None,

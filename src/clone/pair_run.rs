@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::clone::asker::{Answer, Asked};
+use crate::clone::asker::{Answer, Asked, Request};
+use crate::clone::id_blocks::{End, IdBlocks, Ids};
 use crate::clone::output::Output;
 use crate::clone::partial::{PartialFile, Writer};
 use crate::clone::progress::Counts;
@@ -25,6 +26,10 @@ use crate::proto::ClonedEntry;
 /// Pages the rest of a window must hold, at the density seen, to be split when requests are
 /// spare: each half ends in a page that is not full, so a small rest is not worth it.
 const SPLIT_REST_PAGES: f64 = 16.0;
+
+/// Blocks of ids the rest of the first window must hold, at the density its page showed, to
+/// be asked for by ids: a smaller rest is a window or two by time.
+const BY_IDS_BLOCKS: f64 = 3.0;
 
 /// One pair's range, being cloned.
 pub struct PairRun {
@@ -50,6 +55,11 @@ pub struct PairRun {
     probe: Option<Window>,
     /// What the probe's first page left, which the windows planned next tile.
     probe_rest: Option<Window>,
+    /// Ids a request by ids asks for, on a venue that pages by consecutive ids; `None`: asked
+    /// by time only.
+    id_block: Option<i64>,
+    /// The rest of the first window, asked for by ids.
+    blocks: Option<IdBlocks>,
     /// Where the output grows (a file's `.partial`, a dataset), for the report.
     written_to: Sink,
     started: Instant,
@@ -142,25 +152,52 @@ impl PairRun {
             in_flight: 0,
             probe: None,
             probe_rest: None,
+            id_block: None,
+            blocks: None,
             written_to: opened.written_to,
             started: Instant::now(),
         }
     }
 
+    /// Asks a busy first window's rest by ids, `block` at a time ([`IdBlocks`]), if the venue
+    /// pages by consecutive ids (`block` is `Some`).
+    pub fn by_ids(mut self, block: Option<i64>) -> Self {
+        self.id_block = block;
+        self
+    }
+
+    /// Whether the blocks still ask or await anything.
+    fn blocks_open(&self) -> bool {
+        self.blocks.as_ref().is_some_and(|b| !b.finished)
+    }
+
     /// Whether a window may be asked for now: the plan has more, and either nothing of this
     /// pair is in flight or its density is known (until then, every blind guess wastes a page).
     pub fn wants(&self) -> bool {
-        self.planner.rest().is_some() && (self.in_flight == 0 || self.planner.can_plan_ahead())
+        self.blocks.as_ref().is_some_and(IdBlocks::wants)
+            || (self.planner.rest().is_some()
+                && (self.in_flight == 0 || self.planner.can_plan_ahead()))
     }
 
     /// Nothing in flight and nothing left to plan.
     pub fn is_done(&self) -> bool {
-        self.in_flight == 0 && self.planner.rest().is_none()
+        self.in_flight == 0 && self.planner.rest().is_none() && !self.blocks_open()
     }
 
     /// The next window to ask for, in time order; windows a stopped run answered are written
     /// in their place on the way. `None` once the plan is done.
-    pub fn next_ask(&mut self) -> anyhow::Result<Option<Window>> {
+    pub fn next_ask(&mut self) -> anyhow::Result<Option<Request>> {
+        if let Some(blocks) = &mut self.blocks {
+            let window = blocks.asked();
+            if let Some(ids) = blocks.next_request() {
+                self.counts.windows_total += 1;
+                self.in_flight += 1;
+                return Ok(Some(Request {
+                    window,
+                    ids: Some(ids),
+                }));
+            }
+        }
         loop {
             match self.planner.next_part() {
                 None => return Ok(None),
@@ -200,7 +237,7 @@ impl PairRun {
                         self.probe = Some(window);
                     }
                     self.in_flight += 1;
-                    return Ok(Some(window));
+                    return Ok(Some(window.into()));
                 }
             }
         }
@@ -210,12 +247,15 @@ impl PairRun {
     /// rest of a kept page, or halves). `spare`: requests could be in flight that are not (the
     /// end of a run, nothing left to plan): a rest that still holds many pages is asked for as
     /// two halves at once, so that the last window does not leave the budget idle.
-    pub fn answered(&mut self, done: Asked, spare: bool) -> anyhow::Result<Vec<Window>> {
+    pub fn answered(&mut self, done: Asked, spare: bool) -> anyhow::Result<Vec<Request>> {
         self.in_flight -= 1;
         let c = &mut self.counts;
         c.answers += u64::from(done.answers);
         c.calls += u64::from(done.calls);
         c.retries += u64::from(done.republished);
+        if let Some(ids) = done.ids {
+            return self.answered_ids(ids, done.answer);
+        }
         let mut next = Vec::new();
         match done.answer {
             Answer::Complete(entries) => {
@@ -232,6 +272,8 @@ impl PairRun {
                 kept: Some((covered, entries)),
             } => {
                 let (parts, rest) = done.window.without(covered);
+                let newest_kept = entries.last().map(|e| (e.trade_id, e.date));
+                let kept_trades = entries.len();
                 log::debug!(
                     "{} {} is too big ({reason}); kept {} trades of {covered}, asking for {rest}",
                     self.pair,
@@ -250,24 +292,29 @@ impl PairRun {
                 self.output.complete(covered, entries)?;
                 // The probe's rest goes back to the planner, which cuts it to the density the
                 // first page showed; any other rest is asked for page by page.
-                let probed = self.probe.take() == Some(done.window)
-                    && rest.from == covered.until + 1
-                    && self.planner.rewind_to(rest.from, done.window.until);
+                let first_rest =
+                    self.probe.take() == Some(done.window) && rest.from == covered.until + 1;
+                let by_ids =
+                    first_rest && self.start_by_ids(rest, newest_kept, kept_trades, covered.secs());
+                let probed =
+                    first_rest && !by_ids && self.planner.rewind_to(rest.from, done.window.until);
                 let busy_rest = self
                     .planner
                     .pages_in(rest.secs())
                     .is_some_and(|pages| pages >= SPLIT_REST_PAGES);
-                if probed {
+                if by_ids {
+                    log::debug!("{} {rest}: asked for by trade ids", self.pair);
+                } else if probed {
                     self.probe_rest = Some(rest);
                 } else if let Some(halves) = rest.halve().filter(|_| spare && busy_rest) {
                     log::debug!("{} {rest}: asked for as two halves at once", self.pair);
                     self.output.split(rest, halves)?;
-                    c.windows_total += 1;
+                    self.counts.windows_total += 1;
                     self.in_flight += 2;
-                    next.extend([halves.0, halves.1]);
+                    next.extend([Request::from(halves.0), Request::from(halves.1)]);
                 } else {
                     self.in_flight += 1;
-                    next.push(rest);
+                    next.push(rest.into());
                 }
             }
             Answer::TooBig { reason, kept: None } => match done.window.halve() {
@@ -281,7 +328,7 @@ impl PairRun {
                     c.windows_total += 1;
                     self.output.split(done.window, halves)?;
                     self.in_flight += 2;
-                    next.extend([halves.0, halves.1]);
+                    next.extend([Request::from(halves.0), Request::from(halves.1)]);
                 }
                 None => {
                     let why = format!(
@@ -295,6 +342,101 @@ impl PairRun {
                 log::error!("{} {} given up: {why}", self.pair, done.window);
                 self.give_up(done.window, why)?;
             }
+            Answer::Ids { .. } => anyhow::bail!(
+                "{} {}: an answer by ids to a request by time",
+                self.pair,
+                done.window
+            ),
+        }
+        if let Some(keeper) = &mut self.keeper {
+            keeper.checkpoint(&mut self.output, false)?;
+        }
+        Ok(next)
+    }
+
+    /// The first window's rest, `rest`, after a kept page of `kept_trades` over `kept_secs`
+    /// whose newest trade is `newest_kept` (id, second), goes to [`IdBlocks`] if the venue
+    /// pages by consecutive ids and the rest is busy enough. Whether it did. Not after a
+    /// stopped run: the windows it answered are handed out by time.
+    fn start_by_ids(
+        &mut self,
+        rest: Window,
+        newest_kept: Option<(i64, i64)>,
+        kept_trades: usize,
+        kept_secs: i64,
+    ) -> bool {
+        let (Some(block), Some(newest)) = (self.id_block, newest_kept) else {
+            return false;
+        };
+        let per_sec = kept_trades as f64 / kept_secs.max(1) as f64;
+        if !self.had.is_empty() || per_sec * (rest.secs() as f64) < BY_IDS_BLOCKS * block as f64 {
+            return false;
+        }
+        self.blocks = Some(IdBlocks::new(rest, newest.0 + 1, block, newest, per_sec));
+        self.planner.end_probe();
+        true
+    }
+
+    /// An answer to a request by ids: what the blocks make whole is written, in order; a kept
+    /// part's rest is asked for by time. A failure gives up what the blocks still await.
+    fn answered_ids(&mut self, ids: Ids, answer: Answer) -> anyhow::Result<Vec<Request>> {
+        let Some(blocks) = &mut self.blocks else {
+            anyhow::bail!("{}: an answer by ids, and none was asked", self.pair);
+        };
+        self.counts.windows_done += 1;
+        // Past the window's end (asked for before it was known): nothing to do.
+        if blocks.finished {
+            return Ok(Vec::new());
+        }
+        let before = blocks.pending();
+        let stitched = match answer {
+            Answer::Ids { entries, end } => blocks.answered(ids, entries, end),
+            Answer::TooBig {
+                kept: Some((covered, entries)),
+                ..
+            } if ids.until.is_none() => blocks.answered(ids, entries, End::Kept(covered.until)),
+            Answer::TooBig { reason, .. } => Err(format!("too big, nothing kept: {reason}")),
+            Answer::Failed(why) => Err(why),
+            Answer::Complete(_) => Err("answered by time".to_string()),
+        };
+        let stitched = match stitched {
+            Ok(stitched) => stitched,
+            Err(why) => {
+                blocks.give_up();
+                let why = format!("asked for by trade ids from {}: {why}", ids.from);
+                log::error!("{} {before} given up: {why}", self.pair);
+                self.give_up(before, why)?;
+                return Ok(Vec::new());
+            }
+        };
+        let mut next = Vec::new();
+        let mut awaited = before;
+        if let Some(rest) = stitched.cut {
+            let head = Window {
+                from: awaited.from,
+                until: rest.from - 1,
+            };
+            self.output.split(awaited, (head, rest))?;
+            awaited = head;
+            self.counts.windows_total += 1;
+            self.in_flight += 1;
+            next.push(rest.into());
+        }
+        for (part, entries) in stitched.written {
+            self.counts.trades += entries.len() as u64;
+            self.planner.learn(entries.len(), part.secs());
+            if let Some(keeper) = &mut self.keeper {
+                keeper.keep(part, &entries)?;
+            }
+            if part.until < awaited.until {
+                let after = Window {
+                    from: part.until + 1,
+                    until: awaited.until,
+                };
+                self.output.split(awaited, (part, after))?;
+                awaited = after;
+            }
+            self.output.complete(part, entries)?;
         }
         if let Some(keeper) = &mut self.keeper {
             keeper.checkpoint(&mut self.output, false)?;

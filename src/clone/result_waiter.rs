@@ -24,6 +24,8 @@ pub struct ChunkId {
     pub from: i64,
     pub until: i64,
     pub task_dbid: i32,
+    /// The trade ids asked for, if asked by ids.
+    pub ids: Option<(i64, Option<i64>)>,
 }
 
 impl From<&TodoChunk> for ChunkId {
@@ -33,6 +35,7 @@ impl From<&TodoChunk> for ChunkId {
             from: c.from_unix_ts,
             until: c.until_unix_ts,
             task_dbid: c.task_dbid,
+            ids: c.from_trade_id.map(|from| (from, c.until_trade_id)),
         }
     }
 }
@@ -131,7 +134,26 @@ impl Handler<Arrived> for ResultWaiter {
             return;
         };
         let result = msg.0.as_ref().expect("checked above");
-        let Some(waiters) = self.waiting.remove(&ChunkId::from(id)) else {
+        let key = ChunkId::from(id);
+        let waiters = self.waiting.remove(&key).or_else(|| {
+            // A copy without ids, of a chunk asked by ids: a service older than them answered
+            // the window by time. One such waiter hears it (and fails with why).
+            let by_time = key.ids.is_none();
+            let asked = self
+                .waiting
+                .keys()
+                .find(|k| {
+                    by_time
+                        && k.ids.is_some()
+                        && ChunkId {
+                            ids: None,
+                            ..(*k).clone()
+                        } == key
+                })?
+                .clone();
+            self.waiting.remove(&asked)
+        });
+        let Some(waiters) = waiters else {
             self.stats.strays += 1;
             return;
         };

@@ -107,6 +107,15 @@ impl<'a> Session<'a> {
             && self.venue.page_order() == PageOrder::OldestFirst
     }
 
+    /// The ids one request by ids asks for (the pages one request gathers, whole), when a busy
+    /// first window's rest is asked for by ids ([`crate::clone::id_blocks`]): on a venue that
+    /// pages by consecutive ids, with windows sized by density. `None`: by time only.
+    pub fn id_block(&self) -> Option<i64> {
+        let venue = &self.venue;
+        let pages = venue.pages_per_request().min(venue.pages_by_id());
+        (self.probes() && pages > 0).then(|| (pages * venue.page_limit()) as i64)
+    }
+
     /// The reader's counters.
     pub async fn waiter_stats(&self) -> WaiterStats {
         self.waiter.send(GetWaiterStats).await.unwrap_or_default()

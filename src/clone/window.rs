@@ -256,6 +256,11 @@ impl Planner {
         }
     }
 
+    /// The first window's rest is planned elsewhere (asked by ids): nothing to rewind into.
+    pub fn end_probe(&mut self) {
+        self.probing = false;
+    }
+
     /// Whether the first window is the whole range.
     pub fn is_probing(&self) -> bool {
         self.probing

@@ -148,7 +148,10 @@ async fn calling(
             Some(format!("{} cannot be asked by trade ids", venue.name()))
         } else {
             asked.filter(|&n| n > most as i64).map(|n| {
-                format!("{n} trade ids asked for at once; {} answers at most {most}", venue.name())
+                format!(
+                    "{n} trade ids asked for at once; {} answers at most {most}",
+                    venue.name()
+                )
             })
         };
         if let Some(refusal) = refusal {

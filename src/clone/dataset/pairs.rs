@@ -268,13 +268,10 @@ impl DatasetPairs<'_, '_> {
             until: segment.until - 1,
         };
         self.open_segments.push((index, days_of_run));
-        Ok(PairRun::new(
-            &pair,
-            range,
-            planner,
-            opened,
-            self.session.probes(),
-        ))
+        Ok(
+            PairRun::new(&pair, range, planner, opened, self.session.probes())
+                .by_ids(self.session.id_block()),
+        )
     }
 }
 

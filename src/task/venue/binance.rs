@@ -436,7 +436,13 @@ mod tests {
         else {
             panic!("more");
         };
-        assert_eq!(next, Cursor { from_id: 14, until_id: None });
+        assert_eq!(
+            next,
+            Cursor {
+                from_id: 14,
+                until_id: None
+            }
+        );
         assert_eq!(ids(&entries), [10, 11, 12, 13]);
         let earlier = |pages: usize| -> Vec<ClonedEntry> {
             (0..pages as i64 * 4)
@@ -447,7 +453,10 @@ mod tests {
                 })
                 .collect()
         };
-        let cursor = Some(Cursor { from_id: 10, until_id: None });
+        let cursor = Some(Cursor {
+            from_id: 10,
+            until_id: None,
+        });
         // GATHER_PAGES full pages, but the newest second holds half a page: on, to finish it.
         let busy = classify_body(
             page.as_bytes(),
@@ -489,7 +498,13 @@ mod tests {
         else {
             panic!("more");
         };
-        assert_eq!(next, Cursor { from_id: 103, until_id: None });
+        assert_eq!(
+            next,
+            Cursor {
+                from_id: 103,
+                until_id: None
+            }
+        );
         // The next page, by id: the millisecond goes on, then a later second; full: on by id.
         let second = body(&[(103, ms), (104, ms + 2000), (105, ms + 2001)]);
         let Step::More { entries, next } =
@@ -497,7 +512,13 @@ mod tests {
         else {
             panic!("more");
         };
-        assert_eq!(next, Cursor { from_id: 106, until_id: None });
+        assert_eq!(
+            next,
+            Cursor {
+                from_id: 106,
+                until_id: None
+            }
+        );
         // By id, a page that runs past the window: the window is complete, the rest dropped.
         let third = body(&[(106, ms + 3000), (107, (DAY + 10) * 1000)]);
         let step = classify_body(third.as_bytes(), 3, DAY, DAY + 9, entries, Some(next)).unwrap();
@@ -525,7 +546,13 @@ mod tests {
         else {
             panic!("more");
         };
-        assert_eq!(next, Cursor { from_id: 14, until_id: Some(16) });
+        assert_eq!(
+            next,
+            Cursor {
+                from_id: 14,
+                until_id: Some(16)
+            }
+        );
         assert_eq!(Cursor::limit(Some(next), 4), 2);
         let second = body(&[(14, at(4)), (15, at(4))]);
         let step = classify_body(second.as_bytes(), 4, DAY, DAY + 99, entries, Some(next));
@@ -593,7 +620,16 @@ mod tests {
             )
         );
         assert_eq!(
-            venue.url("http://x", &pair, DAY, DAY, Some(Cursor { from_id: 42, until_id: None })),
+            venue.url(
+                "http://x",
+                &pair,
+                DAY,
+                DAY,
+                Some(Cursor {
+                    from_id: 42,
+                    until_id: None
+                })
+            ),
             "http://x/api/v3/aggTrades?symbol=BTCUSDT&fromId=42&limit=1000"
         );
         // Asked by ids, a call asks for the ids left only.
