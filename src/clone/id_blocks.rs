@@ -72,6 +72,8 @@ pub struct IdBlocks {
     /// The first id asked for, with its second, and the newest id seen, with its: the density.
     first: (i64, i64),
     newest: (i64, i64),
+    /// Whether the density is known: until then one block at a time.
+    known: bool,
     /// Answered blocks by first id, until the ones before them are in.
     answered: BTreeMap<i64, Block>,
     /// The first id of the block stitched next.
@@ -84,12 +86,23 @@ pub struct IdBlocks {
 
 impl IdBlocks {
     /// `window` from id `first_id` on, in blocks of `block` ids. `seen`: an id before it with
-    /// its second, and `per_sec` ids a second there, for the first estimate of the end.
-    pub fn new(window: Window, first_id: i64, block: i64, seen: (i64, i64), per_sec: f64) -> Self {
+    /// its second, and `per_sec` ids a second there, for the first estimate of the end; if that
+    /// is not known, the first block is asked for alone and its answer tells.
+    pub fn new(
+        window: Window,
+        first_id: i64,
+        block: i64,
+        seen: (i64, i64),
+        per_sec: Option<f64>,
+    ) -> Self {
         // The density as two points: `seen`, and one a window's length before it.
         let back = window.secs().max(1);
-        let first = (seen.0 - (per_sec * back as f64) as i64, seen.1 - back);
+        let first = match per_sec {
+            Some(per_sec) => (seen.0 - (per_sec * back as f64) as i64, seen.1 - back),
+            None => seen,
+        };
         IdBlocks {
+            known: per_sec.is_some(),
             asked: window,
             pending: window,
             block: block.max(1),
@@ -117,11 +130,14 @@ impl IdBlocks {
 
     /// Whether a request can be handed out.
     pub fn wants(&self) -> bool {
-        !self.finished && !self.last_out
+        !self.finished && !self.last_out && (self.known || self.next_id == self.expect)
     }
 
     /// The ids the window is estimated to end before, at the density seen.
     fn estimated_end(&self) -> i64 {
+        if !self.known {
+            return i64::MAX;
+        }
         let (id0, s0) = self.first;
         let (id1, s1) = self.newest;
         let per_sec = (id1 - id0) as f64 / (s1 - s0).max(1) as f64;
@@ -176,7 +192,11 @@ impl IdBlocks {
                 bad.trade_id, bad.date, ids.from, self.pending
             ));
         }
-        if let Some(newest) = entries.last() {
+        if let (Some(oldest), Some(newest)) = (entries.first(), entries.last()) {
+            if !self.known {
+                self.first = (oldest.trade_id, oldest.date);
+                self.known = true;
+            }
             if newest.trade_id > self.newest.0 {
                 self.newest = (newest.trade_id, newest.date);
             }
@@ -306,7 +326,7 @@ mod tests {
     #[test]
     fn blocks_of_whole_pages_until_near_the_end_then_one_to_the_end() {
         // 10 ids a second from id 1000 at second 100: the window holds about 1000 ids.
-        let mut b = IdBlocks::new(W, 1000, 200, (999, 99), 10.0);
+        let mut b = IdBlocks::new(W, 1000, 200, (999, 99), Some(10.0));
         let mut asked = Vec::new();
         while let Some(ids) = b.next_request() {
             asked.push(ids);
@@ -321,7 +341,7 @@ mod tests {
 
     #[test]
     fn answers_in_any_order_come_back_as_windows_in_order_each_second_once() {
-        let mut b = IdBlocks::new(W, 1000, 20, (999, 99), 1.0);
+        let mut b = IdBlocks::new(W, 1000, 20, (999, 99), Some(1.0));
         // Two trades a second from second 100: ids 1000.. at 100 + (id - 1000) / 2.
         let at = |i: i64| 100 + (i - 1000) / 2;
         let first = b.next_request().unwrap();
@@ -389,7 +409,7 @@ mod tests {
 
     #[test]
     fn a_kept_part_of_the_last_block_cuts_the_window_at_once() {
-        let mut b = IdBlocks::new(W, 1000, 10, (999, 99), 1.0);
+        let mut b = IdBlocks::new(W, 1000, 10, (999, 99), Some(1.0));
         let first = b.next_request().unwrap();
         let last = Ids {
             from: 1010,
@@ -421,7 +441,7 @@ mod tests {
 
     #[test]
     fn a_second_split_across_blocks_is_written_once_whole() {
-        let mut b = IdBlocks::new(W, 1000, 4, (999, 99), 1.0);
+        let mut b = IdBlocks::new(W, 1000, 4, (999, 99), Some(1.0));
         let (one, two) = (b.next_request().unwrap(), b.next_request().unwrap());
         // Ids 1002..1006 all in second 130: spread over both blocks.
         let got = b
@@ -456,8 +476,22 @@ mod tests {
     }
 
     #[test]
+    fn with_no_density_known_one_block_is_asked_for_first() {
+        let mut b = IdBlocks::new(W, 1000, 10, (999, 99), None);
+        let first = b.next_request().unwrap();
+        assert_eq!(first.until, Some(1010));
+        assert!(!b.wants(), "one block until its answer tells the density");
+        // Ten ids a second: the window holds about 1000 more, so blocks go on side by side.
+        b.answered(first, trades(1000..1010, |_| 100), End::Ids)
+            .unwrap();
+        assert!(b.wants());
+        let (two, three) = (b.next_request().unwrap(), b.next_request().unwrap());
+        assert_eq!((two.until, three.until), (Some(1020), Some(1030)));
+    }
+
+    #[test]
     fn what_contradicts_the_ids_is_refused() {
-        let mut b = IdBlocks::new(W, 1000, 4, (999, 99), 1.0);
+        let mut b = IdBlocks::new(W, 1000, 4, (999, 99), Some(1.0));
         let (one, two) = (b.next_request().unwrap(), b.next_request().unwrap());
         assert!(b.answered(one, vec![trade(999, 120)], End::Ids).is_err());
         assert!(b.answered(one, vec![trade(1000, 250)], End::Ids).is_err());

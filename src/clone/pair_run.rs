@@ -215,6 +215,10 @@ impl PairRun {
                 }
                 Some(Planned::Ask(window)) => {
                     self.counts.windows_total += 1;
+                    if let Some(ids) = self.continue_by_ids(window) {
+                        self.in_flight += 1;
+                        return Ok(Some(ids));
+                    }
                     match self.probe_rest.take() {
                         // The rest of the probe, already awaited, now cut as planned.
                         Some(rest) if rest == window => {}
@@ -372,9 +376,39 @@ impl PairRun {
         if !self.had.is_empty() || per_sec * (rest.secs() as f64) < BY_IDS_BLOCKS * block as f64 {
             return false;
         }
-        self.blocks = Some(IdBlocks::new(rest, newest.0 + 1, block, newest, per_sec));
+        self.blocks = Some(IdBlocks::new(
+            rest,
+            newest.0 + 1,
+            block,
+            newest,
+            Some(per_sec),
+        ));
         self.planner.end_probe();
         true
+    }
+
+    /// The first window asked for, `window`, right after trades written already (by a stopped
+    /// run, or days held before it), is asked for by ids from the next id, grown to the
+    /// longest window the plan allows, if the venue pages by consecutive ids: no first page by
+    /// time, whose newest second the blocks would ask again, and no windows by time, each
+    /// ending in a page that is not full.
+    fn continue_by_ids(&mut self, window: Window) -> Option<Request> {
+        let block = self.id_block?;
+        let first = self.planner.planned == 1 && self.probe_rest.is_none();
+        let last = self.output.check().last_id.filter(|_| first)?;
+        self.planner.end_probe();
+        let window = self.planner.grow(window);
+        self.output.expect(window);
+        let seen = (last, window.from - 1);
+        let mut blocks = IdBlocks::new(window, last + 1, block, seen, self.planner.per_sec());
+        let ids = blocks.next_request();
+        self.blocks = Some(blocks);
+        log::debug!(
+            "{} {window}: asked for by trade ids from {}",
+            self.pair,
+            last + 1
+        );
+        Some(Request { window, ids })
     }
 
     /// An answer to a request by ids: what the blocks make whole is written, in order; a kept

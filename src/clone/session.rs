@@ -23,6 +23,11 @@ use crate::service::checks::CHECK_TIMEOUT;
 use crate::task::answer::PageOrder;
 use crate::task::venue::Venue;
 
+/// Pages a request by ids asks for: few, since what is in flight when a run is killed is asked
+/// again by the next (the service still answers it, for nobody), and enough that the requests
+/// in flight keep the budget busy through Kafka's round trips.
+pub const ID_BLOCK_PAGES: usize = 1;
+
 /// A run's shared parts.
 pub struct Session<'a> {
     pub asker: Asker<'a>,
@@ -112,7 +117,7 @@ impl<'a> Session<'a> {
     /// pages by consecutive ids, with windows sized by density. `None`: by time only.
     pub fn id_block(&self) -> Option<i64> {
         let venue = &self.venue;
-        let pages = venue.pages_per_request().min(venue.pages_by_id());
+        let pages = ID_BLOCK_PAGES.min(venue.pages_by_id());
         (self.probes() && pages > 0).then(|| (pages * venue.page_limit()) as i64)
     }
 

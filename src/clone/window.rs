@@ -314,6 +314,28 @@ impl Planner {
         Some(l.trades as f64 * secs as f64 / l.secs as f64 / l.page as f64)
     }
 
+    /// `window`, the last planned, grown to the longest window the plan allows before the
+    /// next window had: for one who asks for it piece by piece (by ids).
+    pub fn grow(&mut self, window: Window) -> Window {
+        debug_assert_eq!(self.next_from, window.until + 1);
+        let before = self.had.front().map_or(self.until, |had| had.from);
+        let until = (window.from.saturating_add(self.max_secs).min(before) - 1).max(window.until);
+        self.next_from = until + 1;
+        Window {
+            from: window.from,
+            until,
+        }
+    }
+
+    /// Trades a second, at the density seen so far; `None` before any is known.
+    pub fn per_sec(&self) -> Option<f64> {
+        let l = self
+            .learning
+            .as_ref()
+            .filter(|l| l.secs > 0 && l.trades > 0)?;
+        Some(l.trades as f64 / l.secs as f64)
+    }
+
     /// `trades` were answered for `secs` seconds: the next windows are sized by all answers so
     /// far. No trades yet: the window grows fourfold.
     pub fn learn(&mut self, trades: usize, secs: i64) {

@@ -342,6 +342,15 @@ async fn a_busy_day_of_binance_through_the_service_is_the_ground_truth_within_th
     let stats = sim.stats();
     assert_eq!(stats.rate_limited, 0, "no 429: {stats:?}");
     assert!(stats.peak_weight_per_minute <= 6000, "{stats:?}");
+    // Its first page by time, then the rest by ids in blocks of whole pages: the physical
+    // limit, give or take the first page's newest second asked for again.
+    let limit = truth.len().div_ceil(1000) as u64;
+    assert!(
+        stats.calls <= limit + 1,
+        "{} calls for {} trades: {summary}",
+        stats.calls,
+        truth.len()
+    );
     let span = (stats.last_call_ms.unwrap() - stats.first_call_ms.unwrap()) as f64 / 1000.0;
     eprintln!(
         "a day of BTCUSDT: {} trades, {} calls = {:.3} per 1 000 trades; {} weight in {span:.1} s = {:.1} % of the budget; peak {} a minute",
