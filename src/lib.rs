@@ -25,7 +25,8 @@
 //!    and waits for the broker's acknowledgement; only then does [`service::offset_tracker`]
 //!    let the offset be stored, in order per partition, and librdkafka commits it.
 //! 6. On the requesting side, [`clone`] published the chunk in the first place: it cuts a range
-//!    into windows as it goes, matches each ClonedChunk to its request, keeps the page a window
+//!    into windows as it goes (a busy one into blocks of trade ids, where the venue's ids are
+//!    consecutive), matches each ClonedChunk to its request, keeps the page a window
 //!    too big came with and asks for the rest (or halves it), and writes the trades in time
 //!    order with a gap check, spilling every answer so that the same command resumes after any
 //!    stop.

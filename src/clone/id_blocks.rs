@@ -48,6 +48,10 @@ pub struct Stitched {
     pub cut: Option<Window>,
     /// Windows whole now, in order, each from where the last ended, with their trades.
     pub written: Vec<(Window, Vec<ClonedEntry>)>,
+    /// Why the blocks stopped before the window was whole (an answer that contradicts the
+    /// ones before it): what they still await ([`IdBlocks::pending`]) is to be asked for by
+    /// time.
+    pub failed: Option<String>,
 }
 
 /// One answered block, until the blocks before it are in.
@@ -162,8 +166,10 @@ impl IdBlocks {
         })
     }
 
-    /// What the answer to `ids` gives. An error if it contradicts what is known (trades out of
-    /// order, outside the window): the window cannot be trusted, and is given up.
+    /// What the answer to `ids` gives. An error, and nothing changed, if it is not an answer
+    /// to them (trades outside the ids or the window, out of order); an answer that
+    /// contradicts the blocks before it (ids and times disagree) stops the blocks after what
+    /// they make whole ([`Stitched::failed`]).
     pub fn answered(
         &mut self,
         ids: Ids,
@@ -192,14 +198,20 @@ impl IdBlocks {
                 bad.trade_id, bad.date, ids.from, self.pending
             ));
         }
-        if let (Some(oldest), Some(newest)) = (entries.first(), entries.last()) {
-            if !self.known {
-                self.first = (oldest.trade_id, oldest.date);
-                self.known = true;
-            }
-            if newest.trade_id > self.newest.0 {
-                self.newest = (newest.trade_id, newest.date);
-            }
+        if let Some(pair) = entries
+            .windows(2)
+            .find(|p| p[1].trade_id <= p[0].trade_id || p[1].date < p[0].date)
+        {
+            return Err(format!(
+                "trade {} at {} follows trade {} at {}: out of order",
+                pair[1].trade_id, pair[1].date, pair[0].trade_id, pair[0].date
+            ));
+        }
+        if end == End::Ids && ids.until.is_none() {
+            return Err(format!(
+                "ids from {} with no end ended at their end",
+                ids.from
+            ));
         }
         if let End::Kept(until) = end {
             if until < self.pending.from || until >= self.pending.until {
@@ -214,11 +226,14 @@ impl IdBlocks {
             });
             self.pending.until = until;
         }
-        if end == End::Ids && ids.until.is_none() {
-            return Err(format!(
-                "ids from {} with no end ended at their end",
-                ids.from
-            ));
+        if let (Some(oldest), Some(newest)) = (entries.first(), entries.last()) {
+            if !self.known {
+                self.first = (oldest.trade_id, oldest.date);
+                self.known = true;
+            }
+            if newest.trade_id > self.newest.0 {
+                self.newest = (newest.trade_id, newest.date);
+            }
         }
         self.answered.insert(
             ids.from,
@@ -228,13 +243,15 @@ impl IdBlocks {
                 end,
             },
         );
-        stitched.written = self.stitch()?;
+        if let Err(why) = self.stitch(&mut stitched.written) {
+            self.give_up();
+            stitched.failed = Some(why);
+        }
         Ok(stitched)
     }
 
     /// Hands back what the blocks answered in order now make whole.
-    fn stitch(&mut self) -> Result<Vec<(Window, Vec<ClonedEntry>)>, String> {
-        let mut written = Vec::new();
+    fn stitch(&mut self, written: &mut Vec<(Window, Vec<ClonedEntry>)>) -> Result<(), String> {
         while !self.finished {
             let Some(block) = self.answered.remove(&self.expect) else {
                 break;
@@ -286,7 +303,7 @@ impl IdBlocks {
                 }
             }
         }
-        Ok(written)
+        Ok(())
     }
 
     /// The window will not be whole: no more requests, later answers dropped.
@@ -495,8 +512,26 @@ mod tests {
         let (one, two) = (b.next_request().unwrap(), b.next_request().unwrap());
         assert!(b.answered(one, vec![trade(999, 120)], End::Ids).is_err());
         assert!(b.answered(one, vec![trade(1000, 250)], End::Ids).is_err());
+        let backwards = vec![trade(1001, 120), trade(1000, 121)];
+        assert!(b.answered(one, backwards, End::Ids).is_err());
         b.answered(two, vec![trade(1004, 110)], End::Ids).unwrap();
-        let later = b.answered(one, vec![trade(1003, 120)], End::Ids);
-        assert!(later.unwrap_err().contains("disagree"));
+        // The first block is written; the second, earlier in time, stops the blocks there.
+        let later = b.answered(one, vec![trade(1003, 120)], End::Ids).unwrap();
+        assert_eq!(
+            later.written[0].0,
+            Window {
+                from: 100,
+                until: 119
+            }
+        );
+        assert!(later.failed.unwrap().contains("disagree"));
+        assert!(b.finished);
+        assert_eq!(
+            b.pending(),
+            Window {
+                from: 120,
+                until: 199
+            }
+        );
     }
 }

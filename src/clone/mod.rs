@@ -2,6 +2,8 @@
 //! publishes them as TodoChunks, waits for their results, and writes the trades in time order.
 //!
 //! - [`window`]: the plan, what is left of a window once a page is kept, and halving.
+//! - [`id_blocks`]: a busy window asked for by trade ids in blocks of whole pages (on a venue
+//!   whose ids are consecutive), the answers stitched back into time windows in order.
 //! - [`result_waiter`]: `ResultWaiter`, which matches results read from the finished topic to
 //!   the requests waiting for them.
 //! - [`output`]: trades written in time order, each once, and the check of the result; the

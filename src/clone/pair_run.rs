@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use crate::clone::asker::{Answer, Asked, Request};
-use crate::clone::id_blocks::{End, IdBlocks, Ids};
+use crate::clone::id_blocks::{End, IdBlocks, Ids, Stitched};
 use crate::clone::output::Output;
 use crate::clone::partial::{PartialFile, Writer};
 use crate::clone::progress::Counts;
@@ -412,7 +412,9 @@ impl PairRun {
     }
 
     /// An answer to a request by ids: what the blocks make whole is written, in order; a kept
-    /// part's rest is asked for by time. A failure gives up what the blocks still await.
+    /// part's rest is asked for by time. A block that failed (after its tries), or an answer
+    /// that contradicts the others, ends the blocks: what they still await is asked for by
+    /// time, as one window, which fails only if that fails too.
     fn answered_ids(&mut self, ids: Ids, answer: Answer) -> anyhow::Result<Vec<Request>> {
         let Some(blocks) = &mut self.blocks else {
             anyhow::bail!("{}: an answer by ids, and none was asked", self.pair);
@@ -433,15 +435,12 @@ impl PairRun {
             Answer::Failed(why) => Err(why),
             Answer::Complete(_) => Err("answered by time".to_string()),
         };
-        let stitched = match stitched {
-            Ok(stitched) => stitched,
-            Err(why) => {
-                blocks.give_up();
-                let why = format!("asked for by trade ids from {}: {why}", ids.from);
-                log::error!("{} {before} given up: {why}", self.pair);
-                self.give_up(before, why)?;
-                return Ok(Vec::new());
+        let (stitched, failed) = match stitched {
+            Ok(mut stitched) => {
+                let failed = stitched.failed.take();
+                (stitched, failed)
             }
+            Err(why) => (Stitched::default(), Some(why)),
         };
         let mut next = Vec::new();
         let mut awaited = before;
@@ -471,6 +470,18 @@ impl PairRun {
                 awaited = after;
             }
             self.output.complete(part, entries)?;
+        }
+        if let (Some(why), Some(blocks)) = (failed, &mut self.blocks) {
+            blocks.give_up();
+            let rest = blocks.pending();
+            log::warn!(
+                "{} {rest}: asked for by trade ids, the answer for ids from {} failed ({why}); asking for the rest by time",
+                self.pair,
+                ids.from
+            );
+            self.counts.windows_total += 1;
+            self.in_flight += 1;
+            next.push(rest.into());
         }
         if let Some(keeper) = &mut self.keeper {
             keeper.checkpoint(&mut self.output, false)?;

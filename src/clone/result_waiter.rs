@@ -247,6 +247,29 @@ mod tests {
     }
 
     #[actix_rt::test]
+    async fn blocks_of_ids_are_told_apart_and_an_answer_without_them_reaches_one() {
+        let waiter = ResultWaiter::default().start();
+        let by_ids = |from: i64| TodoChunk {
+            from_trade_id: Some(from),
+            until_trade_id: Some(from + 1000),
+            ..todo(0)
+        };
+        let first = waiter.send(Await(by_ids(0))).await.unwrap();
+        let second = waiter.send(Await(by_ids(1000))).await.unwrap();
+        waiter.send(answer(&by_ids(1000))).await.unwrap();
+        assert_eq!(
+            second.await.unwrap().original_todo_chunk,
+            Some(by_ids(1000))
+        );
+        // A service older than ids echoes the window without them: the one left waiting hears
+        // it (and the asker says why it fails), rather than waiting for ever.
+        waiter.send(answer(&todo(0))).await.unwrap();
+        assert_eq!(first.await.unwrap().original_todo_chunk, Some(todo(0)));
+        let stats = waiter.send(GetWaiterStats).await.unwrap();
+        assert_eq!((stats.delivered, stats.strays), (2, 0));
+    }
+
+    #[actix_rt::test]
     async fn a_waiter_that_gave_up_is_not_an_answer_delivered() {
         let waiter = ResultWaiter::default().start();
         drop(waiter.send(Await(todo(0))).await.unwrap());
