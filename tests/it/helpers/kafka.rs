@@ -225,6 +225,11 @@ pub fn service_env_on(settings: &Settings, bootstrap: &str) -> Vec<(String, Stri
             "CLONER__RATE_LIMITER__UNLIMITED".into(),
             settings.rate_limiter.unlimited.to_string(),
         ),
+        // A test that widens the allowance for late arrivals must widen the members' too.
+        (
+            "CLONER__RATE_LIMITER__JITTER_MS".into(),
+            settings.rate_limiter.jitter_ms.to_string(),
+        ),
         (
             "CLONER__CONSUMER__MAX_IN_FLIGHT".into(),
             settings.max_in_flight().to_string(),
