@@ -22,12 +22,19 @@ use crate::config::{KafkaRole, KafkaSettings, Settings};
 use crate::kafka::client;
 use crate::proto::{ClonedChunk, TodoChunk};
 
-/// The key a chunk is published with: results carry it back.
+/// The key a chunk is published with: results carry it back. A chunk asked by trade ids has
+/// them in its key too, so that the blocks of one window never share a key (a compacted todo
+/// topic would keep only one of them).
 pub fn chunk_key(chunk: &TodoChunk) -> String {
-    format!(
+    let base = format!(
         "{}:{}:{}:{}",
         chunk.currency_pair, chunk.from_unix_ts, chunk.until_unix_ts, chunk.task_dbid
-    )
+    );
+    match (chunk.from_trade_id, chunk.until_trade_id) {
+        (Some(from), Some(until)) => format!("{base}:{from}-{until}"),
+        (Some(from), None) => format!("{base}:{from}-"),
+        _ => base,
+    }
 }
 
 /// Publishes `chunks` to `topic`, keyed by [`chunk_key`], and waits until all are acknowledged.
@@ -217,5 +224,29 @@ impl TopicReader {
             ),
         }
         Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_blocks_of_one_window_have_keys_of_their_own() {
+        let by_time = TodoChunk {
+            currency_pair: "BTCUSDT".into(),
+            from_unix_ts: 1,
+            until_unix_ts: 9,
+            task_dbid: 7,
+            ..Default::default()
+        };
+        let block = |from, until| TodoChunk {
+            from_trade_id: Some(from),
+            until_trade_id: until,
+            ..by_time.clone()
+        };
+        assert_eq!(chunk_key(&by_time), "BTCUSDT:1:9:7");
+        assert_eq!(chunk_key(&block(100, Some(1100))), "BTCUSDT:1:9:7:100-1100");
+        assert_eq!(chunk_key(&block(1100, None)), "BTCUSDT:1:9:7:1100-");
     }
 }
