@@ -117,6 +117,9 @@ pub struct TopicReader {
 /// How long a reader waits for the topic's metadata and watermarks.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a topic that shows no partitions is asked for again before it is called missing.
+const TOPIC_APPEARS_WITHIN: Duration = Duration::from_secs(5);
+
 impl TopicReader {
     /// Assigns every partition of `topic` from the beginning.
     pub fn new(kafka: &KafkaSettings, topic: &str) -> anyhow::Result<TopicReader> {
@@ -151,14 +154,23 @@ impl TopicReader {
             // would log each report).
             .set("statistics.interval.ms", "0");
         let consumer: StreamConsumer = config.create().context("creating a topic reader")?;
-        let metadata = consumer
-            .fetch_metadata(Some(topic), METADATA_TIMEOUT)
-            .with_context(|| format!("metadata of {topic}"))?;
-        let partitions = metadata
-            .topics()
-            .first()
-            .map(|t| t.partitions().len())
-            .unwrap_or(0);
+        // A topic created a moment ago may not be in the metadata of the broker asked yet (a
+        // cluster of several): asked again for a few seconds before it is called missing.
+        let deadline = std::time::Instant::now() + TOPIC_APPEARS_WITHIN;
+        let partitions = loop {
+            let metadata = consumer
+                .fetch_metadata(Some(topic), METADATA_TIMEOUT)
+                .with_context(|| format!("metadata of {topic}"))?;
+            let partitions = metadata
+                .topics()
+                .first()
+                .map(|t| t.partitions().len())
+                .unwrap_or(0);
+            if partitions > 0 || std::time::Instant::now() >= deadline {
+                break partitions;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
         anyhow::ensure!(
             partitions > 0,
             "topic {topic} has no partitions: does it exist? (`cloner-worker topics create` creates the configured topics)"
