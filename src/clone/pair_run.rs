@@ -360,8 +360,9 @@ impl PairRun {
 
     /// The first window's rest, `rest`, after a kept page of `kept_trades` over `kept_secs`
     /// whose newest trade is `newest_kept` (id, second), goes to [`IdBlocks`] if the venue
-    /// pages by consecutive ids and the rest is busy enough. Whether it did. Not after a
-    /// stopped run: the windows it answered are handed out by time.
+    /// pages by consecutive ids and the rest is busy enough. Whether it did. Not while windows
+    /// a stopped run answered are still to be handed out (a range continuing one goes by ids
+    /// from its first window instead, [`PairRun::continue_by_ids`]).
     fn start_by_ids(
         &mut self,
         rest: Window,

@@ -382,6 +382,14 @@ mod tests {
         }
     }
 
+    /// The trades and the cursor of a step that must go on by id.
+    fn more(step: Step) -> (Vec<ClonedEntry>, Cursor) {
+        match step {
+            Step::More { entries, next } => (entries, next),
+            other => panic!("more: {other:?}"),
+        }
+    }
+
     fn ids(entries: &[ClonedEntry]) -> Vec<i64> {
         entries.iter().map(|e| e.trade_id).collect()
     }
@@ -431,11 +439,8 @@ mod tests {
             (13, (DAY + 2) * 1000 + 900),
         ]);
         // The first full page: the next one by id, nothing dropped.
-        let Step::More { entries, next } =
-            classify_body(page.as_bytes(), 4, DAY, DAY + 99, vec![], None).unwrap()
-        else {
-            panic!("more");
-        };
+        let (entries, next) =
+            more(classify_body(page.as_bytes(), 4, DAY, DAY + 99, vec![], None).unwrap());
         assert_eq!(
             next,
             Cursor {
@@ -493,11 +498,8 @@ mod tests {
         let ms = DAY * 1000 + 7;
         // A page all in one millisecond: go on from the next id.
         let first = body(&[(100, ms), (101, ms), (102, ms)]);
-        let Step::More { entries, next } =
-            classify_body(first.as_bytes(), 3, DAY, DAY + 9, vec![], None).unwrap()
-        else {
-            panic!("more");
-        };
+        let (entries, next) =
+            more(classify_body(first.as_bytes(), 3, DAY, DAY + 9, vec![], None).unwrap());
         assert_eq!(
             next,
             Cursor {
@@ -507,11 +509,8 @@ mod tests {
         );
         // The next page, by id: the millisecond goes on, then a later second; full: on by id.
         let second = body(&[(103, ms), (104, ms + 2000), (105, ms + 2001)]);
-        let Step::More { entries, next } =
-            classify_body(second.as_bytes(), 3, DAY, DAY + 9, entries, Some(next)).unwrap()
-        else {
-            panic!("more");
-        };
+        let (entries, next) =
+            more(classify_body(second.as_bytes(), 3, DAY, DAY + 9, entries, Some(next)).unwrap());
         assert_eq!(
             next,
             Cursor {
@@ -541,11 +540,8 @@ mod tests {
         });
         assert_eq!(Cursor::limit(cursor, 4), 4);
         let first = body(&[(10, at(1)), (11, at(1)), (12, at(2)), (13, at(3))]);
-        let Step::More { entries, next } =
-            classify_body(first.as_bytes(), 4, DAY, DAY + 99, vec![], cursor).unwrap()
-        else {
-            panic!("more");
-        };
+        let (entries, next) =
+            more(classify_body(first.as_bytes(), 4, DAY, DAY + 99, vec![], cursor).unwrap());
         assert_eq!(
             next,
             Cursor {
