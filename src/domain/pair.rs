@@ -221,6 +221,25 @@ mod tests {
     }
 
     #[test]
+    fn trade_ids_asked_for_must_start_before_they_end() {
+        let ids = |from: Option<i64>, until: Option<i64>| TodoChunk {
+            from_trade_id: from,
+            until_trade_id: until,
+            ..chunk("BTC_ETH", 10, 20)
+        };
+        assert!(check(&ids(Some(5), Some(6))).is_ok());
+        assert!(check(&ids(Some(5), None)).is_ok(), "up to the window's end");
+        for (from, until) in [(Some(6), 6), (Some(7), 6), (None, 6)] {
+            let err = check(&ids(from, Some(until))).unwrap_err();
+            assert_eq!(err, InvalidChunk::Ids { from, until });
+            assert!(
+                err.to_string().contains("trade ids end before they start"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn validates_windows() {
         assert!(
             check(&chunk("BTC_ETH", 10, 10)).is_ok(),

@@ -518,6 +518,15 @@ mod tests {
             reason(Some(&chunk("BTC_ETH", 9, 1))),
             DeadLetterReason::ReversedWindow
         );
+        let reversed_ids = TodoChunk {
+            from_trade_id: Some(9),
+            until_trade_id: Some(1),
+            ..TodoChunk::decode(&chunk("BTC_ETH", 1, 9)[..]).unwrap()
+        };
+        assert_eq!(
+            reason(Some(&reversed_ids.encode_to_vec())),
+            DeadLetterReason::ReversedIds
+        );
     }
 
     #[test]
